@@ -1,0 +1,36 @@
+//! Authentication shared by every route that needs a signed-in user.
+
+use crate::{accounts, settings};
+use vaultx_core::http::ApiRequest;
+use vaultx_core::ports::Platform;
+use vaultx_core::problem::ProblemKind;
+use vaultx_core::token::{Signer, Subject, TokenError};
+use vaultx_core::Problem;
+
+pub async fn signer(p: &impl Platform) -> Result<Signer, Problem> {
+    let secret = settings::required(p, settings::JWT_SECRET).await?;
+    Signer::new(&secret).map_err(|e| {
+        eprintln!("vaultx: {}: {e}", settings::JWT_SECRET);
+        Problem::internal()
+    })
+}
+
+/// The user a request's bearer token speaks for, or the 401 that explains why not.
+pub async fn authenticate<P: Platform>(p: &P, req: &ApiRequest) -> Result<Subject, Problem> {
+    let token = req.bearer_token()?;
+    let subject = signer(p).await?.verify(token, p.now_ms()).map_err(|e| match e {
+        TokenError::Expired => Problem::new(ProblemKind::ExpiredToken, "sign in again to get a new access token"),
+        TokenError::Invalid(why) => Problem::new(ProblemKind::InvalidToken, why),
+    })?;
+    Ok(subject)
+}
+
+/// Like [`authenticate`], and also requires that the account still exists.
+pub async fn current_user<P: Platform>(p: &P, req: &ApiRequest) -> Result<accounts::User, Problem> {
+    let subject = authenticate(p, req).await?;
+    let db = p.metadata().await.map_err(accounts::store_failure)?;
+    accounts::find_by_id(&db, &subject.user_id)
+        .await
+        .map_err(accounts::store_failure)?
+        .ok_or_else(|| Problem::new(ProblemKind::InvalidToken, "the account this token was issued for no longer exists"))
+}

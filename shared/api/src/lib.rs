@@ -1,0 +1,14 @@
+//! The VaultX API: one module per route under [`routes`], each exposing `handle` and the
+//! largest request body it accepts (`MAX_BODY`). A platform adapter binds a module to its
+//! platform's HTTP entry point; nothing here knows which platform that is.
+
+pub mod accounts;
+pub mod auth;
+pub mod routes;
+pub mod settings;
+
+#[cfg(test)]
+pub(crate) mod testing;
+
+#[cfg(test)]
+mod tests;

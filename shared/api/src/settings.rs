@@ -1,0 +1,32 @@
+//! Named configuration values. Names are Spin variable names (lower snake case); the seed's
+//! keys map onto them: `jwt.secret` → `jwt_secret`, `jwt.expirationTime` → `jwt_expiration_time`.
+
+use vaultx_core::Problem;
+use vaultx_core::config::parse_duration_secs;
+use vaultx_core::ports::Config;
+
+pub const JWT_SECRET: &str = "jwt_secret";
+pub const JWT_EXPIRATION_TIME: &str = "jwt_expiration_time";
+pub const DEFAULT_JWT_EXPIRATION_SECS: i64 = 3600;
+
+/// A required setting. Missing configuration is the operator's fault, not the client's, so
+/// it is a 500 whose detail stays generic; the adapter's log names the variable.
+pub async fn required(config: &impl Config, name: &str) -> Result<String, Problem> {
+    match config.get(name).await {
+        Ok(Some(v)) if !v.is_empty() => Ok(v),
+        _ => {
+            eprintln!("vaultx: required variable {name} is not set");
+            Err(Problem::internal())
+        }
+    }
+}
+
+pub async fn jwt_ttl_secs(config: &impl Config) -> Result<i64, Problem> {
+    match config.get(JWT_EXPIRATION_TIME).await {
+        Ok(Some(text)) if !text.is_empty() => parse_duration_secs(&text).map_err(|e| {
+            eprintln!("vaultx: {JWT_EXPIRATION_TIME}: {e}");
+            Problem::internal()
+        }),
+        _ => Ok(DEFAULT_JWT_EXPIRATION_SECS),
+    }
+}

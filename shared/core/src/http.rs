@@ -1,0 +1,162 @@
+//! The platform-neutral request and response every handler speaks. Adapters translate their
+//! platform's HTTP types to and from these, so handlers never see spin-sdk or workers-rs.
+
+use crate::problem::{Problem, ProblemKind};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+#[derive(Clone, Debug, Default)]
+pub struct ApiRequest {
+    /// Upper-case method, e.g. `POST`.
+    pub method: String,
+    /// The path, without the query string.
+    pub path: String,
+    /// The raw query string, without `?`.
+    pub query: String,
+    /// Header names in lower case.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl ApiRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// Rejects any method but the listed ones with 405 and an `Allow` header.
+    pub fn expect_method(&self, allowed: &[&str]) -> Result<(), Problem> {
+        if allowed.iter().any(|m| m.eq_ignore_ascii_case(&self.method)) {
+            Ok(())
+        } else {
+            Err(Problem::method_not_allowed(&self.method, allowed))
+        }
+    }
+
+    /// Parses a JSON body: 415 unless the content type is JSON, 400 when the bytes are not
+    /// JSON, 422 when they are JSON of the wrong shape.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, Problem> {
+        let content_type = self.header("content-type").unwrap_or("");
+        let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        if essence != "application/json" && !(essence.starts_with("application/") && essence.ends_with("+json")) {
+            return Err(Problem::new(
+                ProblemKind::UnsupportedMediaType,
+                format!("expected Content-Type: application/json, got {:?}", content_type),
+            ));
+        }
+        serde_json::from_slice(&self.body).map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => Problem::validation(vec![crate::problem::FieldError {
+                field: "body".into(),
+                message: e.to_string(),
+            }]),
+            _ => Problem::new(ProblemKind::MalformedJson, e.to_string()),
+        })
+    }
+
+    /// The token of an `Authorization: Bearer …` header.
+    pub fn bearer_token(&self) -> Result<&str, Problem> {
+        let value = self
+            .header("authorization")
+            .ok_or_else(|| Problem::new(ProblemKind::MissingToken, "send Authorization: Bearer <access token>"))?;
+        let (scheme, token) = value.trim().split_once(' ').unwrap_or((value, ""));
+        if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+            return Err(Problem::new(ProblemKind::MissingToken, "the Authorization header must use the Bearer scheme"));
+        }
+        Ok(token.trim())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApiResponse {
+    pub status: u16,
+    /// Header names in lower case.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl ApiResponse {
+    pub fn json<T: Serialize>(status: u16, value: &T) -> Self {
+        match serde_json::to_vec(value) {
+            Ok(body) => Self { status, headers: vec![("content-type".into(), "application/json".into())], body },
+            Err(_) => Self::problem(&Problem::internal()),
+        }
+    }
+
+    pub fn problem(problem: &Problem) -> Self {
+        let mut headers = vec![("content-type".to_owned(), crate::problem::CONTENT_TYPE.to_owned())];
+        headers.extend(problem.headers.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+        Self { status: problem.status(), headers, body: problem.to_json() }
+    }
+
+    pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.to_ascii_lowercase(), value.into()));
+        self
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+impl From<Problem> for ApiResponse {
+    fn from(p: Problem) -> Self {
+        Self::problem(&p)
+    }
+}
+
+/// Handlers return `Result<ApiResponse, Problem>` so `?` works; this folds it into a response.
+pub fn respond(result: Result<ApiResponse, Problem>) -> ApiResponse {
+    result.unwrap_or_else(|p| ApiResponse::problem(&p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(content_type: &str, body: &str) -> ApiRequest {
+        ApiRequest {
+            method: "POST".into(),
+            headers: vec![("content-type".into(), content_type.into())],
+            body: body.as_bytes().to_vec(),
+            ..Default::default()
+        }
+    }
+
+    #[derive(serde::Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Login {
+        email: String,
+    }
+
+    #[test]
+    fn json_bodies_need_a_json_content_type() {
+        let err = req("text/plain", "{}").json::<Login>().unwrap_err();
+        assert_eq!(err.status(), 415);
+        assert!(req("application/json; charset=utf-8", r#"{"email":"a@b.c"}"#).json::<Login>().is_ok());
+        assert!(req("application/merge-patch+json", r#"{"email":"a@b.c"}"#).json::<Login>().is_ok());
+    }
+
+    #[test]
+    fn broken_json_is_400_and_wrong_shapes_are_422() {
+        assert_eq!(req("application/json", "{\"email\":").json::<Login>().unwrap_err().status(), 400);
+        assert_eq!(req("application/json", "{\"email\":3}").json::<Login>().unwrap_err().status(), 422);
+        assert_eq!(req("application/json", "{}").json::<Login>().unwrap_err().status(), 422);
+    }
+
+    #[test]
+    fn bearer_tokens_are_read_from_the_authorization_header() {
+        let mut r = ApiRequest::default();
+        assert_eq!(r.bearer_token().unwrap_err().kind, ProblemKind::MissingToken);
+        r.headers.push(("authorization".into(), "Basic abc".into()));
+        assert_eq!(r.bearer_token().unwrap_err().kind, ProblemKind::MissingToken);
+        r.headers[0].1 = "bearer  abc.def ".into();
+        assert_eq!(r.bearer_token().unwrap(), "abc.def");
+    }
+
+    #[test]
+    fn wrong_methods_get_405_with_allow() {
+        let r = ApiRequest { method: "GET".into(), ..Default::default() };
+        let p = r.expect_method(&["POST"]).unwrap_err();
+        assert_eq!(p.status(), 405);
+        assert_eq!(ApiResponse::problem(&p).header("allow"), Some("POST"));
+    }
+}

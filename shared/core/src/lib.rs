@@ -1,0 +1,15 @@
+//! The VaultX domain. Pure logic and the ports (traits) that platform adapters implement;
+//! nothing here touches a network, a disk or a clock on its own, so all of it runs and is
+//! tested natively, in a Spin component and in a Cloudflare Worker alike.
+
+pub mod config;
+pub mod http;
+pub mod ids;
+pub mod password;
+pub mod ports;
+pub mod problem;
+pub mod token;
+pub mod time;
+pub mod validation;
+
+pub use problem::Problem;

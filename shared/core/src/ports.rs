@@ -1,0 +1,119 @@
+//! The ports: what the domain needs from a platform, as traits. Each platform adapter
+//! (Spin, Cloudflare Workers, a test double) implements them once; handlers in `vaultx-api`
+//! are written against these traits only.
+//!
+//! Futures here are not `Send`: every target is a single-threaded wasm guest.
+#![allow(async_fn_in_trait)]
+
+use std::fmt;
+
+/// A value bound to or read from a SQL statement. The subset SQLite, D1 and PostgreSQL share.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SqlValue {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+impl From<&str> for SqlValue {
+    fn from(v: &str) -> Self {
+        Self::Text(v.to_owned())
+    }
+}
+impl From<String> for SqlValue {
+    fn from(v: String) -> Self {
+        Self::Text(v)
+    }
+}
+impl From<i64> for SqlValue {
+    fn from(v: i64) -> Self {
+        Self::Integer(v)
+    }
+}
+impl<T: Into<SqlValue>> From<Option<T>> for SqlValue {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(Self::Null, Into::into)
+    }
+}
+
+/// One result row, columns in the order the statement selected them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row(pub Vec<SqlValue>);
+
+impl Row {
+    pub fn text(&self, i: usize) -> Result<&str, StoreError> {
+        match self.0.get(i) {
+            Some(SqlValue::Text(s)) => Ok(s),
+            other => Err(StoreError::Decode(format!("column {i}: expected text, got {other:?}"))),
+        }
+    }
+
+    pub fn int(&self, i: usize) -> Result<i64, StoreError> {
+        match self.0.get(i) {
+            Some(SqlValue::Integer(n)) => Ok(*n),
+            other => Err(StoreError::Decode(format!("column {i}: expected integer, got {other:?}"))),
+        }
+    }
+}
+
+/// A statement and its parameters, for batches.
+#[derive(Clone, Debug)]
+pub struct Statement {
+    pub sql: &'static str,
+    pub params: Vec<SqlValue>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum StoreError {
+    /// The platform did not grant this function the store (least privilege at work).
+    AccessDenied(String),
+    /// The store is missing, unreachable or failed.
+    Unavailable(String),
+    /// A row did not have the shape the query promised.
+    Decode(String),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::AccessDenied(s) => write!(f, "access denied: {s}"),
+            Self::Unavailable(s) => write!(f, "store unavailable: {s}"),
+            Self::Decode(s) => write!(f, "unexpected row shape: {s}"),
+        }
+    }
+}
+
+/// The metadata store, as SQL. Statements use `?` placeholders and the portable subset of
+/// SQLite and PostgreSQL; an adapter for a `$1`-style driver rewrites the placeholders.
+pub trait Sql {
+    async fn query(&self, sql: &str, params: Vec<SqlValue>) -> Result<Vec<Row>, StoreError>;
+    /// Runs a statement and returns how many rows it changed.
+    async fn execute(&self, sql: &str, params: Vec<SqlValue>) -> Result<u64, StoreError>;
+    /// Runs all statements or none (the outbox pattern depends on it).
+    async fn batch(&self, statements: Vec<Statement>) -> Result<(), StoreError>;
+}
+
+/// Wall-clock time, as Unix milliseconds.
+pub trait Clock {
+    fn now_ms(&self) -> i64;
+}
+
+/// Cryptographically secure random bytes.
+pub trait Entropy {
+    fn fill(&self, buf: &mut [u8]);
+}
+
+/// Deployment configuration and secrets (Spin variables, Worker vars and secrets).
+pub trait Config {
+    /// `Ok(None)` when the variable is not set; `Err` when the platform refused or failed.
+    async fn get(&self, name: &str) -> Result<Option<String>, StoreError>;
+}
+
+/// Everything a handler may ask of its platform.
+pub trait Platform: Clock + Entropy + Config {
+    type Metadata: Sql;
+    /// Opens the metadata store. Only functions granted the store may open it.
+    async fn metadata(&self) -> Result<Self::Metadata, StoreError>;
+}

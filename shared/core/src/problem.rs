@@ -1,0 +1,194 @@
+//! Every failure VaultX reports is an RFC 9457 problem document (`application/problem+json`).
+//! The `type` is a stable URN per kind of failure, so clients can branch on it without
+//! parsing prose; `title` is fixed per type, `detail` says what was wrong with this request.
+
+use serde::Serialize;
+
+pub const CONTENT_TYPE: &str = "application/problem+json";
+
+/// The kinds of failure VaultX reports. The slug is part of the public contract.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProblemKind {
+    MalformedJson,
+    UnsupportedMediaType,
+    PayloadTooLarge,
+    Validation,
+    MissingToken,
+    InvalidToken,
+    ExpiredToken,
+    InvalidCredentials,
+    EmailTaken,
+    NotFound,
+    MethodNotAllowed,
+    NotReady,
+    Internal,
+}
+
+impl ProblemKind {
+    pub fn status(self) -> u16 {
+        match self {
+            Self::MalformedJson => 400,
+            Self::UnsupportedMediaType => 415,
+            Self::PayloadTooLarge => 413,
+            Self::Validation => 422,
+            Self::MissingToken | Self::InvalidToken | Self::ExpiredToken => 401,
+            Self::InvalidCredentials => 401,
+            Self::EmailTaken => 409,
+            Self::NotFound => 404,
+            Self::MethodNotAllowed => 405,
+            Self::NotReady => 503,
+            Self::Internal => 500,
+        }
+    }
+
+    pub fn slug(self) -> &'static str {
+        match self {
+            Self::MalformedJson => "malformed-json",
+            Self::UnsupportedMediaType => "unsupported-media-type",
+            Self::PayloadTooLarge => "payload-too-large",
+            Self::Validation => "validation-failed",
+            Self::MissingToken => "missing-token",
+            Self::InvalidToken => "invalid-token",
+            Self::ExpiredToken => "expired-token",
+            Self::InvalidCredentials => "invalid-credentials",
+            Self::EmailTaken => "email-taken",
+            Self::NotFound => "not-found",
+            Self::MethodNotAllowed => "method-not-allowed",
+            Self::NotReady => "not-ready",
+            Self::Internal => "internal",
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::MalformedJson => "The request body is not valid JSON",
+            Self::UnsupportedMediaType => "Unsupported media type",
+            Self::PayloadTooLarge => "The request body is too large",
+            Self::Validation => "The request is not valid",
+            Self::MissingToken => "Authentication required",
+            Self::InvalidToken => "The access token is not valid",
+            Self::ExpiredToken => "The access token has expired",
+            Self::InvalidCredentials => "Invalid email or password",
+            Self::EmailTaken => "That email is already registered",
+            Self::NotFound => "Not found",
+            Self::MethodNotAllowed => "Method not allowed",
+            Self::NotReady => "Not ready",
+            Self::Internal => "Internal error",
+        }
+    }
+
+    pub fn type_uri(self) -> String {
+        format!("urn:vaultx:problem:{}", self.slug())
+    }
+}
+
+/// One field that failed validation (the `errors` extension member).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Problem {
+    pub kind: ProblemKind,
+    pub detail: String,
+    pub errors: Vec<FieldError>,
+    /// Extra response headers the problem implies (`Allow`, `WWW-Authenticate`, …).
+    pub headers: Vec<(&'static str, String)>,
+}
+
+#[derive(Serialize)]
+struct Document<'a> {
+    #[serde(rename = "type")]
+    type_: String,
+    title: &'static str,
+    status: u16,
+    detail: &'a str,
+    #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
+    errors: &'a [FieldError],
+}
+
+impl Problem {
+    pub fn new(kind: ProblemKind, detail: impl Into<String>) -> Self {
+        let mut problem = Self { kind, detail: detail.into(), errors: Vec::new(), headers: Vec::new() };
+        if kind.status() == 401 {
+            // RFC 6750 §3: a 401 names the scheme the client should use.
+            let error = if kind == ProblemKind::MissingToken { "" } else { ", error=\"invalid_token\"" };
+            problem.headers.push(("www-authenticate", format!("Bearer realm=\"vaultx\"{error}")));
+        }
+        problem
+    }
+
+    pub fn validation(errors: Vec<FieldError>) -> Self {
+        let detail = errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
+        Self { errors, ..Self::new(ProblemKind::Validation, detail) }
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(ProblemKind::NotFound, detail)
+    }
+
+    pub fn method_not_allowed(method: &str, allowed: &[&str]) -> Self {
+        let mut p = Self::new(ProblemKind::MethodNotAllowed, format!("{method} is not supported here; use {}", allowed.join(", ")));
+        p.headers.push(("allow", allowed.join(", ")));
+        p
+    }
+
+    /// A failure of ours, not the client's. The detail stays generic on purpose: store
+    /// errors can carry SQL or paths that are none of the client's business.
+    pub fn internal() -> Self {
+        Self::new(ProblemKind::Internal, "the server could not complete the request")
+    }
+
+    pub fn status(&self) -> u16 {
+        self.kind.status()
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        let doc = Document {
+            type_: self.kind.type_uri(),
+            title: self.kind.title(),
+            status: self.status(),
+            detail: &self.detail,
+            errors: &self.errors,
+        };
+        serde_json::to_vec(&doc).unwrap_or_else(|_| b"{\"type\":\"about:blank\"}".to_vec())
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}): {}", self.kind.slug(), self.status(), self.detail)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_problem_document_has_the_rfc9457_members() {
+        let p = Problem::validation(vec![FieldError { field: "email".into(), message: "is not an email address".into() }]);
+        let v: serde_json::Value = serde_json::from_slice(&p.to_json()).unwrap();
+        assert_eq!(v["type"], "urn:vaultx:problem:validation-failed");
+        assert_eq!(v["status"], 422);
+        assert_eq!(v["title"], "The request is not valid");
+        assert_eq!(v["detail"], "email: is not an email address");
+        assert_eq!(v["errors"][0]["field"], "email");
+    }
+
+    #[test]
+    fn unauthorized_problems_carry_a_bearer_challenge() {
+        let p = Problem::new(ProblemKind::ExpiredToken, "expired");
+        assert_eq!(p.status(), 401);
+        assert!(p.headers.iter().any(|(k, v)| *k == "www-authenticate" && v.contains("invalid_token")));
+    }
+
+    #[test]
+    fn internal_problems_do_not_leak_details() {
+        let v: serde_json::Value = serde_json::from_slice(&Problem::internal().to_json()).unwrap();
+        assert_eq!(v["status"], 500);
+        assert!(v.get("errors").is_none());
+    }
+}

@@ -1,0 +1,74 @@
+//! Input rules, each returning the field errors a 422 reports.
+
+use crate::problem::FieldError;
+
+pub const PASSWORD_MIN_CHARS: usize = 10;
+/// Argon2 hashes whatever it is given; a cap keeps a huge password from costing us CPU.
+pub const PASSWORD_MAX_BYTES: usize = 256;
+pub const EMAIL_MAX_BYTES: usize = 254;
+
+fn error(field: &str, message: impl Into<String>) -> FieldError {
+    FieldError { field: field.into(), message: message.into() }
+}
+
+/// Normalises an email address (trimmed, lower-case) or explains why it is not one.
+/// Deliberately simple: one `@`, a non-empty local part, a dotted domain, no spaces.
+pub fn email(raw: &str) -> Result<String, FieldError> {
+    let email = raw.trim().to_ascii_lowercase();
+    if email.len() > EMAIL_MAX_BYTES {
+        return Err(error("email", format!("must be at most {EMAIL_MAX_BYTES} bytes")));
+    }
+    let valid = match email.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !domain.contains('@')
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !domain.contains("..")
+                && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        }
+        None => false,
+    };
+    if valid { Ok(email) } else { Err(error("email", "is not an email address")) }
+}
+
+/// Length rules after NIST SP 800-63B: long enough, not absurdly long, and not one repeated
+/// character. Composition rules are not imposed; length is what counts.
+pub fn new_password(password: &str) -> Result<(), FieldError> {
+    if password.chars().count() < PASSWORD_MIN_CHARS {
+        return Err(error("password", format!("must be at least {PASSWORD_MIN_CHARS} characters")));
+    }
+    if password.len() > PASSWORD_MAX_BYTES {
+        return Err(error("password", format!("must be at most {PASSWORD_MAX_BYTES} bytes")));
+    }
+    let mut chars = password.chars();
+    let first = chars.next();
+    if chars.all(|c| Some(c) == first) {
+        return Err(error("password", "must not be one repeated character"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_normalised_and_checked() {
+        assert_eq!(email("  Alice@Example.COM ").unwrap(), "alice@example.com");
+        for bad in ["", "alice", "alice@", "@example.com", "a@b", "a@b.", "a@.b", "a b@c.d", "a@b@c.d", "a@b..c"] {
+            assert!(email(bad).is_err(), "{bad:?} should be rejected");
+        }
+        assert!(email(&format!("{}@example.com", "a".repeat(250))).is_err());
+    }
+
+    #[test]
+    fn passwords_need_length_but_not_too_much() {
+        assert!(new_password("correct horse").is_ok());
+        assert!(new_password("short").is_err());
+        assert!(new_password("aaaaaaaaaaaaaaaa").is_err());
+        assert!(new_password(&"ab".repeat(200)).is_err());
+        assert!(new_password("ünïcødé-pässwörd").is_ok());
+    }
+}

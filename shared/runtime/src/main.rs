@@ -1,0 +1,162 @@
+//! `vaultx-runtime`: serves a Spin application (spin.toml) on 127.0.0.1 using wasmtime —
+//! the embedded default for running VaultX locally and the runtime the end-to-end tests use.
+
+mod compile;
+mod manifest;
+mod migrate;
+mod outbound;
+mod router;
+mod server;
+mod spin_host;
+mod stores;
+
+use anyhow::{Context, Result, bail};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+use wasmtime_wasi_http::handler::{ProxyHandler, ProxyPre};
+
+const USAGE: &str = "usage: vaultx-runtime [--manifest spin.toml] [--listen 127.0.0.1:3000] [--data-dir .vaultx/data]
+                      [--cache-dir .vaultx/cache] [--migrations DIR] [--ready-file FILE]
+
+Serves every [[trigger.http]] of the manifest. Application variables come from the
+environment as SPIN_VARIABLE_<NAME>, as with `spin up`. --migrations applies DIR/*.sql to the
+default SQLite database once each. --ready-file is written with the bound address when serving.";
+
+struct Args {
+    manifest: PathBuf,
+    listen: SocketAddr,
+    data_dir: PathBuf,
+    cache_dir: PathBuf,
+    migrations: Option<PathBuf>,
+    ready_file: Option<PathBuf>,
+}
+
+fn args() -> Result<Args> {
+    let mut a = Args {
+        manifest: "spin.toml".into(),
+        listen: "127.0.0.1:3000".parse()?,
+        data_dir: ".vaultx/data".into(),
+        cache_dir: ".vaultx/cache".into(),
+        migrations: None,
+        ready_file: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        if flag == "-h" || flag == "--help" {
+            println!("{USAGE}");
+            std::process::exit(0);
+        }
+        let value = it.next().with_context(|| format!("{flag} needs a value\n{USAGE}"))?;
+        match flag.as_str() {
+            "--manifest" => a.manifest = value.into(),
+            "--listen" => a.listen = value.parse().with_context(|| format!("--listen {value}"))?,
+            "--data-dir" => a.data_dir = value.into(),
+            "--cache-dir" => a.cache_dir = value.into(),
+            "--migrations" => a.migrations = Some(value.into()),
+            "--ready-file" => a.ready_file = Some(value.into()),
+            _ => bail!("unknown option {flag}\n{USAGE}"),
+        }
+    }
+    Ok(a)
+}
+
+#[tokio::main]
+async fn main() {
+    if let Err(e) = run().await {
+        eprintln!("vaultx-runtime: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> Result<()> {
+    let started = Instant::now();
+    let args = args()?;
+    let app = manifest::load(&args.manifest, &|k| std::env::var(k).ok())?;
+    let stores = Arc::new(stores::Stores::open(&args.data_dir)?);
+    if let Some(dir) = &args.migrations {
+        let mut db = stores.open_sqlite("default")?;
+        for name in migrate::apply(&mut db, dir)? {
+            println!("vaultx-runtime: applied migration {name}");
+        }
+    }
+
+    let engine = compile::engine()?;
+    let linker = server::linker(&engine)?;
+    let mut index = std::collections::HashMap::new();
+    let mut handlers = Vec::new();
+    let (mut hits, mut misses) = (0, 0);
+    for (id, c) in &app.components {
+        let (component, cache) = compile::load(&engine, &c.source, &args.cache_dir)?;
+        match cache {
+            compile::Cache::Hit => hits += 1,
+            compile::Cache::Miss => misses += 1,
+        }
+        let pre = linker.instantiate_pre(&component).map_err(|e| anyhow::anyhow!("component {id}: linking: {e:#}"))?;
+        let pre = wasmtime_wasi_http::p3::bindings::ServicePre::new(pre)
+            .map_err(|e| anyhow::anyhow!("component {id}: not a wasi:http/handler@0.3 component: {e:#}"))?;
+        let pre = ProxyPre::P3(pre);
+        let grants = Arc::new(spin_host::Grants {
+            sqlite_databases: c.sqlite_databases.clone(),
+            key_value_stores: c.key_value_stores.clone(),
+            variables: c.variables.clone(),
+        });
+        let shared = stores.clone();
+        index.insert(id.clone(), handlers.len());
+        handlers.push(ProxyHandler::new(server::ComponentState {
+            id: id.clone(),
+            engine: engine.clone(),
+            pre,
+            make_spin: Box::new(move || spin_host::SpinCtx { grants: grants.clone(), stores: shared.clone() }),
+            allowed_outbound_hosts: Arc::new(c.allowed_outbound_hosts.clone()),
+        }));
+    }
+    let routes = app
+        .routes
+        .iter()
+        .map(|r| router::Route::parse(&r.route, index[&r.component]).map_err(anyhow::Error::msg))
+        .collect::<Result<Vec<_>>>()?;
+    let served = Arc::new(server::App { router: router::Router::new(routes), handlers });
+
+    let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+    let local = listener.local_addr()?;
+    println!(
+        "vaultx-runtime: {} serving {} routes from {} components on http://{local} (compiled {misses}, cached {hits}; ready in {} ms)",
+        app.name,
+        app.routes.len(),
+        app.components.len(),
+        started.elapsed().as_millis()
+    );
+    if let Some(file) = &args.ready_file {
+        std::fs::write(file, format!("http://{local}\n"))?;
+    }
+
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        let (stream, client) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => { eprintln!("vaultx-runtime: accept: {e}"); continue; }
+            },
+            _ = tokio::signal::ctrl_c() => break,
+            _ = sigterm.recv() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let served = served.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let served = served.clone();
+                async move { Ok::<_, std::convert::Infallible>(server::handle(served, req, client, local).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+            let _ = TokioExecutor::new();
+        });
+    }
+    println!("vaultx-runtime: stopped");
+    Ok(())
+}

@@ -1,0 +1,216 @@
+//! Reads a Spin application manifest (`spin_manifest_version = 2`): HTTP triggers, components
+//! and what each may touch, and application variables resolved the way Spin resolves them
+//! (environment `SPIN_VARIABLE_<NAME>` first, then the manifest default).
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+#[derive(Deserialize)]
+struct RawManifest {
+    spin_manifest_version: u32,
+    application: RawApplication,
+    #[serde(default)]
+    variables: BTreeMap<String, RawVariable>,
+    #[serde(default)]
+    trigger: RawTriggers,
+    #[serde(default)]
+    component: BTreeMap<String, RawComponent>,
+}
+
+#[derive(Deserialize)]
+struct RawApplication {
+    name: String,
+}
+
+#[derive(Deserialize, Default)]
+struct RawVariable {
+    default: Option<String>,
+    #[serde(default)]
+    required: bool,
+    #[serde(default)]
+    #[allow(dead_code)]
+    secret: bool,
+}
+
+#[derive(Deserialize, Default)]
+struct RawTriggers {
+    #[serde(default)]
+    http: Vec<RawHttpTrigger>,
+}
+
+#[derive(Deserialize)]
+struct RawHttpTrigger {
+    route: String,
+    component: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+struct RawComponent {
+    source: String,
+    #[serde(default)]
+    key_value_stores: Vec<String>,
+    #[serde(default)]
+    sqlite_databases: Vec<String>,
+    #[serde(default)]
+    allowed_outbound_hosts: Vec<String>,
+    #[serde(default)]
+    variables: BTreeMap<String, String>,
+}
+
+/// One component and the capabilities the manifest grants it: nothing else is reachable.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Component {
+    pub id: String,
+    pub source: PathBuf,
+    pub key_value_stores: Vec<String>,
+    pub sqlite_databases: Vec<String>,
+    pub allowed_outbound_hosts: Vec<String>,
+    /// Component variables with their templates already expanded.
+    pub variables: HashMap<String, String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct HttpRoute {
+    pub route: String,
+    pub component: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct App {
+    pub name: String,
+    pub routes: Vec<HttpRoute>,
+    pub components: BTreeMap<String, Component>,
+}
+
+/// Variable names as Spin allows them: lower-case letters, digits and underscores.
+fn valid_variable_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// Expands `{{ name }}` references to application variables.
+fn expand(template: &str, app_vars: &HashMap<String, Option<String>>, component: &str) -> Result<String> {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..].find("}}").with_context(|| format!("component {component}: unclosed {{{{ in {template:?}"))?;
+        let name = rest[start + 2..start + end].trim();
+        match app_vars.get(name) {
+            Some(Some(value)) => out.push_str(value),
+            Some(None) => bail!("component {component}: variable {name} is required but not set (export SPIN_VARIABLE_{})", name.to_ascii_uppercase()),
+            None => bail!("component {component}: {{{{ {name} }}}} names no application variable"),
+        }
+        rest = &rest[start + end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<App> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    parse(&text, path.parent().unwrap_or(Path::new(".")), env)
+}
+
+pub fn parse(text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<App> {
+    let raw: RawManifest = toml::from_str(text).context("parsing the manifest")?;
+    if raw.spin_manifest_version != 2 {
+        bail!("only spin_manifest_version = 2 is supported");
+    }
+    let mut app_vars = HashMap::new();
+    for (name, var) in &raw.variables {
+        if !valid_variable_name(name) {
+            bail!("variable {name:?}: names are lower-case letters, digits and underscores");
+        }
+        if var.required && var.default.is_some() {
+            bail!("variable {name}: a required variable cannot have a default");
+        }
+        let value = env(&format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase())).or_else(|| var.default.clone());
+        app_vars.insert(name.clone(), value);
+    }
+    let mut components = BTreeMap::new();
+    for (id, c) in raw.component {
+        let mut variables = HashMap::new();
+        for (name, template) in &c.variables {
+            if !valid_variable_name(name) {
+                bail!("component {id}: variable {name:?} is not a valid name");
+            }
+            variables.insert(name.clone(), expand(template, &app_vars, &id)?);
+        }
+        let component = Component {
+            id: id.clone(),
+            source: base.join(&c.source),
+            key_value_stores: c.key_value_stores,
+            sqlite_databases: c.sqlite_databases,
+            allowed_outbound_hosts: c.allowed_outbound_hosts,
+            variables,
+        };
+        components.insert(id, component);
+    }
+    let mut routes = Vec::new();
+    for t in raw.trigger.http {
+        if !components.contains_key(&t.component) {
+            bail!("route {}: no component named {:?}", t.route, t.component);
+        }
+        if routes.iter().any(|r: &HttpRoute| r.route == t.route) {
+            bail!("route {} is declared twice", t.route);
+        }
+        routes.push(HttpRoute { route: t.route, component: t.component });
+    }
+    Ok(App { name: raw.application.name, routes, components })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MANIFEST: &str = r#"
+spin_manifest_version = 2
+[application]
+name = "demo"
+[variables]
+secret = { required = true, secret = true }
+ttl = { default = "3600s" }
+[[trigger.http]]
+route = "/login"
+component = "login"
+[component.login]
+source = "target/login.wasm"
+sqlite_databases = ["default"]
+[component.login.variables]
+jwt_secret = "{{ secret }}"
+jwt_expiration_time = "{{ttl}}"
+"#;
+
+    fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| vars.get(k).cloned()
+    }
+
+    #[test]
+    fn variables_come_from_the_environment_then_defaults() {
+        let app = parse(MANIFEST, Path::new("/app"), &env(&[("SPIN_VARIABLE_SECRET", "s3cr3t")])).unwrap();
+        let login = &app.components["login"];
+        assert_eq!(login.variables["jwt_secret"], "s3cr3t");
+        assert_eq!(login.variables["jwt_expiration_time"], "3600s");
+        assert_eq!(login.source, Path::new("/app/target/login.wasm"));
+        assert_eq!(login.sqlite_databases, ["default"]);
+        assert!(login.key_value_stores.is_empty());
+        assert_eq!(app.routes, [HttpRoute { route: "/login".into(), component: "login".into() }]);
+    }
+
+    #[test]
+    fn a_required_variable_without_a_value_stops_startup() {
+        let err = parse(MANIFEST, Path::new("."), &env(&[])).unwrap_err().to_string();
+        assert!(err.contains("SPIN_VARIABLE_SECRET"), "{err}");
+    }
+
+    #[test]
+    fn routes_must_name_real_components() {
+        let bad = MANIFEST.replace("component = \"login\"", "component = \"nope\"");
+        assert!(parse(&bad, Path::new("."), &env(&[("SPIN_VARIABLE_SECRET", "x")])).is_err());
+    }
+}

@@ -1,0 +1,201 @@
+//! The HTTP side: one `ProxyHandler` per component (instances reused as Spin does by
+//! default: up to 128 requests each, 16 at a time, dropped after 1 s idle), the router in
+//! front, and Spin's request headers on the way in.
+
+use crate::outbound::{Outbound, full};
+use crate::router::Router;
+use crate::spin_host::{HasSpin, SpinCtx, SpinView};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use wasmtime::component::{GuestTaskId, ResourceTable};
+use wasmtime::{Engine, Store, StoreContextMut};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::handler::{HandlerState, Instance, ProxyHandler, ProxyPre, ShouldAccept, WorkerExpiration, WorkerState, WorkerStatus};
+
+use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+pub const MAX_REQUESTS_PER_INSTANCE: usize = 128;
+pub const MAX_CONCURRENT_PER_INSTANCE: usize = 16;
+pub const IDLE_INSTANCE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Long enough for a 5 MiB chunk over a slow link; a guest stuck past it is cut off.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The store data of one component instance.
+pub struct Host {
+    table: ResourceTable,
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    outbound: Outbound,
+    spin: SpinCtx,
+}
+
+impl WasiView for Host {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for Host {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.outbound }
+    }
+}
+
+impl HasSpin for Host {
+    fn spin(&mut self) -> SpinView<'_> {
+        SpinView { ctx: &mut self.spin, table: &mut self.table }
+    }
+}
+
+pub fn linker(engine: &Engine) -> anyhow::Result<wasmtime::component::Linker<Host>> {
+    let mut linker = wasmtime::component::Linker::new(engine);
+    // Rust's std on wasm32-wasip2 imports WASI 0.2; spin-sdk 7 speaks WASI 0.3. Both are needed.
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi::p3::add_to_linker(&mut linker)?;
+    wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
+    crate::spin_host::add_to_linker(&mut linker)?;
+    Ok(linker)
+}
+
+/// Everything needed to make a fresh instance of one component.
+pub struct ComponentState {
+    pub id: String,
+    pub engine: Engine,
+    pub pre: ProxyPre<Host>,
+    pub make_spin: Box<dyn Fn() -> SpinCtx + Send + Sync>,
+    pub allowed_outbound_hosts: Arc<Vec<String>>,
+}
+
+impl HandlerState for ComponentState {
+    type StoreData = Host;
+    type WorkerExpiration = Expiration;
+    type WorkerState = Reuse;
+
+    async fn instantiate(&self) -> wasmtime::Result<Instance<Host, Expiration, Reuse>> {
+        let host = Host {
+            table: ResourceTable::new(),
+            // No environment, no preopened directories: a component reaches only what the
+            // manifest grants through the spin:* interfaces. Its stdout/stderr are our log.
+            wasi: WasiCtx::builder().inherit_stdout().inherit_stderr().build(),
+            http: WasiHttpCtx::new(),
+            outbound: Outbound { allowed: self.allowed_outbound_hosts.clone() },
+            spin: (self.make_spin)(),
+        };
+        let mut store = Store::new(&self.engine, host);
+        let proxy = self.pre.instantiate_async(&mut store).await?;
+        Ok(Instance {
+            store,
+            proxy,
+            view: <Host as WasiHttpView>::http,
+            expiration: Expiration { sleep: Box::pin(tokio::time::sleep(Duration::MAX)) },
+            state: Reuse { component: self.id.clone() },
+        })
+    }
+}
+
+pub struct Expiration {
+    sleep: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl WorkerExpiration for Expiration {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>, status: WorkerStatus, start: Instant) -> Poll<()> {
+        let timeout = match status {
+            WorkerStatus::Idle => IDLE_INSTANCE_TIMEOUT,
+            WorkerStatus::Requests | WorkerStatus::PostReturn => REQUEST_TIMEOUT,
+        };
+        let deadline = tokio::time::Instant::from_std(start + timeout);
+        if self.sleep.deadline() != deadline {
+            self.sleep.as_mut().reset(deadline);
+        }
+        self.sleep.as_mut().poll(cx)
+    }
+}
+
+pub struct Reuse {
+    component: String,
+}
+
+impl WorkerState for Reuse {
+    type StoreData = Host;
+    type RequestData = ();
+
+    fn should_accept_request(&self, concurrent: usize, total: usize) -> ShouldAccept {
+        if total >= MAX_REQUESTS_PER_INSTANCE {
+            ShouldAccept::Never
+        } else if concurrent >= MAX_CONCURRENT_PER_INSTANCE {
+            ShouldAccept::No
+        } else {
+            ShouldAccept::Yes
+        }
+    }
+
+    fn on_request_start(&self, _: StoreContextMut<'_, Host>, _: (), _: GuestTaskId) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
+        Box::pin(tokio::time::sleep(REQUEST_TIMEOUT))
+    }
+
+    fn drop(&self, store: Store<Host>, result: wasmtime::Result<()>) {
+        if let Err(e) = result {
+            eprintln!("vaultx-runtime: component {}: instance ended with an error: {e:?}", self.component);
+        }
+        drop(store);
+    }
+}
+
+pub struct App {
+    pub router: Router,
+    /// Indexed by `Route::target`.
+    pub handlers: Vec<ProxyHandler<ComponentState>>,
+}
+
+/// A problem+json response written by the runtime itself (no component involved).
+pub fn problem(status: u16, slug: &str, title: &str, detail: &str) -> http::Response<WasiBody> {
+    let body = serde_json::json!({"type": format!("urn:vaultx:problem:{slug}"), "title": title, "status": status, "detail": detail});
+    http::Response::builder()
+        .status(status)
+        .header("content-type", "application/problem+json")
+        .body(full(body.to_string()))
+        .expect("static response parts are valid")
+}
+
+pub async fn handle(app: Arc<App>, mut req: hyper::Request<hyper::body::Incoming>, client: SocketAddr, local: SocketAddr) -> http::Response<WasiBody> {
+    let path = req.uri().path().to_owned();
+    let Some(m) = app.router.route(&path) else {
+        return problem(404, "not-found", "Not found", &format!("no route for {} {path}", req.method()));
+    };
+    let authority = req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned).unwrap_or_else(|| local.to_string());
+    let path_and_query = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned();
+    let full_url = format!("http://{authority}{path_and_query}");
+    // Spin's request headers, so components behave the same here as under `spin up`.
+    let mut spin_headers = vec![
+        ("spin-full-url", full_url.clone()),
+        ("spin-path-info", m.path_info.clone()),
+        ("spin-matched-route", m.route.raw.clone()),
+        ("spin-raw-component-route", m.route.raw.clone()),
+        ("spin-component-route", m.route.base().to_owned()),
+        ("spin-base-path", "/".to_owned()),
+        ("spin-client-addr", client.to_string()),
+    ];
+    let params: Vec<(String, String)> = m.params.iter().map(|(k, v)| (format!("spin-path-match-{k}"), v.clone())).collect();
+    let target = m.route.target;
+    let headers = req.headers_mut();
+    for (name, value) in spin_headers.drain(..).map(|(k, v)| (k.to_owned(), v)).chain(params) {
+        if let (Ok(name), Ok(value)) = (http::HeaderName::try_from(name), http::HeaderValue::try_from(value)) {
+            headers.insert(name, value);
+        }
+    }
+    match full_url.parse::<http::Uri>() {
+        Ok(uri) => *req.uri_mut() = uri,
+        Err(_) => return problem(400, "bad-request", "Bad request", "the request URL is not valid"),
+    }
+    let req = req.map(|body| http_body_util::BodyExt::boxed_unsync(http_body_util::BodyExt::map_err(body, wasmtime_wasi_http::Error::from)));
+    match app.handlers[target].handle((), req).await {
+        Ok(response) => response,
+        Err(e) => {
+            eprintln!("vaultx-runtime: {path}: {e:?}");
+            problem(500, "internal", "Internal error", "the function failed before it could respond")
+        }
+    }
+}

@@ -1,0 +1,275 @@
+//! Host side of the `spin:*` interfaces: SQLite (`spin:sqlite@3.1.0`), key-value
+//! (`spin:key-value@3.0.0`) and variables (`spin:variables@3.0.0`), each checked against
+//! what the manifest granted the calling component. A component that did not list a store
+//! gets `access-denied`, as on Spin.
+
+use crate::stores::{self, Stores};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use wasmtime::component::{Accessor, FutureReader, HasData, Linker, Resource, ResourceTable, StreamReader};
+use wasmtime::Result;
+
+wasmtime::component::bindgen!({
+    path: "wit",
+    world: "spin-host",
+    imports: { default: trappable },
+    with: {
+        "spin:sqlite/sqlite.connection": SqliteConnection,
+        "spin:key-value/key-value.store": KvStore,
+    },
+});
+
+use spin::key_value::key_value as kv;
+use spin::sqlite::sqlite;
+use spin::variables::variables;
+
+/// A guest's open SQLite connection: its own rusqlite connection (see `Stores::open_sqlite`).
+pub struct SqliteConnection(Arc<Mutex<rusqlite::Connection>>);
+
+/// A guest's open key-value store: the label it opened.
+pub struct KvStore(String);
+
+/// What one component may use, from the manifest.
+pub struct Grants {
+    pub sqlite_databases: Vec<String>,
+    pub key_value_stores: Vec<String>,
+    pub variables: HashMap<String, String>,
+}
+
+pub struct SpinCtx {
+    pub grants: Arc<Grants>,
+    pub stores: Arc<Stores>,
+}
+
+pub struct SpinView<'a> {
+    pub ctx: &'a mut SpinCtx,
+    pub table: &'a mut ResourceTable,
+}
+
+pub trait HasSpin: Send + 'static {
+    fn spin(&mut self) -> SpinView<'_>;
+}
+
+pub struct Spin;
+impl HasData for Spin {
+    type Data<'a> = SpinView<'a>;
+}
+
+pub fn add_to_linker<T: HasSpin>(linker: &mut Linker<T>) -> Result<()> {
+    sqlite::add_to_linker::<_, Spin>(linker, T::spin)?;
+    kv::add_to_linker::<_, Spin>(linker, T::spin)?;
+    variables::add_to_linker::<_, Spin>(linker, T::spin)?;
+    Ok(())
+}
+
+/// Runs blocking SQLite work off the async executor.
+async fn blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> Result<R> {
+    Ok(tokio::task::spawn_blocking(f).await?)
+}
+
+// ---- spin:sqlite ----
+
+fn to_rusqlite(v: sqlite::Value) -> rusqlite::types::Value {
+    use rusqlite::types::Value as V;
+    match v {
+        sqlite::Value::Integer(n) => V::Integer(n),
+        sqlite::Value::Real(f) => V::Real(f),
+        sqlite::Value::Text(s) => V::Text(s),
+        sqlite::Value::Blob(b) => V::Blob(b),
+        sqlite::Value::Null => V::Null,
+    }
+}
+
+fn from_rusqlite(v: rusqlite::types::Value) -> sqlite::Value {
+    use rusqlite::types::Value as V;
+    match v {
+        V::Integer(n) => sqlite::Value::Integer(n),
+        V::Real(f) => sqlite::Value::Real(f),
+        V::Text(s) => sqlite::Value::Text(s),
+        V::Blob(b) => sqlite::Value::Blob(b),
+        V::Null => sqlite::Value::Null,
+    }
+}
+
+fn sqlite_error(e: impl std::fmt::Display) -> sqlite::Error {
+    sqlite::Error::Io(e.to_string())
+}
+
+impl SpinView<'_> {
+    fn open_sqlite(&mut self, database: &str) -> Result<Result<Resource<SqliteConnection>, sqlite::Error>> {
+        if !self.ctx.grants.sqlite_databases.iter().any(|d| d == database) {
+            return Ok(Err(sqlite::Error::AccessDenied));
+        }
+        let conn = match self.ctx.stores.open_sqlite(database) {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(sqlite_error(e))),
+        };
+        Ok(Ok(self.table.push(SqliteConnection(Arc::new(Mutex::new(conn))))?))
+    }
+
+    fn sqlite(&self, c: &Resource<SqliteConnection>) -> Result<Arc<Mutex<rusqlite::Connection>>> {
+        Ok(self.table.get(c)?.0.clone())
+    }
+}
+
+type Rows = (Vec<String>, Vec<sqlite::RowResult>);
+
+fn run_sql(conn: &Mutex<rusqlite::Connection>, statement: &str, parameters: Vec<sqlite::Value>) -> Result<Rows, sqlite::Error> {
+    let conn = conn.lock().map_err(sqlite_error)?;
+    let out = stores::execute(&conn, statement, parameters.into_iter().map(to_rusqlite).collect()).map_err(sqlite_error)?;
+    let rows = out.rows.into_iter().map(|r| sqlite::RowResult { values: r.into_iter().map(from_rusqlite).collect() }).collect();
+    Ok((out.columns, rows))
+}
+
+impl sqlite::Host for SpinView<'_> {}
+
+impl sqlite::HostConnection for SpinView<'_> {
+    fn open(&mut self, database: String) -> Result<Result<Resource<SqliteConnection>, sqlite::Error>> {
+        self.open_sqlite(&database)
+    }
+
+    fn execute(
+        &mut self,
+        c: Resource<SqliteConnection>,
+        statement: String,
+        parameters: Vec<sqlite::Value>,
+    ) -> Result<Result<sqlite::QueryResult, sqlite::Error>> {
+        let conn = self.sqlite(&c)?;
+        Ok(run_sql(&conn, &statement, parameters).map(|(columns, rows)| sqlite::QueryResult { columns, rows }))
+    }
+
+    fn last_insert_rowid(&mut self, c: Resource<SqliteConnection>) -> Result<i64> {
+        Ok(self.sqlite(&c)?.lock().map_err(|e| wasmtime::format_err!("{e}"))?.last_insert_rowid())
+    }
+
+    fn changes(&mut self, c: Resource<SqliteConnection>) -> Result<u64> {
+        Ok(self.sqlite(&c)?.lock().map_err(|e| wasmtime::format_err!("{e}"))?.changes())
+    }
+
+    fn drop(&mut self, c: Resource<SqliteConnection>) -> Result<()> {
+        self.table.delete(c)?;
+        Ok(())
+    }
+}
+
+impl<T: 'static> sqlite::HostConnectionWithStore<T> for Spin {
+    async fn open_async(a: &Accessor<T, Self>, database: String) -> Result<Result<Resource<SqliteConnection>, sqlite::Error>> {
+        a.with(|mut x| x.get().open_sqlite(&database))
+    }
+
+    async fn execute_async(
+        a: &Accessor<T, Self>,
+        c: Resource<SqliteConnection>,
+        statement: String,
+        parameters: Vec<sqlite::Value>,
+    ) -> Result<Result<(Vec<String>, StreamReader<sqlite::RowResult>, FutureReader<Result<(), sqlite::Error>>), sqlite::Error>> {
+        let conn = a.with(|mut x| x.get().sqlite(&c))?;
+        let (columns, rows) = match blocking(move || run_sql(&conn, &statement, parameters)).await? {
+            Ok(out) => out,
+            Err(e) => return Ok(Err(e)),
+        };
+        a.with(|mut x| {
+            let rows = StreamReader::new(&mut x, rows)?;
+            let done = FutureReader::new(&mut x, async { Ok::<_, wasmtime::Error>(Ok(())) })?;
+            Ok(Ok((columns, rows, done)))
+        })
+    }
+
+    async fn last_insert_rowid_async(a: &Accessor<T, Self>, c: Resource<SqliteConnection>) -> Result<i64> {
+        let conn = a.with(|mut x| x.get().sqlite(&c))?;
+        Ok(conn.lock().map_err(|e| wasmtime::format_err!("{e}"))?.last_insert_rowid())
+    }
+
+    async fn changes_async(a: &Accessor<T, Self>, c: Resource<SqliteConnection>) -> Result<u64> {
+        let conn = a.with(|mut x| x.get().sqlite(&c))?;
+        Ok(conn.lock().map_err(|e| wasmtime::format_err!("{e}"))?.changes())
+    }
+}
+
+// ---- spin:key-value ----
+
+fn kv_error(e: impl std::fmt::Display) -> kv::Error {
+    kv::Error::Other(e.to_string())
+}
+
+impl SpinView<'_> {
+    fn kv_target(&self, s: &Resource<KvStore>) -> Result<(Arc<Mutex<rusqlite::Connection>>, String)> {
+        Ok((self.ctx.stores.kv(), self.table.get(s)?.0.clone()))
+    }
+}
+
+/// Runs one key-value operation on the shared store, off the executor.
+async fn kv_op<T: 'static, R: Send + 'static>(
+    a: &Accessor<T, Spin>,
+    s: &Resource<KvStore>,
+    op: impl FnOnce(&rusqlite::Connection, &str) -> rusqlite::Result<R> + Send + 'static,
+) -> Result<Result<R, kv::Error>> {
+    let (conn, label) = a.with(|mut x| x.get().kv_target(s))?;
+    blocking(move || {
+        let conn = conn.lock().map_err(kv_error)?;
+        op(&conn, &label).map_err(kv_error)
+    })
+    .await
+}
+
+impl kv::Host for SpinView<'_> {}
+
+impl kv::HostStore for SpinView<'_> {
+    fn drop(&mut self, s: Resource<KvStore>) -> Result<()> {
+        self.table.delete(s)?;
+        Ok(())
+    }
+}
+
+impl<T: 'static> kv::HostStoreWithStore<T> for Spin {
+    async fn open(a: &Accessor<T, Self>, label: String) -> Result<Result<Resource<KvStore>, kv::Error>> {
+        a.with(|mut x| {
+            let view = x.get();
+            if !view.ctx.grants.key_value_stores.contains(&label) {
+                return Ok(Err(kv::Error::AccessDenied));
+            }
+            Ok(Ok(view.table.push(KvStore(label))?))
+        })
+    }
+
+    async fn get(a: &Accessor<T, Self>, s: Resource<KvStore>, key: String) -> Result<Result<Option<Vec<u8>>, kv::Error>> {
+        kv_op(a, &s, move |c, store| stores::kv::get(c, store, &key)).await
+    }
+
+    async fn set(a: &Accessor<T, Self>, s: Resource<KvStore>, key: String, value: Vec<u8>) -> Result<Result<(), kv::Error>> {
+        kv_op(a, &s, move |c, store| stores::kv::set(c, store, &key, &value)).await
+    }
+
+    async fn delete(a: &Accessor<T, Self>, s: Resource<KvStore>, key: String) -> Result<Result<(), kv::Error>> {
+        kv_op(a, &s, move |c, store| stores::kv::delete(c, store, &key)).await
+    }
+
+    async fn exists(a: &Accessor<T, Self>, s: Resource<KvStore>, key: String) -> Result<Result<bool, kv::Error>> {
+        kv_op(a, &s, move |c, store| stores::kv::get(c, store, &key).map(|v| v.is_some())).await
+    }
+
+    async fn get_keys(a: &Accessor<T, Self>, s: Resource<KvStore>) -> Result<(StreamReader<String>, FutureReader<Result<(), kv::Error>>)> {
+        let (keys, result) = match kv_op(a, &s, stores::kv::keys).await? {
+            Ok(keys) => (keys, Ok(())),
+            Err(e) => (Vec::new(), Err(e)),
+        };
+        a.with(|mut x| Ok((StreamReader::new(&mut x, keys)?, FutureReader::new(&mut x, async move { Ok::<_, wasmtime::Error>(result) })?)))
+    }
+}
+
+// ---- spin:variables ----
+
+fn valid_variable_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_lowercase()) && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+impl variables::Host for SpinView<'_> {}
+
+impl<T: 'static> variables::HostWithStore<T> for Spin {
+    async fn get(a: &Accessor<T, Self>, name: String) -> Result<Result<String, variables::Error>> {
+        if !valid_variable_name(&name) {
+            return Ok(Err(variables::Error::InvalidName(name)));
+        }
+        Ok(a.with(|mut x| x.get().ctx.grants.variables.get(&name).cloned()).ok_or(variables::Error::Undefined(name)))
+    }
+}

@@ -1,0 +1,129 @@
+//! The runtime's persistent stores, under one data directory: each SQLite database a file
+//! (`default` is `sqlite_db.db`, as Spin names it), and all key-value stores in one SQLite
+//! file (`key_value.db`), keyed by store label.
+
+use anyhow::{Context, Result, bail};
+use rusqlite::types::Value;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub struct Stores {
+    data_dir: PathBuf,
+    kv: Arc<Mutex<rusqlite::Connection>>,
+}
+
+/// Rows as SQLite returned them, columns named.
+pub struct QueryOutput {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Value>>,
+}
+
+fn tune(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    // WAL lets readers run beside one writer; the busy timeout queues writers instead of
+    // failing them, as a server database would.
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+}
+
+impl Stores {
+    pub fn open(data_dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+        let kv = rusqlite::Connection::open(data_dir.join("key_value.db"))?;
+        tune(&kv)?;
+        kv.execute_batch(
+            "CREATE TABLE IF NOT EXISTS spin_key_value (store TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, PRIMARY KEY (store, key))",
+        )?;
+        Ok(Self { data_dir: data_dir.to_owned(), kv: Arc::new(Mutex::new(kv)) })
+    }
+
+    pub fn sqlite_path(&self, label: &str) -> Result<PathBuf> {
+        if label.is_empty() || !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            bail!("invalid database label {label:?}");
+        }
+        let file = if label == "default" { "sqlite_db.db".to_owned() } else { format!("{label}.db") };
+        Ok(self.data_dir.join(file))
+    }
+
+    /// A fresh connection per guest `open`, so one guest's transaction is never interleaved
+    /// with another's statements.
+    pub fn open_sqlite(&self, label: &str) -> Result<rusqlite::Connection> {
+        let conn = rusqlite::Connection::open(self.sqlite_path(label)?)?;
+        tune(&conn)?;
+        Ok(conn)
+    }
+
+    pub fn kv(&self) -> Arc<Mutex<rusqlite::Connection>> {
+        self.kv.clone()
+    }
+}
+
+pub fn execute(conn: &rusqlite::Connection, sql: &str, params: Vec<Value>) -> rusqlite::Result<QueryOutput> {
+    let mut stmt = conn.prepare(sql)?;
+    let columns: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
+    let n = columns.len();
+    let mut rows = Vec::new();
+    let mut cursor = stmt.query(rusqlite::params_from_iter(params))?;
+    while let Some(row) = cursor.next()? {
+        rows.push((0..n).map(|i| row.get::<_, Value>(i)).collect::<rusqlite::Result<_>>()?);
+    }
+    drop(cursor);
+    Ok(QueryOutput { columns, rows })
+}
+
+pub mod kv {
+    use rusqlite::OptionalExtension;
+
+    pub fn get(conn: &rusqlite::Connection, store: &str, key: &str) -> rusqlite::Result<Option<Vec<u8>>> {
+        conn.query_row("SELECT value FROM spin_key_value WHERE store = ? AND key = ?", [store, key], |r| r.get(0)).optional()
+    }
+
+    pub fn set(conn: &rusqlite::Connection, store: &str, key: &str, value: &[u8]) -> rusqlite::Result<()> {
+        conn.execute(
+            "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3) ON CONFLICT (store, key) DO UPDATE SET value = excluded.value",
+            rusqlite::params![store, key, value],
+        )
+        .map(drop)
+    }
+
+    pub fn delete(conn: &rusqlite::Connection, store: &str, key: &str) -> rusqlite::Result<()> {
+        conn.execute("DELETE FROM spin_key_value WHERE store = ? AND key = ?", [store, key]).map(drop)
+    }
+
+    pub fn keys(conn: &rusqlite::Connection, store: &str) -> rusqlite::Result<Vec<String>> {
+        let mut stmt = conn.prepare("SELECT key FROM spin_key_value WHERE store = ? ORDER BY key")?;
+        stmt.query_map([store], |r| r.get(0))?.collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_value_stores_are_separate_namespaces() {
+        let dir = std::env::temp_dir().join(format!("vaultx-kv-{}", std::process::id()));
+        let stores = Stores::open(&dir).unwrap();
+        let kv = stores.kv();
+        let conn = kv.lock().unwrap();
+        kv::set(&conn, "a", "k", b"1").unwrap();
+        kv::set(&conn, "a", "k", b"2").unwrap();
+        kv::set(&conn, "b", "k", b"3").unwrap();
+        assert_eq!(kv::get(&conn, "a", "k").unwrap(), Some(b"2".to_vec()));
+        assert_eq!(kv::keys(&conn, "b").unwrap(), ["k"]);
+        kv::delete(&conn, "a", "k").unwrap();
+        assert_eq!(kv::get(&conn, "a", "k").unwrap(), None);
+        drop(conn);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn database_labels_cannot_escape_the_data_directory() {
+        let stores = Stores { data_dir: "/data".into(), kv: Arc::new(Mutex::new(rusqlite::Connection::open_in_memory().unwrap())) };
+        assert_eq!(stores.sqlite_path("default").unwrap(), Path::new("/data/sqlite_db.db"));
+        assert!(stores.sqlite_path("../etc").is_err());
+        assert!(stores.sqlite_path("").is_err());
+    }
+}
