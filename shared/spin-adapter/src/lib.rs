@@ -65,7 +65,10 @@ pub fn problem_response(problem: &Problem) -> ApiResponse {
 }
 
 pub fn into_response(api: ApiResponse) -> Response {
+    let length = api.body.len();
     let mut response = Response::new(Full::new(Bytes::from(api.body)));
+    // A known length lets the host send Content-Length instead of chunked encoding.
+    response.headers_mut().insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(length));
     *response.status_mut() = spin_sdk::http::StatusCode::from_u16(api.status).unwrap_or(spin_sdk::http::StatusCode::INTERNAL_SERVER_ERROR);
     for (name, value) in api.headers {
         if let (Ok(name), Ok(value)) =

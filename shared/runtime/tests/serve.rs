@@ -1,0 +1,177 @@
+//! The runtime as a process: starts `vaultx-runtime` on the real components with a manifest
+//! written for each test. Needs the components built first (`tests/run` does that).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+fn component(name: &str) -> String {
+    let path = workspace().join(format!("target/wasm32-wasip2/release/{name}.wasm"));
+    assert!(path.exists(), "{} is missing: build the components first (tests/run does)", path.display());
+    path.display().to_string()
+}
+
+struct Runtime {
+    child: Child,
+    url: String,
+}
+
+impl Runtime {
+    /// Stops the runtime and returns what it printed.
+    fn stop(mut self) -> String {
+        let _ = self.child.kill();
+        let mut out = String::new();
+        self.child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+        out
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A scratch directory, removed when the test ends.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn temp_dir(tag: &str) -> TempDir {
+    let dir = std::env::temp_dir().join(format!("vaultx-runtime-test-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    TempDir(dir)
+}
+
+fn start_in(dir: &TempDir, manifest: &str, env: &[(&str, &str)]) -> Result<Runtime, String> {
+    let dir = &dir.0;
+    let _ = std::fs::remove_file(dir.join("url"));
+    std::fs::write(dir.join("spin.toml"), manifest).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vaultx-runtime"));
+    cmd.args(["--manifest", "spin.toml", "--listen", "127.0.0.1:0", "--data-dir", "data", "--cache-dir", "cache"])
+        .args(["--migrations", &workspace().join("infra/migrations").display().to_string(), "--ready-file", "url"])
+        .current_dir(&dir)
+        .env_remove("SPIN_VARIABLE_JWT_SECRET")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Ok(url) = std::fs::read_to_string(dir.join("url")) {
+            if !url.trim().is_empty() {
+                return Ok(Runtime { child, url: url.trim().to_owned() });
+            }
+        }
+        if let Some(_status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+            return Err(err);
+        }
+        assert!(Instant::now() < deadline, "the runtime did not become ready");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// One HTTP/1.1 GET; returns (status, body).
+fn get(url: &str, path: &str) -> (u16, String) {
+    let addr = url.trim_start_matches("http://");
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let status = raw[9..12].parse().unwrap();
+    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+fn readiness_manifest(sqlite: &str) -> String {
+    format!(
+        r#"spin_manifest_version = 2
+[application]
+name = "grants"
+[[trigger.http]]
+route = "/health/readiness"
+component = "readiness"
+[component.readiness]
+source = "{}"
+sqlite_databases = [{sqlite}]
+"#,
+        component("health_readiness")
+    )
+}
+
+#[test]
+fn a_component_reaches_only_the_stores_its_manifest_grants() {
+    let (a, b) = (temp_dir("granted"), temp_dir("denied"));
+    let granted = start_in(&a, &readiness_manifest("\"default\""), &[]).unwrap();
+    assert_eq!(get(&granted.url, "/health/readiness").0, 200);
+
+    let denied = start_in(&b, &readiness_manifest(""), &[]).unwrap();
+    let (status, body) = get(&denied.url, "/health/readiness");
+    assert_eq!(status, 503);
+    assert!(body.contains("access denied"), "{body}");
+}
+
+#[test]
+fn unmatched_paths_get_a_problem_from_the_runtime() {
+    let dir = temp_dir("unmatched");
+    let rt = start_in(&dir, &readiness_manifest("\"default\""), &[]).unwrap();
+    let (status, body) = get(&rt.url, "/elsewhere");
+    assert_eq!(status, 404);
+    assert!(body.contains("urn:vaultx:problem:not-found"), "{body}");
+}
+
+#[test]
+fn a_required_variable_must_be_set_before_the_app_starts() {
+    let manifest = format!(
+        r#"spin_manifest_version = 2
+[application]
+name = "vars"
+[variables]
+jwt_secret = {{ required = true, secret = true }}
+[[trigger.http]]
+route = "/api/users/me"
+component = "me"
+[component.me]
+source = "{}"
+sqlite_databases = ["default"]
+[component.me.variables]
+jwt_secret = "{{{{ jwt_secret }}}}"
+"#,
+        component("users_me")
+    );
+    let dir = temp_dir("vars");
+    let err = start_in(&dir, &manifest, &[]).err().expect("must refuse to start");
+    assert!(err.contains("SPIN_VARIABLE_JWT_SECRET"), "{err}");
+    let rt = start_in(&dir, &manifest, &[("SPIN_VARIABLE_JWT_SECRET", "0123456789abcdef0123456789abcdef")]).unwrap();
+    // The component got its secret: a bad token is judged by signature (401), not a config 500.
+    let (status, _) = get(&rt.url, "/api/users/me");
+    assert_eq!(status, 401);
+}
+
+#[test]
+fn a_restart_loads_precompiled_components_from_the_cache() {
+    let dir = temp_dir("cache");
+    let manifest = readiness_manifest("\"default\"");
+    let first = start_in(&dir, &manifest, &[]).unwrap().stop();
+    assert!(first.contains("compiled 1, cached 0"), "{first}");
+    let second = start_in(&dir, &manifest, &[]).unwrap();
+    assert_eq!(get(&second.url, "/health/readiness").0, 200);
+    let second = second.stop();
+    assert!(second.contains("compiled 0, cached 1"), "{second}");
+}

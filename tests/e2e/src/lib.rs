@@ -1,0 +1,110 @@
+//! A tiny HTTP client for the end-to-end suite. Every test talks to the deployment named by
+//! `VAULTX_BASE_URL` (e.g. `http://127.0.0.1:3000`) and nothing else, so the same suite runs
+//! against the local runtime, `spin up` or `wrangler dev`.
+
+use serde_json::Value;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    /// Asserts an RFC 9457 problem of the given status and VaultX type slug.
+    #[track_caller]
+    pub fn assert_problem(&self, status: u16, slug: &str) {
+        assert_eq!(self.status, status, "body: {}", String::from_utf8_lossy(&self.body));
+        assert_eq!(self.header("content-type"), Some("application/problem+json"));
+        let doc = self.json();
+        assert_eq!(doc["type"], format!("urn:vaultx:problem:{slug}"), "{doc}");
+        assert_eq!(doc["status"], status);
+        assert!(doc["title"].is_string() && doc["detail"].is_string(), "{doc}");
+    }
+}
+
+pub fn base_url() -> String {
+    std::env::var("VAULTX_BASE_URL")
+        .expect("set VAULTX_BASE_URL to a running VaultX (tests/run starts one and sets it)")
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+pub struct Client {
+    base: String,
+    agent: ureq::Agent,
+}
+
+impl Default for Client {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Client {
+    pub fn new() -> Self {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into();
+        Self { base: base_url(), agent }
+    }
+
+    /// Sends a request; `headers` are extra headers, `body` is sent as is.
+    pub fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Reply {
+        let url = format!("{}{path}", self.base);
+        let mut req = ureq::http::Request::builder().method(method).uri(&url);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let result = match body {
+            Some(b) => self.agent.run(req.body(b.to_vec()).unwrap()),
+            None => self.agent.run(req.body(()).unwrap()),
+        };
+        let mut resp = result.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        let status = resp.status().as_u16();
+        let headers = resp.headers().iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned())).collect();
+        let body = resp.body_mut().with_config().limit(1 << 30).read_to_vec().unwrap_or_default();
+        Reply { status, headers, body }
+    }
+
+    pub fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("authorization", a.as_str())).collect();
+        self.send("GET", path, &headers, None)
+    }
+
+    pub fn post_json(&self, path: &str, json: &Value) -> Reply {
+        self.send("POST", path, &[("content-type", "application/json")], Some(json.to_string().as_bytes()))
+    }
+
+    /// Registers a fresh account and signs it in; returns (email, password, access token).
+    pub fn signed_in_user(&self) -> (String, String, String) {
+        let email = unique_email();
+        let password = "correct horse battery staple".to_owned();
+        let r = self.post_json("/api/auth/register", &serde_json::json!({"email": email, "password": password}));
+        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+        let r = self.post_json("/api/auth/login", &serde_json::json!({"email": email, "password": password}));
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let token = r.json()["accessToken"].as_str().unwrap().to_owned();
+        (email, password, token)
+    }
+}
+
+/// An email no earlier run or test has used (the deployment keeps its data).
+pub fn unique_email() -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("user-{nanos}-{}-{}@example.com", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
