@@ -1,5 +1,6 @@
 -- Accounts. Emails are stored normalised (trimmed, lower-case) by the API.
-CREATE TABLE users (
+-- Statements are idempotent so `spin up --sqlite @file` may replay them on every start.
+CREATE TABLE IF NOT EXISTS users (
     id            TEXT PRIMARY KEY,
     email         TEXT NOT NULL UNIQUE,
     password_hash TEXT NOT NULL,
