@@ -4,6 +4,8 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod blobs;
+pub mod files;
 pub mod routes;
 pub mod settings;
 
@@ -12,3 +14,6 @@ pub(crate) mod testing;
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod files_tests;

@@ -30,3 +30,33 @@ pub async fn jwt_ttl_secs(config: &impl Config) -> Result<i64, Problem> {
         _ => Ok(DEFAULT_JWT_EXPIRATION_SECS),
     }
 }
+
+pub const CHUNK_SIZE: &str = "chunk_size";
+pub const URL_SIGNING_KEYS: &str = "url_signing_keys";
+pub const URL_SIGNING_KEY_ID: &str = "url_signing_key_id";
+
+/// The seed's `CHUNK_SIZE` (bytes), for files created from now on.
+pub async fn chunk_size(config: &impl Config) -> Result<u64, Problem> {
+    match config.get(CHUNK_SIZE).await {
+        Ok(Some(text)) if !text.is_empty() => text
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| (vaultx_core::chunks::MIN_CHUNK_SIZE..=vaultx_core::chunks::MAX_CHUNK_SIZE).contains(n))
+            .ok_or_else(|| {
+                eprintln!("vaultx: {CHUNK_SIZE}={text:?} must be a byte count between 64 KiB and 16 MiB");
+                Problem::internal()
+            }),
+        _ => Ok(vaultx_core::chunks::DEFAULT_CHUNK_SIZE),
+    }
+}
+
+/// The keys signed URLs are signed and verified with.
+pub async fn url_keys(config: &impl Config) -> Result<vaultx_core::signed_url::UrlKeys, Problem> {
+    let keys = required(config, URL_SIGNING_KEYS).await?;
+    let current = required(config, URL_SIGNING_KEY_ID).await?;
+    vaultx_core::signed_url::UrlKeys::parse(&keys, &current).map_err(|e| {
+        eprintln!("vaultx: {URL_SIGNING_KEYS}: {e}");
+        Problem::internal()
+    })
+}

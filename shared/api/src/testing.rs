@@ -13,7 +13,42 @@ pub struct TestPlatform {
     pub conn: Rc<rusqlite::Connection>,
     pub now: Cell<i64>,
     pub vars: RefCell<HashMap<String, String>>,
+    pub blobs: MemStore,
+    pub kv: MemStore,
+    pub audit: RefCell<Vec<serde_json::Value>>,
     counter: Cell<u8>,
+}
+
+/// An in-memory key-value map, shared by every handle opened on it.
+#[derive(Clone, Default)]
+pub struct MemStore(pub Rc<RefCell<HashMap<String, Vec<u8>>>>);
+
+impl Blobs for MemStore {
+    async fn put(&self, key: &str, data: &[u8]) -> Result<(), StoreError> {
+        self.0.borrow_mut().insert(key.to_owned(), data.to_vec());
+        Ok(())
+    }
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.0.borrow().get(key).cloned())
+    }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.0.borrow_mut().remove(key);
+        Ok(())
+    }
+}
+
+impl Kv for MemStore {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.0.borrow().get(key).cloned())
+    }
+    async fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.0.borrow_mut().insert(key.to_owned(), value.to_vec());
+        Ok(())
+    }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.0.borrow_mut().remove(key);
+        Ok(())
+    }
 }
 
 pub struct TestDb(Rc<rusqlite::Connection>);
@@ -76,12 +111,28 @@ impl TestPlatform {
         for sql in crate::testing::MIGRATIONS {
             conn.execute_batch(sql).unwrap();
         }
-        let vars = HashMap::from([("jwt_secret".to_owned(), SECRET.to_owned())]);
-        Self { conn: Rc::new(conn), now: Cell::new(1_790_000_000_000), vars: RefCell::new(vars), counter: Cell::new(0) }
+        let vars = HashMap::from([
+            ("jwt_secret".to_owned(), SECRET.to_owned()),
+            ("url_signing_keys".to_owned(), format!("k1:{SECRET}")),
+            ("url_signing_key_id".to_owned(), "k1".to_owned()),
+            ("chunk_size".to_owned(), (64 * 1024).to_string()),
+        ]);
+        Self {
+            conn: Rc::new(conn),
+            now: Cell::new(1_790_000_000_000),
+            vars: RefCell::new(vars),
+            blobs: MemStore::default(),
+            kv: MemStore::default(),
+            audit: RefCell::default(),
+            counter: Cell::new(0),
+        }
     }
 }
 
-pub const MIGRATIONS: &[&str] = &[include_str!("../../../infra/migrations/0001_users.sql")];
+pub const MIGRATIONS: &[&str] = &[
+    include_str!("../../../infra/migrations/0001_users.sql"),
+    include_str!("../../../infra/migrations/0002_files.sql"),
+];
 
 impl Clock for TestPlatform {
     fn now_ms(&self) -> i64 {
@@ -102,10 +153,23 @@ impl Config for TestPlatform {
         Ok(self.vars.borrow().get(name).cloned())
     }
 }
+impl AuditLog for TestPlatform {
+    fn record(&self, event: &serde_json::Value) {
+        self.audit.borrow_mut().push(event.clone());
+    }
+}
 impl Platform for TestPlatform {
     type Metadata = TestDb;
+    type Blobs = MemStore;
+    type Kv = MemStore;
     async fn metadata(&self) -> Result<TestDb, StoreError> {
         Ok(TestDb(self.conn.clone()))
+    }
+    async fn blobs(&self) -> Result<MemStore, StoreError> {
+        Ok(self.blobs.clone())
+    }
+    async fn kv(&self) -> Result<MemStore, StoreError> {
+        Ok(self.kv.clone())
     }
 }
 
@@ -120,7 +184,7 @@ pub fn json_request(method: &str, path: &str, body: &str) -> ApiRequest {
 }
 
 pub fn body_json(r: &ApiResponse) -> serde_json::Value {
-    serde_json::from_slice(&r.body).unwrap()
+    serde_json::from_slice(r.body.bytes()).unwrap()
 }
 
 pub fn run<F: std::future::Future>(f: F) -> F::Output {

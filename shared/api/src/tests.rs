@@ -113,7 +113,7 @@ fn a_missing_secret_is_a_server_error_not_a_client_one() {
     run(auth_register::handle(&p, json_request("POST", "/", ALICE)));
     let r = login(&p, ALICE);
     assert_eq!(r.status, 500);
-    assert!(!String::from_utf8_lossy(&r.body).contains("jwt_secret"));
+    assert!(!String::from_utf8_lossy(r.body.bytes()).contains("jwt_secret"));
 }
 
 #[test]

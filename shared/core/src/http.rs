@@ -23,6 +23,27 @@ impl ApiRequest {
         self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
+    /// The non-empty path segments: `/api/files/x` → `["api", "files", "x"]`.
+    pub fn segments(&self) -> Vec<&str> {
+        self.path.split('/').filter(|s| !s.is_empty()).collect()
+    }
+
+    /// Query parameters, percent-decoded (`+` is a space, as in forms).
+    pub fn query_params(&self) -> Vec<(String, String)> {
+        self.query
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                (percent_decode(k), percent_decode(v))
+            })
+            .collect()
+    }
+
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        self.query_params().into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+    }
+
     /// Rejects any method but the listed ones with 405 and an `Allow` header.
     pub fn expect_method(&self, allowed: &[&str]) -> Result<(), Problem> {
         if allowed.iter().any(|m| m.eq_ignore_ascii_case(&self.method)) {
@@ -65,18 +86,86 @@ impl ApiRequest {
     }
 }
 
+/// A slice `[start, end)` of one stored blob.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlobSlice {
+    pub key: String,
+    pub start: u64,
+    pub end: u64,
+}
+
+/// A response body: bytes in hand, or blob slices the adapter streams one at a time, so a
+/// large download never sits in memory whole.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Body {
+    Bytes(Vec<u8>),
+    Blobs(Vec<BlobSlice>),
+}
+
+impl Body {
+    pub fn len(&self) -> u64 {
+        match self {
+            Self::Bytes(b) => b.len() as u64,
+            Self::Blobs(slices) => slices.iter().map(|s| s.end - s.start).sum(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The bytes of a `Bytes` body (empty for streamed ones). For tests and small bodies.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Self::Bytes(b) => b,
+            Self::Blobs(_) => &[],
+        }
+    }
+}
+
+pub fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                Some(b) => {
+                    out.push(b);
+                    i += 2;
+                }
+                None => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// RFC 3986 percent-encoding of everything but unreserved characters (for RFC 8187 values).
+pub fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct ApiResponse {
     pub status: u16,
     /// Header names in lower case.
     pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
+    pub body: Body,
 }
 
 impl ApiResponse {
     pub fn json<T: Serialize>(status: u16, value: &T) -> Self {
         match serde_json::to_vec(value) {
-            Ok(body) => Self { status, headers: vec![("content-type".into(), "application/json".into())], body },
+            Ok(body) => Self { status, headers: vec![("content-type".into(), "application/json".into())], body: Body::Bytes(body) },
             Err(_) => Self::problem(&Problem::internal()),
         }
     }
@@ -84,7 +173,11 @@ impl ApiResponse {
     pub fn problem(problem: &Problem) -> Self {
         let mut headers = vec![("content-type".to_owned(), crate::problem::CONTENT_TYPE.to_owned())];
         headers.extend(problem.headers.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
-        Self { status: problem.status(), headers, body: problem.to_json() }
+        Self { status: problem.status(), headers, body: Body::Bytes(problem.to_json()) }
+    }
+
+    pub fn empty(status: u16) -> Self {
+        Self { status, headers: Vec::new(), body: Body::Bytes(Vec::new()) }
     }
 
     pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
@@ -150,6 +243,16 @@ mod tests {
         assert_eq!(r.bearer_token().unwrap_err().kind, ProblemKind::MissingToken);
         r.headers[0].1 = "bearer  abc.def ".into();
         assert_eq!(r.bearer_token().unwrap(), "abc.def");
+    }
+
+    #[test]
+    fn query_strings_are_decoded() {
+        let r = ApiRequest { query: "sort=name&q=a%20b+c&bad=%zz&end=%4".into(), ..Default::default() };
+        assert_eq!(r.query_param("sort").as_deref(), Some("name"));
+        assert_eq!(r.query_param("q").as_deref(), Some("a b c"));
+        assert_eq!(r.query_param("bad").as_deref(), Some("%zz"));
+        assert_eq!(r.query_param("end").as_deref(), Some("%4"));
+        assert_eq!(percent_encode("rapport été.pdf"), "rapport%20%C3%A9t%C3%A9.pdf");
     }
 
     #[test]

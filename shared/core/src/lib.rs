@@ -2,12 +2,16 @@
 //! nothing here touches a network, a disk or a clock on its own, so all of it runs and is
 //! tested natively, in a Spin component and in a Cloudflare Worker alike.
 
+pub mod chunks;
 pub mod config;
+pub mod digest;
 pub mod http;
 pub mod ids;
 pub mod password;
 pub mod ports;
 pub mod problem;
+pub mod range;
+pub mod signed_url;
 pub mod token;
 pub mod time;
 pub mod validation;

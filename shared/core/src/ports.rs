@@ -111,9 +111,34 @@ pub trait Config {
     async fn get(&self, name: &str) -> Result<Option<String>, StoreError>;
 }
 
-/// Everything a handler may ask of its platform.
-pub trait Platform: Clock + Entropy + Config {
+/// The blob store of one region: immutable, content-addressed chunk bytes. Values can be
+/// larger than a platform's key-value limit; the adapter splits them as it must.
+pub trait Blobs {
+    async fn put(&self, key: &str, data: &[u8]) -> Result<(), StoreError>;
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Deleting a missing blob is not an error.
+    async fn delete(&self, key: &str) -> Result<(), StoreError>;
+}
+
+/// Small values read on hot paths at the edge (chunk manifests): Spin key-value, Workers KV.
+pub trait Kv {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    async fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError>;
+    async fn delete(&self, key: &str) -> Result<(), StoreError>;
+}
+
+/// Append-only audit events (one JSON object each), e.g. every download.
+pub trait AuditLog {
+    fn record(&self, event: &serde_json::Value);
+}
+
+/// Everything a handler may ask of its platform. Each store is opened on first use, and only
+/// a function granted that store may open it.
+pub trait Platform: Clock + Entropy + Config + AuditLog {
     type Metadata: Sql;
-    /// Opens the metadata store. Only functions granted the store may open it.
+    type Blobs: Blobs;
+    type Kv: Kv;
     async fn metadata(&self) -> Result<Self::Metadata, StoreError>;
+    async fn blobs(&self) -> Result<Self::Blobs, StoreError>;
+    async fn kv(&self) -> Result<Self::Kv, StoreError>;
 }

@@ -22,6 +22,16 @@ pub enum ProblemKind {
     MethodNotAllowed,
     NotReady,
     Internal,
+    InvalidQuery,
+    FileNotUploading,
+    FileNotAvailable,
+    ChunkOutOfRange,
+    WrongChunkSize,
+    DigestMismatch,
+    ChecksumMismatch,
+    InvalidUrl,
+    ExpiredUrl,
+    Busy,
 }
 
 impl ProblemKind {
@@ -38,6 +48,12 @@ impl ProblemKind {
             Self::MethodNotAllowed => 405,
             Self::NotReady => 503,
             Self::Internal => 500,
+            Self::InvalidQuery => 400,
+            Self::FileNotUploading | Self::FileNotAvailable => 409,
+            Self::ChunkOutOfRange | Self::WrongChunkSize | Self::ChecksumMismatch => 422,
+            Self::DigestMismatch => 400,
+            Self::InvalidUrl | Self::ExpiredUrl => 403,
+            Self::Busy => 503,
         }
     }
 
@@ -56,6 +72,16 @@ impl ProblemKind {
             Self::MethodNotAllowed => "method-not-allowed",
             Self::NotReady => "not-ready",
             Self::Internal => "internal",
+            Self::InvalidQuery => "invalid-query",
+            Self::FileNotUploading => "file-not-uploading",
+            Self::FileNotAvailable => "file-not-available",
+            Self::ChunkOutOfRange => "chunk-out-of-range",
+            Self::WrongChunkSize => "wrong-chunk-size",
+            Self::DigestMismatch => "digest-mismatch",
+            Self::ChecksumMismatch => "checksum-mismatch",
+            Self::InvalidUrl => "invalid-signed-url",
+            Self::ExpiredUrl => "expired-signed-url",
+            Self::Busy => "busy",
         }
     }
 
@@ -74,6 +100,16 @@ impl ProblemKind {
             Self::MethodNotAllowed => "Method not allowed",
             Self::NotReady => "Not ready",
             Self::Internal => "Internal error",
+            Self::InvalidQuery => "The query string is not valid",
+            Self::FileNotUploading => "The file is no longer accepting chunks",
+            Self::FileNotAvailable => "The file is not available yet",
+            Self::ChunkOutOfRange => "No such chunk index for this file",
+            Self::WrongChunkSize => "The chunk has the wrong size",
+            Self::DigestMismatch => "The content does not match its digest",
+            Self::ChecksumMismatch => "The file does not match its checksum",
+            Self::InvalidUrl => "The signed URL is not valid",
+            Self::ExpiredUrl => "The signed URL has expired",
+            Self::Busy => "Busy, try again",
         }
     }
 

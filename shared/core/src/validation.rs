@@ -50,6 +50,34 @@ pub fn new_password(password: &str) -> Result<(), FieldError> {
     Ok(())
 }
 
+pub const NAME_MAX_CHARS: usize = 255;
+
+/// A file name (`name`, `originalName`): 1 to 255 characters, no control characters.
+pub fn file_name(field: &str, raw: &str) -> Result<String, FieldError> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err(error(field, "must not be empty"));
+    }
+    if name.chars().count() > NAME_MAX_CHARS {
+        return Err(error(field, format!("must be at most {NAME_MAX_CHARS} characters")));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(error(field, "must not contain control characters"));
+    }
+    Ok(name.to_owned())
+}
+
+/// A media type `type/subtype` (parameters allowed), RFC 6838 token characters only.
+pub fn mime_type(raw: &str) -> Result<String, FieldError> {
+    let mime = raw.trim().to_ascii_lowercase();
+    let essence = mime.split(';').next().unwrap_or("").trim();
+    let token = |s: &str| !s.is_empty() && s.len() <= 127 && s.chars().all(|c| c.is_ascii_alphanumeric() || "!#$&-^_.+".contains(c));
+    match essence.split_once('/') {
+        Some((t, sub)) if token(t) && token(sub) && !mime.chars().any(|c| c.is_control()) && mime.len() <= 255 => Ok(mime),
+        _ => Err(error("mimeType", "must be a media type such as application/pdf")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,6 +89,20 @@ mod tests {
             assert!(email(bad).is_err(), "{bad:?} should be rejected");
         }
         assert!(email(&format!("{}@example.com", "a".repeat(250))).is_err());
+    }
+
+    #[test]
+    fn file_names_and_media_types() {
+        assert_eq!(file_name("name", "  report.pdf ").unwrap(), "report.pdf");
+        assert_eq!(file_name("name", "été/2026 – notes.txt").unwrap(), "été/2026 – notes.txt");
+        assert!(file_name("name", "   ").is_err());
+        assert!(file_name("name", "a\nb").is_err());
+        assert!(file_name("name", &"x".repeat(256)).is_err());
+        assert_eq!(mime_type("Application/PDF").unwrap(), "application/pdf");
+        assert_eq!(mime_type("text/plain; charset=utf-8").unwrap(), "text/plain; charset=utf-8");
+        for bad in ["pdf", "text/", "/plain", "text/pl ain", "a/b\r\nx: y"] {
+            assert!(mime_type(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -3,15 +3,24 @@
 //! one `vaultx_api::routes::*` module into a Spin HTTP component.
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use spin_sdk::key_value::Store;
 use spin_sdk::sqlite::{Connection, Value};
 use vaultx_core::Problem;
-use vaultx_core::http::{ApiRequest, ApiResponse};
-use vaultx_core::ports::{Clock, Config, Entropy, Platform, Row, Sql, SqlValue, Statement, StoreError};
+use vaultx_core::http::{ApiRequest, ApiResponse, BlobSlice, Body};
+use vaultx_core::ports::{AuditLog, Blobs, Clock, Config, Entropy, Kv, Platform, Row, Sql, SqlValue, Statement, StoreError};
 use vaultx_core::problem::ProblemKind;
 
 /// The response type every VaultX Spin component returns.
-pub type Response = http::Response<Full<Bytes>>;
+pub type Response = http::Response<spin_sdk::http::BoxBody>;
+
+/// The key-value store holding blob bytes (one per region; this deployment has one region).
+pub const BLOB_STORE: &str = "blobs";
+/// The key-value store holding hot, cacheable metadata (chunk manifests).
+pub const MANIFEST_STORE: &str = "manifests";
+/// Blobs are written in pieces no larger than this: real Spin deployments cap key-value
+/// values at 1 MB, so a 5 MiB chunk becomes ten values, never one.
+pub const BLOB_PIECE: usize = 512 * 1024;
 
 /// Binds one route module (`handle` + `MAX_BODY`) as this component's HTTP handler.
 ///
@@ -66,9 +75,16 @@ pub fn problem_response(problem: &Problem) -> ApiResponse {
 
 pub fn into_response(api: ApiResponse) -> Response {
     let length = api.body.len();
-    let mut response = Response::new(Full::new(Bytes::from(api.body)));
-    // A known length lets the host send Content-Length instead of chunked encoding.
-    response.headers_mut().insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(length));
+    let explicit_length = api.headers.iter().any(|(k, _)| k == "content-length");
+    let body = match api.body {
+        Body::Bytes(bytes) => http_body_util::Full::new(Bytes::from(bytes)).map_err(|never| match never {}).boxed_unsync(),
+        Body::Blobs(slices) => stream_blobs(slices),
+    };
+    let mut response = Response::new(body);
+    if !explicit_length {
+        // A known length lets the host send Content-Length instead of chunked encoding.
+        response.headers_mut().insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(length));
+    }
     *response.status_mut() = spin_sdk::http::StatusCode::from_u16(api.status).unwrap_or(spin_sdk::http::StatusCode::INTERNAL_SERVER_ERROR);
     for (name, value) in api.headers {
         if let (Ok(name), Ok(value)) =
@@ -78,6 +94,31 @@ pub fn into_response(api: ApiResponse) -> Response {
         }
     }
     response
+}
+
+/// Streams blob slices one blob at a time: memory stays at one chunk however large the file.
+fn stream_blobs(slices: Vec<BlobSlice>) -> spin_sdk::http::BoxBody {
+    let frames = futures::stream::unfold((None::<SpinBlobs>, slices.into_iter()), |(store, mut rest)| async move {
+        let slice = rest.next()?;
+        let store = match store {
+            Some(s) => s,
+            None => match SpinPlatform.blobs().await {
+                Ok(s) => s,
+                Err(e) => return Some((Err(anyhow::anyhow!("{e}")), (None, Vec::new().into_iter()))),
+            },
+        };
+        let frame = match store.get(&slice.key).await {
+            Ok(Some(bytes)) if bytes.len() as u64 >= slice.end => {
+                Ok(http_body::Frame::data(Bytes::from(bytes).slice(slice.start as usize..slice.end as usize)))
+            }
+            // The response is already under way: all we can do is cut it short, which the
+            // client sees as a body shorter than Content-Length.
+            Ok(_) => Err(anyhow::anyhow!("blob {} is missing or short", slice.key)),
+            Err(e) => Err(anyhow::anyhow!("blob {}: {e}", slice.key)),
+        };
+        Some((frame, (Some(store), rest)))
+    });
+    http_body_util::StreamBody::new(frames).boxed_unsync()
 }
 
 /// The platform as one Spin component sees it. Stateless: Spin may reuse an instance for
@@ -110,11 +151,103 @@ impl Config for SpinPlatform {
     }
 }
 
+impl AuditLog for SpinPlatform {
+    fn record(&self, event: &serde_json::Value) {
+        // One JSON object per line on stdout, which Spin collects as the component's log.
+        println!("{event}");
+    }
+}
+
 impl Platform for SpinPlatform {
     type Metadata = SpinSqlite;
+    type Blobs = SpinBlobs;
+    type Kv = SpinKv;
 
     async fn metadata(&self) -> Result<SpinSqlite, StoreError> {
         Connection::open_default().await.map(SpinSqlite).map_err(store_error)
+    }
+
+    async fn blobs(&self) -> Result<SpinBlobs, StoreError> {
+        open_store(BLOB_STORE).await.map(SpinBlobs)
+    }
+
+    async fn kv(&self) -> Result<SpinKv, StoreError> {
+        open_store(MANIFEST_STORE).await.map(SpinKv)
+    }
+}
+
+async fn open_store(label: &str) -> Result<Store, StoreError> {
+    Store::open(label).await.map_err(|e| match e {
+        spin_sdk::key_value::Error::AccessDenied => StoreError::AccessDenied(format!("key-value store {label:?}")),
+        other => StoreError::Unavailable(format!("key-value store {label:?}: {other:?}")),
+    })
+}
+
+fn kv_error(e: spin_sdk::key_value::Error) -> StoreError {
+    StoreError::Unavailable(format!("key-value: {e:?}"))
+}
+
+/// Blobs on Spin key-value: pieces `<key>/0`, `<key>/1`, … and, written last, `<key>/n`
+/// holding the piece count and total length. A blob without `/n` does not exist, so a
+/// half-written or half-deleted blob is never read as whole.
+pub struct SpinBlobs(Store);
+
+impl Blobs for SpinBlobs {
+    async fn put(&self, key: &str, data: &[u8]) -> Result<(), StoreError> {
+        let pieces = data.chunks(BLOB_PIECE).collect::<Vec<_>>();
+        for (i, piece) in pieces.iter().enumerate() {
+            self.0.set(format!("{key}/{i}"), piece).await.map_err(kv_error)?;
+        }
+        self.0.set(format!("{key}/n"), format!("{} {}", pieces.len(), data.len())).await.map_err(kv_error)
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(head) = self.0.get(format!("{key}/n")).await.map_err(kv_error)? else {
+            return Ok(None);
+        };
+        let head = String::from_utf8_lossy(&head).into_owned();
+        let (count, len) = head
+            .split_once(' ')
+            .and_then(|(c, l)| Some((c.parse::<usize>().ok()?, l.parse::<usize>().ok()?)))
+            .ok_or_else(|| StoreError::Decode(format!("blob {key}: bad header {head:?}")))?;
+        let mut data = Vec::with_capacity(len);
+        for i in 0..count {
+            let piece = self.0.get(format!("{key}/{i}")).await.map_err(kv_error)?;
+            data.extend_from_slice(&piece.ok_or_else(|| StoreError::Decode(format!("blob {key}: piece {i} is missing")))?);
+        }
+        if data.len() != len {
+            return Err(StoreError::Decode(format!("blob {key}: {} bytes, expected {len}", data.len())));
+        }
+        Ok(Some(data))
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let Some(head) = self.0.get(format!("{key}/n")).await.map_err(kv_error)? else {
+            return Ok(());
+        };
+        let count: usize = String::from_utf8_lossy(&head).split(' ').next().and_then(|c| c.parse().ok()).unwrap_or(0);
+        self.0.delete(format!("{key}/n")).await.map_err(kv_error)?;
+        for i in 0..count {
+            self.0.delete(format!("{key}/{i}")).await.map_err(kv_error)?;
+        }
+        Ok(())
+    }
+}
+
+/// Hot metadata on Spin key-value.
+pub struct SpinKv(Store);
+
+impl Kv for SpinKv {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.0.get(key).await.map_err(kv_error)
+    }
+
+    async fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.0.set(key, value).await.map_err(kv_error)
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.0.delete(key).await.map_err(kv_error)
     }
 }
 

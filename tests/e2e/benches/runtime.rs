@@ -40,6 +40,7 @@ fn start(cache: &Path, data: &Path) -> (Runtime, Duration) {
         .arg("--cache-dir").arg(cache)
         .arg("--data-dir").arg(data)
         .env("SPIN_VARIABLE_JWT_SECRET", "bench-secret-bench-secret-bench-secret")
+        .env("SPIN_VARIABLE_URL_SIGNING_KEYS", "k1:bench-url-key-bench-url-key-bench-url-key")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()

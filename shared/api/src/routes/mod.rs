@@ -2,6 +2,13 @@
 
 pub mod auth_login;
 pub mod auth_register;
+pub mod file;
+pub mod file_chunk;
+pub mod file_chunks;
+pub mod file_download;
+pub mod file_signed_url;
+pub mod files;
+pub mod files_usage;
 pub mod health;
 pub mod health_liveness;
 pub mod health_readiness;

@@ -1,0 +1,138 @@
+//! `POST /api/files/:id/chunks/:index` — upload one chunk, as `multipart/form-data` with the
+//! field `chunk` (the seed's `curl -F chunk=@part`) or as a raw `application/octet-stream`
+//! body. Every chunk but the last must be exactly the file's chunk size, the last the
+//! remainder. An RFC 9530 `Content-Digest: sha-256=:…:` over the request content, if sent, must
+//! match, or nothing is stored. Chunks may arrive in any order and in parallel; re-sending one
+//! is harmless. When the last missing chunk arrives the file is verified and becomes
+//! `available`.
+//!
+//! Response: `201` (stored) or `200` (already had it) with `{fileId, index, size, sha256,
+//! digest, status, receivedChunks, totalChunks}`; `digest` is the server's `sha-256=:…:`.
+
+use crate::accounts::store_failure;
+use crate::files::{self, UPLOADING};
+use crate::{auth, blobs};
+use bytes::Bytes;
+use serde::Serialize;
+use vaultx_core::chunks::MAX_CHUNK_SIZE;
+use vaultx_core::digest::{content_digest, hex, parse_sha256_member, sha256};
+use vaultx_core::http::{ApiRequest, ApiResponse, respond};
+use vaultx_core::ports::{Platform, Sql, SqlValue};
+use vaultx_core::problem::{FieldError, ProblemKind};
+use vaultx_core::Problem;
+
+/// The largest chunk size we allow, plus room for multipart framing.
+pub const MAX_BODY: usize = MAX_CHUNK_SIZE as usize + 64 * 1024;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Stored {
+    file_id: String,
+    index: u64,
+    size: u64,
+    sha256: String,
+    digest: String,
+    status: String,
+    received_chunks: u64,
+    total_chunks: u64,
+}
+
+pub async fn handle<P: Platform>(p: &P, req: ApiRequest) -> ApiResponse {
+    respond(run(p, req).await)
+}
+
+/// The chunk's bytes from a multipart form (field `chunk`) or a raw body.
+async fn chunk_bytes(req: &ApiRequest) -> Result<Bytes, Problem> {
+    let content_type = req.header("content-type").unwrap_or("application/octet-stream");
+    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    match essence.as_str() {
+        "multipart/form-data" => {
+            let boundary = multer::parse_boundary(content_type)
+                .map_err(|e| Problem::validation(vec![FieldError { field: "content-type".into(), message: e.to_string() }]))?;
+            let body = Bytes::from(req.body.clone());
+            let stream = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(body) });
+            let mut form = multer::Multipart::new(stream, boundary);
+            let malformed = |e: multer::Error| Problem::validation(vec![FieldError { field: "body".into(), message: format!("malformed multipart body: {e}") }]);
+            while let Some(field) = form.next_field().await.map_err(malformed)? {
+                if field.name() == Some("chunk") {
+                    return field.bytes().await.map_err(malformed);
+                }
+            }
+            Err(Problem::validation(vec![FieldError { field: "chunk".into(), message: "the multipart form has no field named chunk".into() }]))
+        }
+        "application/octet-stream" => Ok(Bytes::from(req.body.clone())),
+        _ => Err(Problem::new(
+            ProblemKind::UnsupportedMediaType,
+            format!("send the chunk as multipart/form-data (field chunk) or application/octet-stream, not {content_type:?}"),
+        )),
+    }
+}
+
+async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem> {
+    req.expect_method(&["POST", "PUT"])?;
+    let user = auth::authenticate(p, &req).await?;
+    let segments = req.segments();
+    let (id, index_text) = (segments.get(2).copied().unwrap_or(""), segments.get(4).copied().unwrap_or(""));
+    let db = p.metadata().await.map_err(store_failure)?;
+    let file = files::find_owned(&db, &user.user_id, id).await?;
+    if file.status != UPLOADING {
+        return Err(Problem::new(ProblemKind::FileNotUploading, format!("file {id} is {}; its chunks can no longer change", file.status)));
+    }
+    let index: u64 = index_text
+        .parse()
+        .map_err(|_| Problem::new(ProblemKind::ChunkOutOfRange, format!("chunk index {index_text:?} is not a whole number")))?;
+    let expected = file.plan().expected_len(index).map_err(|m| Problem::new(ProblemKind::ChunkOutOfRange, m))?;
+
+    // Content-Digest covers the request content as sent (RFC 9530), multipart framing included.
+    if let Some(field) = req.header("content-digest") {
+        let claimed = parse_sha256_member(field).map_err(|m| Problem::new(ProblemKind::DigestMismatch, format!("Content-Digest: {m}")))?;
+        match claimed {
+            Some(claimed) if claimed != sha256(&req.body) => {
+                return Err(Problem::new(
+                    ProblemKind::DigestMismatch,
+                    format!("the content's SHA-256 is {}, not {}; nothing was stored", content_digest(&sha256(&req.body)), content_digest(&claimed)),
+                ));
+            }
+            Some(_) => {}
+            None => return Err(Problem::new(ProblemKind::DigestMismatch, "Content-Digest must include sha-256")),
+        }
+    }
+    let data = chunk_bytes(&req).await?;
+    if data.len() as u64 != expected {
+        return Err(Problem::new(
+            ProblemKind::WrongChunkSize,
+            format!("chunk {index} must be exactly {expected} bytes (chunk size {}), got {}", file.chunk_size, data.len()),
+        ));
+    }
+    let digest = sha256(&data);
+    let key = file.blob_key(&digest);
+    let now = p.now_ms();
+    let store = p.blobs().await.map_err(store_failure)?;
+    let had_it = blobs::attached(&db, &file.id, index).await?.as_deref() == Some(key.as_str());
+    let released = blobs::attach(&db, &store, now, &file.id, index, &key, &data).await?;
+    blobs::sweep(&db, &store, now, &released).await?;
+
+    let count = db
+        .query("SELECT count(*) FROM file_chunks WHERE file_id = ?", vec![SqlValue::Text(file.id.clone())])
+        .await
+        .map_err(store_failure)?;
+    let received = count.first().map(|r| r.int(0)).transpose().map_err(store_failure)?.unwrap_or(0) as u64;
+    let mut status = file.status.clone();
+    if received == file.plan().count() {
+        let kv = p.kv().await.map_err(store_failure)?;
+        if let Some(done) = files::complete_if_ready(&db, &store, &kv, now, &file).await? {
+            status = done.status;
+        }
+    }
+    let stored = Stored {
+        file_id: file.id.clone(),
+        index,
+        size: expected,
+        sha256: hex(&digest),
+        digest: content_digest(&digest),
+        status,
+        received_chunks: received,
+        total_chunks: file.plan().count(),
+    };
+    Ok(ApiResponse::json(if had_it { 200 } else { 201 }, &stored))
+}

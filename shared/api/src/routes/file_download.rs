@@ -1,0 +1,102 @@
+//! `GET /api/files/download/:signedUrl` — the edge download. Needs no JWT secret and no
+//! database: the token is checked with the URL-signing keys, and the chunk manifest comes
+//! from the key-value store. Streams the chunks in order; honours a single `Range` (206/416),
+//! `If-None-Match` (304); sends `ETag`, `Content-Type`, `Content-Disposition` with the
+//! original name, and a `Cache-Control` that never outlives the token. Every request is
+//! written to the audit log.
+
+use crate::{files, settings};
+use vaultx_core::chunks::slices;
+use vaultx_core::http::{ApiRequest, ApiResponse, Body, percent_encode, respond};
+use vaultx_core::ports::Platform;
+use vaultx_core::problem::ProblemKind;
+use vaultx_core::range::{self, RangeRequest};
+use vaultx_core::signed_url::{Permission, UrlTokenError};
+use vaultx_core::Problem;
+
+pub const MAX_BODY: usize = 0;
+/// Even a week-long token is cached a day at most: a renamed file shows its new name tomorrow.
+pub const MAX_CACHE_SECS: i64 = 86_400;
+
+pub async fn handle<P: Platform>(p: &P, req: ApiRequest) -> ApiResponse {
+    let response = respond(run(p, &req).await);
+    p.record(&serde_json::json!({
+        "event": "download",
+        "at": vaultx_core::time::rfc3339(p.now_ms()),
+        "fileId": response.header("x-vaultx-file-id"),
+        "status": response.status,
+        "range": req.header("range"),
+        "bytes": response.body.len(),
+        "client": req.header("spin-client-addr"),
+        "userAgent": req.header("user-agent"),
+    }));
+    response
+}
+
+/// `attachment; filename="…"; filename*=UTF-8''…` (RFC 6266, RFC 8187): an ASCII fallback
+/// for old clients and the exact name for the rest.
+pub fn content_disposition(name: &str) -> String {
+    let ascii: String = name.chars().map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' { c } else { '_' }).collect();
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{}", percent_encode(name))
+}
+
+async fn run<P: Platform>(p: &P, req: &ApiRequest) -> Result<ApiResponse, Problem> {
+    req.expect_method(&["GET", "HEAD"])?;
+    let token = req.segments().get(3).copied().unwrap_or("");
+    let keys = settings::url_keys(p).await?;
+    let now_secs = p.now_ms() / 1000;
+    let grant = keys.verify(token, now_secs).map_err(|e| match e {
+        UrlTokenError::Expired => Problem::new(ProblemKind::ExpiredUrl, "ask the owner for a new link"),
+        UrlTokenError::Invalid(why) => Problem::new(ProblemKind::InvalidUrl, why),
+    })?;
+    if !grant.permissions.contains(&Permission::Read) {
+        return Err(Problem::new(ProblemKind::InvalidUrl, "this URL does not grant read"));
+    }
+    let kv = p.kv().await.map_err(crate::accounts::store_failure)?;
+    let manifest = files::read_manifest(&kv, &grant.file_id)
+        .await?
+        .filter(|m| m.id == grant.file_id)
+        .ok_or_else(|| Problem::not_found("the file no longer exists"))?;
+
+    let max_age = (grant.expires_at - now_secs).clamp(0, MAX_CACHE_SECS);
+    let common = |r: ApiResponse| {
+        r.with_header("etag", manifest.etag.clone())
+            .with_header("cache-control", format!("public, max-age={max_age}"))
+            .with_header("accept-ranges", "bytes")
+            .with_header("x-vaultx-file-id", manifest.id.clone())
+    };
+    let matches_etag = req
+        .header("if-none-match")
+        .is_some_and(|v| v.trim() == "*" || v.split(',').any(|t| t.trim().trim_start_matches("W/") == manifest.etag));
+    if matches_etag {
+        return Ok(common(ApiResponse::empty(304)));
+    }
+    // If-Range: serve the range only if the client's copy is this version (RFC 9110 §13.1.5).
+    let range_header = match req.header("if-range") {
+        Some(tag) if tag.trim() != manifest.etag => None,
+        _ => req.header("range"),
+    };
+    let size = manifest.size;
+    let (status, start, end) = match range::parse(range_header, size) {
+        RangeRequest::Full => (200, 0, size.saturating_sub(1)),
+        RangeRequest::Partial { start, end } => (206, start, end),
+        RangeRequest::Unsatisfiable => {
+            let problem = Problem::new(ProblemKind::ChunkOutOfRange, format!("the file has {size} bytes"));
+            let mut r = ApiResponse::problem(&problem);
+            r.status = 416;
+            return Ok(common(r.with_header("content-range", format!("bytes */{size}"))));
+        }
+    };
+    let body = if size == 0 { Body::Bytes(Vec::new()) } else { Body::Blobs(slices(&manifest.chunks, start, end)) };
+    let mut response = ApiResponse { status, headers: Vec::new(), body }
+        .with_header("content-type", manifest.mime_type.clone())
+        .with_header("content-disposition", content_disposition(&manifest.original_name));
+    if status == 206 {
+        response = response.with_header("content-range", format!("bytes {start}-{end}/{size}"));
+    }
+    if req.method == "HEAD" {
+        response.headers.push(("content-length".into(), response.body.len().to_string()));
+        response.body = Body::Bytes(Vec::new());
+    }
+    Ok(common(response))
+}

@@ -1,0 +1,82 @@
+//! `POST /api/files/:id/signed-url` — a temporary URL that downloads the file without a
+//! bearer token. Body: `{"expirationSeconds": 3600, "permissions": ["read"]}` (both optional;
+//! at most 7 days). Response `201 {url, path, token, expiresAt, permissions}`. Only an
+//! `available` file gets one (`409 file-not-available` while uploading).
+
+use crate::accounts::store_failure;
+use crate::files::{self, AVAILABLE};
+use crate::{auth, settings};
+use serde::Deserialize;
+use vaultx_core::http::{ApiRequest, ApiResponse, respond};
+use vaultx_core::ports::Platform;
+use vaultx_core::problem::{FieldError, ProblemKind};
+use vaultx_core::signed_url::{Grant, MAX_EXPIRY_SECS, Permission};
+use vaultx_core::{Problem, time};
+
+pub const MAX_BODY: usize = super::JSON_BODY_LIMIT;
+pub const DEFAULT_EXPIRY_SECS: i64 = 3600;
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Request {
+    expiration_seconds: Option<i64>,
+    permissions: Option<Vec<String>>,
+}
+
+pub async fn handle<P: Platform>(p: &P, req: ApiRequest) -> ApiResponse {
+    respond(run(p, req).await)
+}
+
+/// `scheme://host` of the request, when the platform told us (Spin's `spin-full-url`).
+fn origin(req: &ApiRequest) -> Option<String> {
+    let full = req.header("spin-full-url").or(req.header("x-vaultx-full-url"))?;
+    let (scheme, rest) = full.split_once("://")?;
+    Some(format!("{scheme}://{}", rest.split('/').next()?))
+}
+
+async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem> {
+    req.expect_method(&["POST"])?;
+    let user = auth::authenticate(p, &req).await?;
+    let body: Request = if req.body.is_empty() { Request::default() } else { req.json()? };
+    let mut errors = Vec::new();
+    let expiry = body.expiration_seconds.unwrap_or(DEFAULT_EXPIRY_SECS);
+    if !(1..=MAX_EXPIRY_SECS).contains(&expiry) {
+        errors.push(FieldError { field: "expirationSeconds".into(), message: format!("must be from 1 to {MAX_EXPIRY_SECS} (7 days)") });
+    }
+    let mut permissions = Vec::new();
+    for name in body.permissions.unwrap_or_else(|| vec!["read".into()]) {
+        match Permission::parse(&name) {
+            Some(perm) if !permissions.contains(&perm) => permissions.push(perm),
+            Some(_) => {}
+            None => errors.push(FieldError { field: "permissions".into(), message: format!("{name:?} is not a permission; use read") }),
+        }
+    }
+    if permissions.is_empty() && errors.is_empty() {
+        errors.push(FieldError { field: "permissions".into(), message: "must grant at least read".into() });
+    }
+    if !errors.is_empty() {
+        return Err(Problem::validation(errors));
+    }
+    let id = req.segments().get(2).copied().unwrap_or("").to_owned();
+    let db = p.metadata().await.map_err(store_failure)?;
+    let file = files::find_owned(&db, &user.user_id, &id).await?;
+    if file.status != AVAILABLE {
+        return Err(Problem::new(ProblemKind::FileNotAvailable, format!("file {id} is {}: upload every chunk first", file.status)));
+    }
+    let keys = settings::url_keys(p).await?;
+    let expires_at = p.now_ms() / 1000 + expiry;
+    let token = keys.sign(&Grant { file_id: file.id.clone(), permissions: permissions.clone(), expires_at });
+    let path = format!("/api/files/download/{token}");
+    let url = origin(&req).map_or_else(|| path.clone(), |o| format!("{o}{path}"));
+    Ok(ApiResponse::json(
+        201,
+        &serde_json::json!({
+            "url": url,
+            "path": path,
+            "token": token,
+            "expiresAt": time::rfc3339(expires_at * 1000),
+            "permissions": permissions,
+        }),
+    )
+    .with_header("cache-control", "no-store"))
+}

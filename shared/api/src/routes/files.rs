@@ -1,0 +1,145 @@
+//! `/api/files` — `POST` creates a file entry (status `uploading` until every chunk has
+//! arrived), `GET` lists the caller's files, a page at a time.
+//!
+//! `POST` body: `{"name", "originalName"?, "mimeType"?, "size", "compressionEnabled"?,
+//! "deduplicationEnabled"?, "checksum"?}` → `201` with the file, `Location: /api/files/<id>`.
+//! `GET ?page=1&limit=20&sort=createdAt|updatedAt|name|size&order=asc|desc[&status=…]` →
+//! `{"items": [...], "page", "limit", "total"}`.
+
+use crate::accounts::store_failure;
+use crate::files::{self, AVAILABLE, FileRecord, UPLOADING};
+use crate::{auth, settings};
+use serde::Deserialize;
+use vaultx_core::chunks::ChunkPlan;
+use vaultx_core::http::{ApiRequest, ApiResponse, respond};
+use vaultx_core::ports::{Platform, Sql, SqlValue};
+use vaultx_core::problem::{FieldError, ProblemKind};
+use vaultx_core::{Problem, digest, ids, validation};
+
+pub const MAX_BODY: usize = super::JSON_BODY_LIMIT;
+pub const MAX_PAGE_SIZE: u64 = 100;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NewFile {
+    name: String,
+    original_name: Option<String>,
+    mime_type: Option<String>,
+    size: u64,
+    compression_enabled: Option<bool>,
+    deduplication_enabled: Option<bool>,
+    checksum: Option<String>,
+}
+
+pub async fn handle<P: Platform>(p: &P, req: ApiRequest) -> ApiResponse {
+    respond(match req.method.as_str() {
+        "POST" => create(p, req).await,
+        "GET" | "HEAD" => list(p, req).await,
+        _ => Err(Problem::method_not_allowed(&req.method, &["GET", "HEAD", "POST"])),
+    })
+}
+
+async fn create<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem> {
+    let user = auth::authenticate(p, &req).await?;
+    let body: NewFile = req.json()?;
+    let mut errors = Vec::new();
+    let name = validation::file_name("name", &body.name).map_err(|e| errors.push(e)).ok();
+    let original_name = validation::file_name("originalName", body.original_name.as_deref().unwrap_or(&body.name))
+        .map_err(|e| errors.push(e))
+        .ok();
+    let mime_type = validation::mime_type(body.mime_type.as_deref().unwrap_or("application/octet-stream"))
+        .map_err(|e| errors.push(e))
+        .ok();
+    let checksum = match &body.checksum {
+        Some(c) => digest::parse_checksum(c).map(Some).map_err(|m| errors.push(FieldError { field: "checksum".into(), message: m })).ok().flatten(),
+        None => None,
+    };
+    let chunk_size = settings::chunk_size(p).await?;
+    let plan = ChunkPlan::new(body.size, chunk_size).map_err(|m| errors.push(FieldError { field: "size".into(), message: m })).ok();
+    if !errors.is_empty() {
+        return Err(Problem::validation(errors));
+    }
+    let now = p.now_ms();
+    let mut file = FileRecord {
+        id: ids::new_id(p),
+        owner_id: user.user_id,
+        name: name.expect("validated"),
+        original_name: original_name.expect("validated"),
+        mime_type: mime_type.expect("validated"),
+        size: body.size,
+        chunk_size,
+        checksum,
+        compression_enabled: body.compression_enabled.unwrap_or(false),
+        deduplication_enabled: body.deduplication_enabled.unwrap_or(true),
+        status: UPLOADING.into(),
+        etag: None,
+        created_at_ms: now,
+        updated_at_ms: now,
+    };
+    let db = p.metadata().await.map_err(store_failure)?;
+    if plan.expect("validated").count() == 0 {
+        // An empty file has no chunks to wait for. Its checksum can still be wrong.
+        if let Some(c) = &file.checksum {
+            let empty = format!("sha256:{}", digest::hex(&digest::sha256(b"")));
+            if *c != empty {
+                return Err(Problem::new(ProblemKind::ChecksumMismatch, format!("an empty file's checksum is {empty}")));
+            }
+        }
+        let kv = p.kv().await.map_err(store_failure)?;
+        files::write_manifest(&kv, &file, Vec::new()).await?;
+        file.status = AVAILABLE.into();
+        file.etag = Some(files::etag(&[]));
+    }
+    files::insert(&db, &file).await?;
+    Ok(ApiResponse::json(201, &file.view()).with_header("location", format!("/api/files/{}", file.id)))
+}
+
+fn bad_query(detail: String) -> Problem {
+    Problem::new(ProblemKind::InvalidQuery, detail)
+}
+
+async fn list<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem> {
+    let user = auth::authenticate(p, &req).await?;
+    let number = |name: &str, default: u64, max: u64| -> Result<u64, Problem> {
+        match req.query_param(name) {
+            None => Ok(default),
+            Some(v) => v.parse::<u64>().ok().filter(|n| (1..=max).contains(n)).ok_or_else(|| bad_query(format!("{name} must be a whole number from 1 to {max}"))),
+        }
+    };
+    let page = number("page", 1, 1_000_000)?;
+    let limit = number("limit", 20, MAX_PAGE_SIZE)?;
+    let sort = match req.query_param("sort").as_deref().unwrap_or("createdAt") {
+        "createdAt" => "created_at",
+        "updatedAt" => "updated_at",
+        "name" => "name",
+        "size" => "size",
+        other => return Err(bad_query(format!("sort={other}: use createdAt, updatedAt, name or size"))),
+    };
+    let order = match req.query_param("order").as_deref().unwrap_or("desc") {
+        "asc" => "ASC",
+        "desc" => "DESC",
+        other => return Err(bad_query(format!("order={other}: use asc or desc"))),
+    };
+    let status = match req.query_param("status") {
+        None => None,
+        Some(s) if s == UPLOADING || s == AVAILABLE => Some(s),
+        Some(s) => return Err(bad_query(format!("status={s}: use uploading or available"))),
+    };
+    let db = p.metadata().await.map_err(store_failure)?;
+    let mut filter = "owner_id = ?".to_owned();
+    let mut params: Vec<SqlValue> = vec![user.user_id.clone().into()];
+    if let Some(s) = status {
+        filter.push_str(" AND status = ?");
+        params.push(s.into());
+    }
+    let total = db.query(&format!("SELECT count(*) FROM files WHERE {filter}"), params.clone()).await.map_err(store_failure)?;
+    let total = total.first().map(|r| r.int(0)).transpose().map_err(store_failure)?.unwrap_or(0);
+    // `id` breaks ties, so pages never overlap or skip when sort keys repeat.
+    let sql = format!("SELECT {} FROM files WHERE {filter} ORDER BY {sort} {order}, id {order} LIMIT ? OFFSET ?", files::COLUMNS);
+    params.push(SqlValue::Integer(limit as i64));
+    params.push(SqlValue::Integer(((page - 1) * limit) as i64));
+    let rows = db.query(&sql, params).await.map_err(store_failure)?;
+    let items = rows.iter().map(|r| files::from_row(r).map(|f| f.view())).collect::<Result<Vec<_>, _>>().map_err(store_failure)?;
+    Ok(ApiResponse::json(200, &serde_json::json!({"items": items, "page": page, "limit": limit, "total": total}))
+        .with_header("cache-control", "private, no-store"))
+}
