@@ -32,6 +32,7 @@ pub enum ProblemKind {
     InvalidUrl,
     ExpiredUrl,
     Busy,
+    RangeNotSatisfiable,
 }
 
 impl ProblemKind {
@@ -54,6 +55,7 @@ impl ProblemKind {
             Self::DigestMismatch => 400,
             Self::InvalidUrl | Self::ExpiredUrl => 403,
             Self::Busy => 503,
+            Self::RangeNotSatisfiable => 416,
         }
     }
 
@@ -82,6 +84,7 @@ impl ProblemKind {
             Self::InvalidUrl => "invalid-signed-url",
             Self::ExpiredUrl => "expired-signed-url",
             Self::Busy => "busy",
+            Self::RangeNotSatisfiable => "range-not-satisfiable",
         }
     }
 
@@ -110,6 +113,7 @@ impl ProblemKind {
             Self::InvalidUrl => "The signed URL is not valid",
             Self::ExpiredUrl => "The signed URL has expired",
             Self::Busy => "Busy, try again",
+            Self::RangeNotSatisfiable => "The range is outside the file",
         }
     }
 

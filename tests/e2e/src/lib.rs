@@ -108,3 +108,64 @@ pub fn unique_email() -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
     format!("user-{nanos}-{}-{}@example.com", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
 }
+
+/// The deployment's chunk size (the seed's CHUNK_SIZE default unless VAULTX_CHUNK_SIZE says).
+pub fn chunk_size() -> usize {
+    std::env::var("VAULTX_CHUNK_SIZE").ok().and_then(|v| v.parse().ok()).unwrap_or(5 * 1024 * 1024)
+}
+
+/// Deterministic pseudo-random bytes (xorshift): different seeds never share chunks.
+pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    vaultx_core::digest::hex(&vaultx_core::digest::sha256(data))
+}
+
+impl Client {
+    pub fn auth_send(&self, method: &str, path: &str, token: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Reply {
+        let auth = format!("Bearer {token}");
+        let mut all = vec![("authorization", auth.as_str())];
+        all.extend_from_slice(headers);
+        self.send(method, path, &all, body)
+    }
+
+    /// Creates a file entry for `data`; returns its id.
+    pub fn create_file(&self, token: &str, name: &str, data: &[u8]) -> String {
+        let body = serde_json::json!({"name": name, "originalName": name, "mimeType": "application/octet-stream",
+            "size": data.len(), "checksum": format!("sha256:{}", sha256_hex(data))});
+        let r = self.auth_send("POST", "/api/files", token, &[("content-type", "application/json")], Some(body.to_string().as_bytes()));
+        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+        r.json()["id"].as_str().unwrap().to_owned()
+    }
+
+    pub fn put_chunk(&self, token: &str, id: &str, index: usize, chunk: &[u8]) -> Reply {
+        self.auth_send("POST", &format!("/api/files/{id}/chunks/{index}"), token, &[("content-type", "application/octet-stream")], Some(chunk))
+    }
+
+    /// Uploads every chunk of `data`, in order.
+    pub fn upload(&self, token: &str, id: &str, data: &[u8]) {
+        for (i, chunk) in data.chunks(chunk_size()).enumerate() {
+            let r = self.put_chunk(token, id, i, chunk);
+            assert!(r.status == 201 || r.status == 200, "chunk {i}: {}", String::from_utf8_lossy(&r.body));
+        }
+    }
+
+    /// A signed download path for the file.
+    pub fn signed_path(&self, token: &str, id: &str, seconds: u64) -> String {
+        let body = serde_json::json!({"expirationSeconds": seconds});
+        let r = self.auth_send("POST", &format!("/api/files/{id}/signed-url"), token, &[("content-type", "application/json")], Some(body.to_string().as_bytes()));
+        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+        r.json()["path"].as_str().unwrap().to_owned()
+    }
+}

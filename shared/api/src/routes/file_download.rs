@@ -81,10 +81,8 @@ async fn run<P: Platform>(p: &P, req: &ApiRequest) -> Result<ApiResponse, Proble
         RangeRequest::Full => (200, 0, size.saturating_sub(1)),
         RangeRequest::Partial { start, end } => (206, start, end),
         RangeRequest::Unsatisfiable => {
-            let problem = Problem::new(ProblemKind::ChunkOutOfRange, format!("the file has {size} bytes"));
-            let mut r = ApiResponse::problem(&problem);
-            r.status = 416;
-            return Ok(common(r.with_header("content-range", format!("bytes */{size}"))));
+            let problem = Problem::new(ProblemKind::RangeNotSatisfiable, format!("the file has {size} bytes"));
+            return Ok(common(ApiResponse::problem(&problem).with_header("content-range", format!("bytes */{size}"))));
         }
     };
     let body = if size == 0 { Body::Bytes(Vec::new()) } else { Body::Blobs(slices(&manifest.chunks, start, end)) };
