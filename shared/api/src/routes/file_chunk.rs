@@ -41,15 +41,35 @@ pub async fn handle<P: Platform>(p: &P, req: ApiRequest) -> ApiResponse {
     respond(run(p, req).await)
 }
 
-/// The chunk's bytes from a multipart form (field `chunk`) or a raw body.
-async fn chunk_bytes(req: &ApiRequest) -> Result<Bytes, Problem> {
+fn essence(req: &ApiRequest) -> String {
     let content_type = req.header("content-type").unwrap_or("application/octet-stream");
-    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+}
+
+/// Whether the body is the chunk itself (not a form around it).
+fn is_raw(req: &ApiRequest) -> bool {
+    essence(req) == "application/octet-stream"
+}
+
+fn check_digest(actual: [u8; 32], claimed: [u8; 32]) -> Result<(), Problem> {
+    if actual == claimed {
+        return Ok(());
+    }
+    Err(Problem::new(
+        ProblemKind::DigestMismatch,
+        format!("the content's SHA-256 is {}, not {}; nothing was stored", content_digest(&actual), content_digest(&claimed)),
+    ))
+}
+
+/// The chunk's bytes from a multipart form (field `chunk`) or a raw body.
+async fn chunk_bytes(req: ApiRequest) -> Result<Bytes, Problem> {
+    let content_type = req.header("content-type").unwrap_or("application/octet-stream").to_owned();
+    let essence = essence(&req);
     match essence.as_str() {
         "multipart/form-data" => {
-            let boundary = multer::parse_boundary(content_type)
+            let boundary = multer::parse_boundary(&content_type)
                 .map_err(|e| Problem::validation(vec![FieldError { field: "content-type".into(), message: e.to_string() }]))?;
-            let body = Bytes::from(req.body.clone());
+            let body = Bytes::from(req.body);
             let stream = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(body) });
             let mut form = multer::Multipart::new(stream, boundary);
             let malformed = |e: multer::Error| Problem::validation(vec![FieldError { field: "body".into(), message: format!("malformed multipart body: {e}") }]);
@@ -60,7 +80,7 @@ async fn chunk_bytes(req: &ApiRequest) -> Result<Bytes, Problem> {
             }
             Err(Problem::validation(vec![FieldError { field: "chunk".into(), message: "the multipart form has no field named chunk".into() }]))
         }
-        "application/octet-stream" => Ok(Bytes::from(req.body.clone())),
+        "application/octet-stream" => Ok(Bytes::from(req.body)),
         _ => Err(Problem::new(
             ProblemKind::UnsupportedMediaType,
             format!("send the chunk as multipart/form-data (field chunk) or application/octet-stream, not {content_type:?}"),
@@ -83,28 +103,30 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
         .map_err(|_| Problem::new(ProblemKind::ChunkOutOfRange, format!("chunk index {index_text:?} is not a whole number")))?;
     let expected = file.plan().expected_len(index).map_err(|m| Problem::new(ProblemKind::ChunkOutOfRange, m))?;
 
-    // Content-Digest covers the request content as sent (RFC 9530), multipart framing included.
-    if let Some(field) = req.header("content-digest") {
-        let claimed = parse_sha256_member(field).map_err(|m| Problem::new(ProblemKind::DigestMismatch, format!("Content-Digest: {m}")))?;
-        match claimed {
-            Some(claimed) if claimed != sha256(&req.body) => {
-                return Err(Problem::new(
-                    ProblemKind::DigestMismatch,
-                    format!("the content's SHA-256 is {}, not {}; nothing was stored", content_digest(&sha256(&req.body)), content_digest(&claimed)),
-                ));
-            }
-            Some(_) => {}
+    // Content-Digest covers the request content as sent (RFC 9530). For a raw body that is
+    // the chunk itself, so one hash serves both checks; a multipart body is hashed as sent.
+    let claimed = match req.header("content-digest") {
+        Some(field) => match parse_sha256_member(field).map_err(|m| Problem::new(ProblemKind::DigestMismatch, format!("Content-Digest: {m}")))? {
+            Some(claimed) => Some(claimed),
             None => return Err(Problem::new(ProblemKind::DigestMismatch, "Content-Digest must include sha-256")),
-        }
+        },
+        None => None,
+    };
+    let raw = is_raw(&req);
+    if let Some(claimed) = claimed.filter(|_| !raw) {
+        check_digest(sha256(&req.body), claimed)?;
     }
-    let data = chunk_bytes(&req).await?;
+    let data = chunk_bytes(req).await?;
+    let digest = sha256(&data);
+    if let Some(claimed) = claimed.filter(|_| raw) {
+        check_digest(digest, claimed)?;
+    }
     if data.len() as u64 != expected {
         return Err(Problem::new(
             ProblemKind::WrongChunkSize,
             format!("chunk {index} must be exactly {expected} bytes (chunk size {}), got {}", file.chunk_size, data.len()),
         ));
     }
-    let digest = sha256(&data);
     let key = file.blob_key(&digest);
     let now = p.now_ms();
     let store = p.blobs().await.map_err(store_failure)?;

@@ -1,0 +1,27 @@
+//! `POST /sha256`: hashes the request body as it streams in with the same SHA-256 code the
+//! upload path uses, and reports the bytes and the time spent hashing (not reading), so the
+//! benchmark knows the most a guest could ever hash per second.
+
+use http_body_util::BodyExt;
+use sha2::{Digest, Sha256};
+use spin_sdk::http::{IntoResponse, Request};
+use spin_sdk::http_service;
+use std::time::{Duration, Instant};
+
+#[http_service]
+async fn hash(request: Request) -> impl IntoResponse {
+    let mut body = request.into_body();
+    let mut hasher = Sha256::new();
+    let (mut bytes, mut hashing) = (0u64, Duration::ZERO);
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else { break };
+        if let Ok(data) = frame.into_data() {
+            let t = Instant::now();
+            hasher.update(&data);
+            hashing += t.elapsed();
+            bytes += data.len() as u64;
+        }
+    }
+    let digest: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    format!("{{\"bytes\":{bytes},\"hashNanos\":{},\"sha256\":\"{digest}\"}}", hashing.as_nanos())
+}
