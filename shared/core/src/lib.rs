@@ -11,6 +11,7 @@ pub mod password;
 pub mod ports;
 pub mod problem;
 pub mod range;
+pub mod router;
 pub mod signed_url;
 pub mod token;
 pub mod time;

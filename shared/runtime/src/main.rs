@@ -5,7 +5,6 @@ mod compile;
 mod manifest;
 mod migrate;
 mod outbound;
-mod router;
 mod server;
 mod spin_host;
 mod stores;
@@ -116,9 +115,9 @@ async fn run() -> Result<()> {
     let routes = app
         .routes
         .iter()
-        .map(|r| router::Route::parse(&r.route, index[&r.component]).map_err(anyhow::Error::msg))
+        .map(|r| vaultx_core::router::Route::parse(&r.route, index[&r.component]).map_err(anyhow::Error::msg))
         .collect::<Result<Vec<_>>>()?;
-    let served = Arc::new(server::App { router: router::Router::new(routes), handlers });
+    let served = Arc::new(server::App { router: vaultx_core::router::Router::new(routes), handlers });
 
     let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     let local = listener.local_addr()?;

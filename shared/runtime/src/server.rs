@@ -3,7 +3,7 @@
 //! front, and Spin's request headers on the way in.
 
 use crate::outbound::{Outbound, full};
-use crate::router::Router;
+use vaultx_core::router::Router;
 use crate::spin_host::{HasSpin, SpinCtx, SpinView};
 use std::net::SocketAddr;
 use std::pin::Pin;

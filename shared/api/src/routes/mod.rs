@@ -15,5 +15,79 @@ pub mod health_readiness;
 pub mod not_found;
 pub mod users_me;
 
+use vaultx_core::http::{ApiRequest, ApiResponse};
+use vaultx_core::ports::Platform;
+
 /// The body limit of routes that take a small JSON document.
 pub const JSON_BODY_LIMIT: usize = 16 * 1024;
+
+/// One route: its path pattern (Spin syntax), the function serving it, its body limit.
+pub struct Route {
+    pub path: &'static str,
+    pub function: &'static str,
+    pub max_body: usize,
+}
+
+macro_rules! route_table {
+    ($($path:literal => $function:literal: $module:ident),* $(,)?) => {
+        /// Every route. On Spin each is its own component (spin.toml, checked against this
+        /// table by a test); on Cloudflare Workers one router dispatches over it.
+        pub const TABLE: &[Route] = &[$(Route { path: $path, function: $function, max_body: $module::MAX_BODY }),*];
+
+        /// Runs the handler of `function` (a name from [`TABLE`]); unknown names are 404.
+        pub async fn dispatch<P: Platform>(function: &str, p: &P, req: ApiRequest) -> ApiResponse {
+            match function {
+                $($function => $module::handle(p, req).await,)*
+                _ => not_found::handle(p, req).await,
+            }
+        }
+    };
+}
+
+route_table! {
+    "/api/auth/register" => "auth-register": auth_register,
+    "/api/auth/login" => "auth-login": auth_login,
+    "/api/users/me" => "users-me": users_me,
+    "/api/files" => "files": files,
+    "/api/files/stats/usage" => "files-usage": files_usage,
+    "/api/files/:id" => "file": file,
+    "/api/files/:id/chunks" => "file-chunks": file_chunks,
+    "/api/files/:id/chunks/:index" => "file-chunk": file_chunk,
+    "/api/files/:id/signed-url" => "file-signed-url": file_signed_url,
+    "/api/files/download/:token" => "file-download": file_download,
+    "/health" => "health": health,
+    "/health/liveness" => "health-liveness": health_liveness,
+    "/health/readiness" => "health-readiness": health_readiness,
+    "/..." => "not-found": not_found,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn spin_toml_lists_exactly_the_routes_of_the_table() {
+        let manifest = include_str!("../../../../spin.toml");
+        let mut in_manifest: Vec<(String, String)> = Vec::new();
+        let mut route = None;
+        for line in manifest.lines() {
+            if let Some(r) = line.strip_prefix("route = ") {
+                route = Some(r.trim_matches('"').to_owned());
+            } else if let (Some(c), Some(r)) = (line.strip_prefix("component = "), route.take()) {
+                in_manifest.push((r, c.trim_matches('"').to_owned()));
+            }
+        }
+        let mut in_table: Vec<(String, String)> = super::TABLE.iter().map(|r| (r.path.to_owned(), r.function.to_owned())).collect();
+        in_manifest.sort();
+        in_table.sort();
+        assert_eq!(in_manifest, in_table, "spin.toml and routes::TABLE disagree: run infra/spin-manifest.py after changing routes");
+    }
+
+    #[test]
+    fn every_function_crate_binds_its_route() {
+        for route in super::TABLE {
+            let dir = format!("{}/../../functions/{}/src/lib.rs", env!("CARGO_MANIFEST_DIR"), route.function);
+            let binding = std::fs::read_to_string(&dir).unwrap_or_else(|e| panic!("{dir}: {e}"));
+            let module = route.function.replace('-', "_");
+            assert_eq!(binding.trim(), format!("vaultx_spin::route!(vaultx_api::routes::{module});"), "{dir}");
+        }
+    }
+}

@@ -1,0 +1,29 @@
+//! VaultX as one Cloudflare Worker: the same route handlers the Spin components bind, behind
+//! one router over `vaultx_api::routes::TABLE`, on the Workers adapter (D1, KV, R2).
+
+use std::sync::OnceLock;
+use vaultx_api::routes::{TABLE, dispatch};
+use vaultx_core::http::ApiResponse;
+use vaultx_core::router::{Route, Router};
+use vaultx_worker::{WorkerPlatform, into_response, read_request};
+use worker::{Context, Env, Request, Response, Result, event};
+
+fn router() -> &'static Router {
+    static ROUTER: OnceLock<Router> = OnceLock::new();
+    ROUTER.get_or_init(|| {
+        Router::new(TABLE.iter().enumerate().map(|(i, r)| Route::parse(r.path, i).expect("the route table is valid")).collect())
+    })
+}
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    let platform = WorkerPlatform::new(env);
+    let path = req.path();
+    // The table ends with "/...", so every path has a route.
+    let route = router().route(&path).map_or(TABLE.len() - 1, |m| m.route.target);
+    let response = match read_request(req, TABLE[route].max_body).await {
+        Ok(request) => dispatch(TABLE[route].function, &platform, request).await,
+        Err(problem) => ApiResponse::problem(&problem),
+    };
+    into_response(&platform, response)
+}

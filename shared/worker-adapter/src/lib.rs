@@ -1,0 +1,245 @@
+//! The VaultX ports on Cloudflare Workers (the `worker` crate): metadata on D1, blobs on an R2
+//! bucket per region, hot metadata (manifests) on KV, configuration from vars and secrets, the
+//! audit log on the Workers console. Plus the request/response translation for the one Worker.
+
+use futures::StreamExt;
+use vaultx_core::http::{ApiRequest, ApiResponse, BlobSlice, Body};
+use vaultx_core::ports::{AuditLog, Blobs, Clock, Config, Entropy, Kv, Platform, Row, Sql, SqlValue, Statement, StoreError};
+use vaultx_core::problem::ProblemKind;
+use vaultx_core::Problem;
+use worker::wasm_bindgen::JsValue;
+use worker::{D1Database, Env, Headers, Request, Response, ResponseBody};
+
+/// Binding names in wrangler.toml.
+pub const D1_BINDING: &str = "DB";
+pub const BLOBS_BINDING: &str = "BLOBS";
+pub const MANIFESTS_BINDING: &str = "MANIFESTS";
+
+#[derive(Clone)]
+pub struct WorkerPlatform {
+    env: Env,
+}
+
+impl WorkerPlatform {
+    pub fn new(env: Env) -> Self {
+        Self { env }
+    }
+}
+
+fn unavailable(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("{what}: {e}"))
+}
+
+impl Clock for WorkerPlatform {
+    fn now_ms(&self) -> i64 {
+        worker::Date::now().as_millis() as i64
+    }
+}
+
+impl Entropy for WorkerPlatform {
+    fn fill(&self, buf: &mut [u8]) {
+        // crypto.getRandomValues; failing would mean no usable randomness, so stop.
+        getrandom::fill(buf).expect("crypto.getRandomValues is available");
+    }
+}
+
+impl Config for WorkerPlatform {
+    /// Spin-style names (`jwt_secret`) are Worker bindings in upper case (`JWT_SECRET`):
+    /// secrets first, then plain vars.
+    async fn get(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let binding = name.to_ascii_uppercase();
+        if let Ok(secret) = self.env.secret(&binding) {
+            return Ok(Some(secret.to_string()));
+        }
+        Ok(self.env.var(&binding).ok().map(|v| v.to_string()))
+    }
+}
+
+impl AuditLog for WorkerPlatform {
+    fn record(&self, event: &serde_json::Value) {
+        worker::console_log!("{event}");
+    }
+}
+
+impl Platform for WorkerPlatform {
+    type Metadata = D1Sql;
+    type Blobs = R2Blobs;
+    type Kv = WorkersKv;
+
+    async fn metadata(&self) -> Result<D1Sql, StoreError> {
+        self.env.d1(D1_BINDING).map(D1Sql).map_err(|e| StoreError::AccessDenied(format!("D1 binding {D1_BINDING}: {e}")))
+    }
+
+    async fn blobs(&self) -> Result<R2Blobs, StoreError> {
+        self.env.bucket(BLOBS_BINDING).map(R2Blobs).map_err(|e| StoreError::AccessDenied(format!("R2 binding {BLOBS_BINDING}: {e}")))
+    }
+
+    async fn kv(&self) -> Result<WorkersKv, StoreError> {
+        self.env.kv(MANIFESTS_BINDING).map(WorkersKv).map_err(|e| StoreError::AccessDenied(format!("KV binding {MANIFESTS_BINDING}: {e}")))
+    }
+}
+
+/// The metadata store on D1 (SQLite at the edge: same SQL, same `?` placeholders).
+pub struct D1Sql(D1Database);
+
+fn to_js(v: SqlValue) -> JsValue {
+    match v {
+        SqlValue::Null => JsValue::null(),
+        // JS numbers hold integers exactly up to 2^53: ample for sizes and millisecond times.
+        SqlValue::Integer(n) => JsValue::from_f64(n as f64),
+        SqlValue::Real(f) => JsValue::from_f64(f),
+        SqlValue::Text(s) => JsValue::from_str(&s),
+        SqlValue::Blob(b) => worker::js_sys::Uint8Array::from(b.as_slice()).into(),
+    }
+}
+
+fn from_json(v: serde_json::Value) -> SqlValue {
+    match v {
+        serde_json::Value::Null => SqlValue::Null,
+        serde_json::Value::Bool(b) => SqlValue::Integer(b as i64),
+        serde_json::Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => SqlValue::Integer(i),
+            (None, Some(f)) if f.fract() == 0.0 && f.abs() < 9.007_199_254_740_992e15 => SqlValue::Integer(f as i64),
+            (None, Some(f)) => SqlValue::Real(f),
+            _ => SqlValue::Null,
+        },
+        serde_json::Value::String(s) => SqlValue::Text(s),
+        serde_json::Value::Array(a) => SqlValue::Blob(a.into_iter().filter_map(|x| x.as_u64().map(|b| b as u8)).collect()),
+        serde_json::Value::Object(_) => SqlValue::Null,
+    }
+}
+
+impl D1Sql {
+    fn statement(&self, sql: &str, params: Vec<SqlValue>) -> Result<worker::D1PreparedStatement, StoreError> {
+        let params: Vec<JsValue> = params.into_iter().map(to_js).collect();
+        self.0.prepare(sql).bind(&params).map_err(|e| unavailable("D1 bind", e))
+    }
+}
+
+impl Sql for D1Sql {
+    async fn query(&self, sql: &str, params: Vec<SqlValue>) -> Result<Vec<Row>, StoreError> {
+        let rows: Vec<Vec<serde_json::Value>> = self.statement(sql, params)?.raw().await.map_err(|e| unavailable("D1 query", e))?;
+        Ok(rows.into_iter().map(|r| Row(r.into_iter().map(from_json).collect())).collect())
+    }
+
+    async fn execute(&self, sql: &str, params: Vec<SqlValue>) -> Result<u64, StoreError> {
+        let result = self.statement(sql, params)?.run().await.map_err(|e| unavailable("D1 execute", e))?;
+        let meta = result.meta().map_err(|e| unavailable("D1 meta", e))?;
+        Ok(meta.and_then(|m| m.changes).unwrap_or(0) as u64)
+    }
+
+    /// D1 runs a batch as one transaction.
+    async fn batch(&self, statements: Vec<Statement>) -> Result<(), StoreError> {
+        let prepared = statements.into_iter().map(|s| self.statement(s.sql, s.params)).collect::<Result<Vec<_>, _>>()?;
+        self.0.batch(prepared).await.map(drop).map_err(|e| unavailable("D1 batch", e))
+    }
+}
+
+/// Blobs on R2: one object per blob (R2 takes a chunk in one piece).
+pub struct R2Blobs(worker::Bucket);
+
+impl Blobs for R2Blobs {
+    async fn put(&self, key: &str, data: &[u8]) -> Result<(), StoreError> {
+        self.0.put(key, data.to_vec()).execute().await.map(drop).map_err(|e| unavailable("R2 put", e))
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(object) = self.0.get(key).execute().await.map_err(|e| unavailable("R2 get", e))? else {
+            return Ok(None);
+        };
+        match object.body() {
+            Some(body) => body.bytes().await.map(Some).map_err(|e| unavailable("R2 read", e)),
+            None => Ok(Some(Vec::new())),
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.0.delete(key).await.map_err(|e| unavailable("R2 delete", e))
+    }
+}
+
+/// Hot metadata on Workers KV.
+pub struct WorkersKv(worker::KvStore);
+
+impl Kv for WorkersKv {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.0.get(key).bytes().await.map_err(|e| unavailable("KV get", e))
+    }
+
+    async fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.0
+            .put_bytes(key, value)
+            .map_err(|e| unavailable("KV put", e))?
+            .execute()
+            .await
+            .map_err(|e| unavailable("KV put", e))
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.0.delete(key).await.map_err(|e| unavailable("KV delete", e))
+    }
+}
+
+/// Reads a request for a route that accepts at most `max_body` bytes (413 beyond). Workers
+/// need a known length to store into R2 anyway, and bound memory at 128 MB: a body is read
+/// only when its declared length fits.
+pub async fn read_request(mut req: Request, max_body: usize) -> Result<ApiRequest, Problem> {
+    let url = req.url().map_err(|_| Problem::new(ProblemKind::MalformedJson, "the request URL is not valid"))?;
+    let too_large = || Problem::new(ProblemKind::PayloadTooLarge, format!("this route accepts at most {max_body} bytes"));
+    let declared = req.headers().get("content-length").ok().flatten().and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max_body as u64) {
+        return Err(too_large());
+    }
+    let mut headers: Vec<(String, String)> =
+        req.headers().entries().filter(|(k, _)| k != "x-vaultx-full-url").map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
+    // What the handlers know of the request's own URL (for absolute links), set here only.
+    headers.push(("x-vaultx-full-url".into(), url.to_string()));
+    let method = req.method().to_string().to_ascii_uppercase();
+    let body = if method == "GET" || method == "HEAD" {
+        Vec::new()
+    } else {
+        req.bytes().await.map_err(|e| Problem::new(ProblemKind::MalformedJson, format!("could not read the request body: {e}")))?
+    };
+    if body.len() > max_body {
+        return Err(too_large());
+    }
+    Ok(ApiRequest { method, path: url.path().to_owned(), query: url.query().unwrap_or("").to_owned(), headers, body })
+}
+
+/// Turns a handler's response into a Workers response; blob-slice bodies stream from R2 one
+/// blob at a time behind a fixed length, so clients get `Content-Length`.
+pub fn into_response(platform: &WorkerPlatform, api: ApiResponse) -> worker::Result<Response> {
+    let headers = Headers::new();
+    for (name, value) in &api.headers {
+        // Workers set Content-Length from the body, except for bodiless answers to HEAD,
+        // where the handler's own value is kept.
+        if name != "content-length" || api.body.is_empty() {
+            headers.append(name, value)?;
+        }
+    }
+    let length = api.body.len();
+    let body = match api.body {
+        Body::Bytes(bytes) if bytes.is_empty() => ResponseBody::Empty,
+        Body::Bytes(bytes) => ResponseBody::Body(bytes),
+        Body::Blobs(slices) => {
+            let stream = worker::FixedLengthStream::wrap(blob_stream(platform.clone(), slices), length);
+            let sys: worker::worker_sys::FixedLengthStream = stream.into();
+            ResponseBody::Stream(sys.readable())
+        }
+    };
+    Ok(Response::from_body(body)?.with_status(api.status).with_headers(headers))
+}
+
+fn blob_stream(platform: WorkerPlatform, slices: Vec<BlobSlice>) -> impl futures::Stream<Item = worker::Result<Vec<u8>>> + 'static {
+    futures::stream::iter(slices).then(move |slice| {
+        let platform = platform.clone();
+        async move {
+            let blobs = platform.blobs().await.map_err(|e| worker::Error::RustError(e.to_string()))?;
+            match blobs.get(&slice.key).await {
+                Ok(Some(bytes)) if bytes.len() as u64 >= slice.end => Ok(bytes[slice.start as usize..slice.end as usize].to_vec()),
+                Ok(_) => Err(worker::Error::RustError(format!("blob {} is missing or short", slice.key))),
+                Err(e) => Err(worker::Error::RustError(e.to_string())),
+            }
+        }
+    })
+}
