@@ -33,6 +33,7 @@ pub enum ProblemKind {
     ExpiredUrl,
     Busy,
     RangeNotSatisfiable,
+    BadRequest,
 }
 
 impl ProblemKind {
@@ -56,6 +57,7 @@ impl ProblemKind {
             Self::InvalidUrl | Self::ExpiredUrl => 403,
             Self::Busy => 503,
             Self::RangeNotSatisfiable => 416,
+            Self::BadRequest => 400,
         }
     }
 
@@ -85,6 +87,7 @@ impl ProblemKind {
             Self::ExpiredUrl => "expired-signed-url",
             Self::Busy => "busy",
             Self::RangeNotSatisfiable => "range-not-satisfiable",
+            Self::BadRequest => "bad-request",
         }
     }
 
@@ -114,6 +117,7 @@ impl ProblemKind {
             Self::ExpiredUrl => "The signed URL has expired",
             Self::Busy => "Busy, try again",
             Self::RangeNotSatisfiable => "The range is outside the file",
+            Self::BadRequest => "Bad request",
         }
     }
 

@@ -58,7 +58,7 @@ pub async fn read_request(request: spin_sdk::http::Request, max_body: usize) -> 
     let body = match Limited::new(body, max_body).collect().await {
         Ok(collected) => collected.to_bytes().to_vec(),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
-        Err(e) => return Err(Problem::new(ProblemKind::MalformedJson, format!("could not read the request body: {e}"))),
+        Err(e) => return Err(Problem::new(ProblemKind::BadRequest, format!("could not read the request body: {e}"))),
     };
     Ok(ApiRequest {
         method: parts.method.as_str().to_ascii_uppercase(),

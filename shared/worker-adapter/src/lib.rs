@@ -184,7 +184,7 @@ impl Kv for WorkersKv {
 /// need a known length to store into R2 anyway, and bound memory at 128 MB: a body is read
 /// only when its declared length fits.
 pub async fn read_request(mut req: Request, max_body: usize) -> Result<ApiRequest, Problem> {
-    let url = req.url().map_err(|_| Problem::new(ProblemKind::MalformedJson, "the request URL is not valid"))?;
+    let url = req.url().map_err(|_| Problem::new(ProblemKind::BadRequest, "the request URL is not valid"))?;
     let too_large = || Problem::new(ProblemKind::PayloadTooLarge, format!("this route accepts at most {max_body} bytes"));
     let declared = req.headers().get("content-length").ok().flatten().and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > max_body as u64) {
@@ -198,7 +198,7 @@ pub async fn read_request(mut req: Request, max_body: usize) -> Result<ApiReques
     let body = if method == "GET" || method == "HEAD" {
         Vec::new()
     } else {
-        req.bytes().await.map_err(|e| Problem::new(ProblemKind::MalformedJson, format!("could not read the request body: {e}")))?
+        req.bytes().await.map_err(|e| Problem::new(ProblemKind::BadRequest, format!("could not read the request body: {e}")))?
     };
     if body.len() > max_body {
         return Err(too_large());
