@@ -86,7 +86,7 @@ pub struct App {
 }
 
 /// Variable names as Spin allows them: lower-case letters, digits and underscores.
-fn valid_variable_name(name: &str) -> bool {
+pub fn valid_variable_name(name: &str) -> bool {
     name.starts_with(|c: char| c.is_ascii_lowercase())
         && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }

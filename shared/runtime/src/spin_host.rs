@@ -259,15 +259,11 @@ impl<T: 'static> kv::HostStoreWithStore<T> for Spin {
 
 // ---- spin:variables ----
 
-fn valid_variable_name(name: &str) -> bool {
-    name.starts_with(|c: char| c.is_ascii_lowercase()) && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-}
-
 impl variables::Host for SpinView<'_> {}
 
 impl<T: 'static> variables::HostWithStore<T> for Spin {
     async fn get(a: &Accessor<T, Self>, name: String) -> Result<Result<String, variables::Error>> {
-        if !valid_variable_name(&name) {
+        if !crate::manifest::valid_variable_name(&name) {
             return Ok(Err(variables::Error::InvalidName(name)));
         }
         Ok(a.with(|mut x| x.get().ctx.grants.variables.get(&name).cloned()).ok_or(variables::Error::Undefined(name)))
