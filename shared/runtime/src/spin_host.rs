@@ -23,8 +23,12 @@ use spin::key_value::key_value as kv;
 use spin::sqlite::sqlite;
 use spin::variables::variables;
 
-/// A guest's open SQLite connection: its own rusqlite connection (see `Stores::open_sqlite`).
-pub struct SqliteConnection(Arc<Mutex<rusqlite::Connection>>);
+/// A guest's open SQLite connection: its own rusqlite connection (see `Stores::open_sqlite`),
+/// and the database it belongs to, so closing hands it back to that database's idle pool.
+pub struct SqliteConnection {
+    database: String,
+    conn: Arc<Mutex<rusqlite::Connection>>,
+}
 
 /// A guest's open key-value store: the label it opened.
 pub struct KvStore(String);
@@ -104,11 +108,11 @@ impl SpinView<'_> {
             Ok(c) => c,
             Err(e) => return Ok(Err(sqlite_error(e))),
         };
-        Ok(Ok(self.table.push(SqliteConnection(Arc::new(Mutex::new(conn))))?))
+        Ok(Ok(self.table.push(SqliteConnection { database: database.to_owned(), conn: Arc::new(Mutex::new(conn)) })?))
     }
 
     fn sqlite(&self, c: &Resource<SqliteConnection>) -> Result<Arc<Mutex<rusqlite::Connection>>> {
-        Ok(self.table.get(c)?.0.clone())
+        Ok(self.table.get(c)?.conn.clone())
     }
 }
 
@@ -147,7 +151,13 @@ impl sqlite::HostConnection for SpinView<'_> {
     }
 
     fn drop(&mut self, c: Resource<SqliteConnection>) -> Result<()> {
-        self.table.delete(c)?;
+        let closed = self.table.delete(c)?;
+        // Only the last holder can hand it back (an execute may still hold a clone).
+        if let Ok(conn) = Arc::try_unwrap(closed.conn) {
+            if let Ok(conn) = conn.into_inner() {
+                self.ctx.stores.release_sqlite(&closed.database, conn);
+            }
+        }
         Ok(())
     }
 }

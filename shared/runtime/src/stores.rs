@@ -11,7 +11,13 @@ use std::time::Duration;
 pub struct Stores {
     data_dir: PathBuf,
     kv: Arc<Mutex<rusqlite::Connection>>,
+    /// Idle SQLite connections by database label: opening a connection costs more than most
+    /// queries, so a guest's `open` takes an idle one when there is one.
+    idle: Mutex<std::collections::HashMap<String, Vec<rusqlite::Connection>>>,
 }
+
+/// Idle connections kept per database.
+const IDLE_PER_DATABASE: usize = 16;
 
 /// Rows as SQLite returned them, columns named.
 pub struct QueryOutput {
@@ -23,7 +29,11 @@ fn tune(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
     // WAL lets readers run beside one writer; the busy timeout queues writers instead of
     // failing them, as a server database would.
     conn.busy_timeout(Duration::from_secs(10))?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // The journal mode is stored in the file: switching costs a write lock, checking does not.
+    let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+    }
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")
 }
@@ -36,7 +46,7 @@ impl Stores {
         kv.execute_batch(
             "CREATE TABLE IF NOT EXISTS spin_key_value (store TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, PRIMARY KEY (store, key))",
         )?;
-        Ok(Self { data_dir: data_dir.to_owned(), kv: Arc::new(Mutex::new(kv)) })
+        Ok(Self { data_dir: data_dir.to_owned(), kv: Arc::new(Mutex::new(kv)), idle: Mutex::default() })
     }
 
     pub fn sqlite_path(&self, label: &str) -> Result<PathBuf> {
@@ -47,12 +57,30 @@ impl Stores {
         Ok(self.data_dir.join(file))
     }
 
-    /// A fresh connection per guest `open`, so one guest's transaction is never interleaved
-    /// with another's statements.
+    /// A connection of its own per guest `open`, so one guest's transaction is never
+    /// interleaved with another's statements: an idle one if there is one, else a new one.
     pub fn open_sqlite(&self, label: &str) -> Result<rusqlite::Connection> {
-        let conn = rusqlite::Connection::open(self.sqlite_path(label)?)?;
+        let path = self.sqlite_path(label)?;
+        if let Some(conn) = self.idle.lock().map_err(|e| anyhow::anyhow!("{e}"))?.get_mut(label).and_then(Vec::pop) {
+            return Ok(conn);
+        }
+        let conn = rusqlite::Connection::open(path)?;
         tune(&conn)?;
         Ok(conn)
+    }
+
+    /// Takes back a connection a guest closed. One left inside a transaction is dropped
+    /// (closing it rolls the transaction back) rather than handed to someone else.
+    pub fn release_sqlite(&self, label: &str, conn: rusqlite::Connection) {
+        if !conn.is_autocommit() {
+            return;
+        }
+        if let Ok(mut idle) = self.idle.lock() {
+            let pool = idle.entry(label.to_owned()).or_default();
+            if pool.len() < IDLE_PER_DATABASE {
+                pool.push(conn);
+            }
+        }
     }
 
     pub fn kv(&self) -> Arc<Mutex<rusqlite::Connection>> {
@@ -120,8 +148,32 @@ mod tests {
     }
 
     #[test]
+    fn closed_connections_are_reused_unless_a_transaction_is_open() {
+        let dir = std::env::temp_dir().join(format!("vaultx-pool-{}", std::process::id()));
+        let stores = Stores::open(&dir).unwrap();
+        let conn = stores.open_sqlite("default").unwrap();
+        conn.execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
+        stores.release_sqlite("default", conn);
+        assert_eq!(stores.idle.lock().unwrap()["default"].len(), 1);
+        let conn = stores.open_sqlite("default").unwrap();
+        assert!(stores.idle.lock().unwrap()["default"].is_empty(), "the idle one was taken");
+        conn.execute_batch("BEGIN; INSERT INTO t VALUES (1)").unwrap();
+        stores.release_sqlite("default", conn);
+        assert!(stores.idle.lock().unwrap()["default"].is_empty(), "mid-transaction: not reused");
+        let conn = stores.open_sqlite("default").unwrap();
+        let n: i64 = conn.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).unwrap();
+        assert_eq!(n, 0, "the abandoned transaction was rolled back");
+        drop(conn);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
     fn database_labels_cannot_escape_the_data_directory() {
-        let stores = Stores { data_dir: "/data".into(), kv: Arc::new(Mutex::new(rusqlite::Connection::open_in_memory().unwrap())) };
+        let stores = Stores {
+            data_dir: "/data".into(),
+            kv: Arc::new(Mutex::new(rusqlite::Connection::open_in_memory().unwrap())),
+            idle: Mutex::default(),
+        };
         assert_eq!(stores.sqlite_path("default").unwrap(), Path::new("/data/sqlite_db.db"));
         assert!(stores.sqlite_path("../etc").is_err());
         assert!(stores.sqlite_path("").is_err());
