@@ -10,7 +10,7 @@ mod spin_host;
 mod stores;
 
 use anyhow::{Context, Result, bail};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -153,7 +153,6 @@ async fn run() -> Result<()> {
                 .timer(hyper_util::rt::TokioTimer::new())
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
-            let _ = TokioExecutor::new();
         });
     }
     println!("vaultx-runtime: stopped");

@@ -153,10 +153,10 @@ impl sqlite::HostConnection for SpinView<'_> {
     fn drop(&mut self, c: Resource<SqliteConnection>) -> Result<()> {
         let closed = self.table.delete(c)?;
         // Only the last holder can hand it back (an execute may still hold a clone).
-        if let Ok(conn) = Arc::try_unwrap(closed.conn) {
-            if let Ok(conn) = conn.into_inner() {
-                self.ctx.stores.release_sqlite(&closed.database, conn);
-            }
+        if let Ok(conn) = Arc::try_unwrap(closed.conn)
+            && let Ok(conn) = conn.into_inner()
+        {
+            self.ctx.stores.release_sqlite(&closed.database, conn);
         }
         Ok(())
     }
