@@ -56,9 +56,18 @@ pub async fn attached(db: &impl Sql, file_id: &str, index: u64) -> Result<Option
     rows.first().map(|r| r.text(0).map(str::to_owned)).transpose().map_err(store_failure)
 }
 
+/// What [`attach`] did.
+#[derive(Debug, PartialEq)]
+pub enum Attached {
+    /// The chunk already held exactly these bytes: nothing changed.
+    Already,
+    /// The chunk now holds them; the listed blobs may now be unreferenced (for [`sweep`]).
+    Stored { released: Vec<String> },
+}
+
 /// Stores `data` as blob `key` (unless a live copy exists) and points chunk `index` of the
 /// file at it. Re-sending the same chunk is a no-op; sending different bytes for an index
-/// replaces them and releases the old blob. Returns the blob keys that may now be unreferenced.
+/// replaces them and releases the old blob.
 pub async fn attach(
     db: &impl Sql,
     blobs: &impl Blobs,
@@ -67,10 +76,10 @@ pub async fn attach(
     index: u64,
     key: &str,
     data: &[u8],
-) -> Result<Vec<String>, Problem> {
+) -> Result<Attached, Problem> {
     let previous = attached(db, file_id, index).await?;
     if previous.as_deref() == Some(key) {
-        return Ok(Vec::new());
+        return Ok(Attached::Already);
     }
     for _attempt in 0..3 {
         let row = read_row(db, key).await?;
@@ -124,7 +133,7 @@ pub async fn attach(
         .await
         .map_err(store_failure)?;
         if attached(db, file_id, index).await?.as_deref() == Some(key) {
-            return Ok(previous.into_iter().collect());
+            return Ok(Attached::Stored { released: previous.into_iter().collect() });
         }
         // A sweep started between our look and our commit: look again.
     }

@@ -130,9 +130,13 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
     let key = file.blob_key(&digest);
     let now = p.now_ms();
     let store = p.blobs().await.map_err(store_failure)?;
-    let had_it = blobs::attached(&db, &file.id, index).await?.as_deref() == Some(key.as_str());
-    let released = blobs::attach(&db, &store, now, &file.id, index, &key, &data).await?;
-    blobs::sweep(&db, &store, now, &released).await?;
+    let had_it = match blobs::attach(&db, &store, now, &file.id, index, &key, &data).await? {
+        blobs::Attached::Already => true,
+        blobs::Attached::Stored { released } => {
+            blobs::sweep(&db, &store, now, &released).await?;
+            false
+        }
+    };
 
     let count = db
         .query("SELECT count(*) FROM file_chunks WHERE file_id = ?", vec![SqlValue::Text(file.id.clone())])
