@@ -94,6 +94,22 @@ pub struct BlobSlice {
     pub end: u64,
 }
 
+impl BlobSlice {
+    /// Reads the slice's bytes from `blobs`, or says why they cannot be had (a download is
+    /// already under way by then: the adapter can only cut the body short).
+    pub async fn read(&self, blobs: &impl crate::ports::Blobs) -> Result<Vec<u8>, String> {
+        match blobs.get(&self.key).await {
+            Ok(Some(mut bytes)) if bytes.len() as u64 >= self.end => {
+                bytes.truncate(self.end as usize);
+                bytes.drain(..self.start as usize);
+                Ok(bytes)
+            }
+            Ok(_) => Err(format!("blob {} is missing or short", self.key)),
+            Err(e) => Err(format!("blob {}: {e}", self.key)),
+        }
+    }
+}
+
 /// A response body: bytes in hand, or blob slices the adapter streams one at a time, so a
 /// large download never sits in memory whole.
 #[derive(Clone, Debug, PartialEq)]
@@ -243,6 +259,32 @@ mod tests {
         assert_eq!(r.bearer_token().unwrap_err().kind, ProblemKind::MissingToken);
         r.headers[0].1 = "bearer  abc.def ".into();
         assert_eq!(r.bearer_token().unwrap(), "abc.def");
+    }
+
+    struct OneBlob;
+    impl crate::ports::Blobs for OneBlob {
+        async fn put(&self, _: &str, _: &[u8]) -> Result<(), crate::ports::StoreError> {
+            Ok(())
+        }
+        async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, crate::ports::StoreError> {
+            Ok((key == "b").then(|| b"0123456789".to_vec()))
+        }
+        async fn delete(&self, _: &str) -> Result<(), crate::ports::StoreError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn blob_slices_read_their_bytes_or_fail() {
+        let read = |key: &str, start, end| {
+            let slice = BlobSlice { key: key.into(), start, end };
+            std::pin::pin!(slice.read(&OneBlob)).as_mut().poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+        };
+        use std::future::Future as _;
+        assert_eq!(read("b", 2, 5), std::task::Poll::Ready(Ok(b"234".to_vec())));
+        assert_eq!(read("b", 0, 10), std::task::Poll::Ready(Ok(b"0123456789".to_vec())));
+        assert!(matches!(read("b", 5, 11), std::task::Poll::Ready(Err(_))), "short");
+        assert!(matches!(read("x", 0, 1), std::task::Poll::Ready(Err(_))), "missing");
     }
 
     #[test]

@@ -29,6 +29,11 @@ pub fn verify(password: &str, stored: &str) -> bool {
     }
 }
 
+/// True when `stored` parses as a PHC string, i.e. [`verify`] will run Argon2 on it.
+pub fn is_phc(stored: &str) -> bool {
+    PasswordHash::new(stored).is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -46,9 +51,4 @@ mod tests {
     fn the_salt_changes_the_hash() {
         assert_ne!(hash("pw-pw-pw-pw", &[1; 16]).unwrap(), hash("pw-pw-pw-pw", &[2; 16]).unwrap());
     }
-}
-
-/// True when `stored` parses as a PHC string, i.e. [`verify`] will run Argon2 on it.
-pub fn is_phc(stored: &str) -> bool {
-    PasswordHash::new(stored).is_ok()
 }

@@ -62,7 +62,7 @@ fn start_in(dir: &TempDir, manifest: &str, env: &[(&str, &str)]) -> Result<Runti
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_vaultx-runtime"));
     cmd.args(["--manifest", "spin.toml", "--listen", "127.0.0.1:0", "--data-dir", "data", "--cache-dir", "cache"])
         .args(["--migrations", &workspace().join("infra/migrations").display().to_string(), "--ready-file", "url"])
-        .current_dir(&dir)
+        .current_dir(dir)
         .env_remove("SPIN_VARIABLE_JWT_SECRET")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

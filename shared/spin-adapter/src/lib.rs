@@ -107,15 +107,9 @@ fn stream_blobs(slices: Vec<BlobSlice>) -> spin_sdk::http::BoxBody {
                 Err(e) => return Some((Err(anyhow::anyhow!("{e}")), (None, Vec::new().into_iter()))),
             },
         };
-        let frame = match store.get(&slice.key).await {
-            Ok(Some(bytes)) if bytes.len() as u64 >= slice.end => {
-                Ok(http_body::Frame::data(Bytes::from(bytes).slice(slice.start as usize..slice.end as usize)))
-            }
-            // The response is already under way: all we can do is cut it short, which the
-            // client sees as a body shorter than Content-Length.
-            Ok(_) => Err(anyhow::anyhow!("blob {} is missing or short", slice.key)),
-            Err(e) => Err(anyhow::anyhow!("blob {}: {e}", slice.key)),
-        };
+        // The response is already under way: a missing blob can only cut it short, which the
+        // client sees as a body shorter than Content-Length.
+        let frame = slice.read(&store).await.map(|bytes| http_body::Frame::data(Bytes::from(bytes))).map_err(anyhow::Error::msg);
         Some((frame, (Some(store), rest)))
     });
     http_body_util::StreamBody::new(frames).boxed_unsync()

@@ -235,11 +235,7 @@ fn blob_stream(platform: WorkerPlatform, slices: Vec<BlobSlice>) -> impl futures
         let platform = platform.clone();
         async move {
             let blobs = platform.blobs().await.map_err(|e| worker::Error::RustError(e.to_string()))?;
-            match blobs.get(&slice.key).await {
-                Ok(Some(bytes)) if bytes.len() as u64 >= slice.end => Ok(bytes[slice.start as usize..slice.end as usize].to_vec()),
-                Ok(_) => Err(worker::Error::RustError(format!("blob {} is missing or short", slice.key))),
-                Err(e) => Err(worker::Error::RustError(e.to_string())),
-            }
+            slice.read(&blobs).await.map_err(worker::Error::RustError)
         }
     })
 }
