@@ -14,7 +14,8 @@ ROUTES = [
     ("file", "/api/files/:id", "GET, PATCH, DELETE one file", True, ["manifests", "blobs"], ["jwt_secret"]),
     ("file-chunks", "/api/files/:id/chunks", "GET: which chunks arrived and which are missing", True, [], ["jwt_secret"]),
     ("file-chunk", "/api/files/:id/chunks/:index", "POST: upload one chunk", True, ["manifests", "blobs"], ["jwt_secret"]),
-    ("file-signed-url", "/api/files/:id/signed-url", "POST: a temporary download URL", True, [], ["jwt_secret", "url_signing_keys", "url_signing_key_id"]),
+    ("file-complete", "/api/files/:id/complete", "POST: finish an upload whose chunks have all arrived", True, ["manifests", "blobs"], ["jwt_secret"]),
+    ("file-signed-url", "/api/files/:id/signed-url", "POST: a temporary download URL", True, [], ["jwt_secret", "url_signing_keys", "url_signing_key_id", "public_url"]),
     # The edge download: no database, no JWT secret; reads manifests and blobs only.
     ("file-download", "/api/files/download/:token", "GET: download through a signed URL", False, ["manifests", "blobs"], ["url_signing_keys", "url_signing_key_id"]),
     ("health", "/health", "GET: overall health", True, [], []),
@@ -45,6 +46,9 @@ chunk_size = { default = "5242880" }
 # the key that signs new URLs. Rotate by adding a key and switching the id; retire by removing.
 url_signing_keys = { required = true, secret = true }
 url_signing_key_id = { default = "k1" }
+# The origin signed URLs are built on, e.g. https://files.example.com (never the request's
+# Host). Empty: signed URLs are relative. vaultx-runtime defaults it to its listen address.
+public_url = { default = "" }
 '''
 
 def render():

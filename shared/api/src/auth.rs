@@ -15,22 +15,24 @@ pub async fn signer(p: &impl Platform) -> Result<Signer, Problem> {
     })
 }
 
-/// The user a request's bearer token speaks for, or the 401 that explains why not.
+/// The 401 for a valid token whose account no longer exists.
+pub fn account_gone() -> Problem {
+    Problem::new(ProblemKind::InvalidToken, "the account this token was issued for no longer exists")
+}
+
+/// The user a request's bearer token speaks for, or the 401 that explains why not. A token
+/// outlives nothing: its account must still exist (writes re-check it in their transaction).
 pub async fn authenticate<P: Platform>(p: &P, req: &ApiRequest) -> Result<Subject, Problem> {
+    Ok(current_user(p, req).await.map(|u| Subject { user_id: u.id, email: u.email })?)
+}
+
+/// The account a request's bearer token speaks for.
+pub async fn current_user<P: Platform>(p: &P, req: &ApiRequest) -> Result<accounts::User, Problem> {
     let token = req.bearer_token()?;
     let subject = signer(p).await?.verify(token, p.now_ms()).map_err(|e| match e {
         TokenError::Expired => Problem::new(ProblemKind::ExpiredToken, "sign in again to get a new access token"),
         TokenError::Invalid(why) => Problem::new(ProblemKind::InvalidToken, why),
     })?;
-    Ok(subject)
-}
-
-/// Like [`authenticate`], and also requires that the account still exists.
-pub async fn current_user<P: Platform>(p: &P, req: &ApiRequest) -> Result<accounts::User, Problem> {
-    let subject = authenticate(p, req).await?;
     let db = p.metadata().await.map_err(accounts::store_failure)?;
-    accounts::find_by_id(&db, &subject.user_id)
-        .await
-        .map_err(accounts::store_failure)?
-        .ok_or_else(|| Problem::new(ProblemKind::InvalidToken, "the account this token was issued for no longer exists"))
+    accounts::find_by_id(&db, &subject.user_id).await.map_err(accounts::store_failure)?.ok_or_else(account_gone)
 }

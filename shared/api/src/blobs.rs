@@ -5,29 +5,31 @@
 //! `deleted` (tombstone); `gen` goes up each time a sweep starts. The rules:
 //!
 //! - An upload reads the row first. If it is `live`, the bytes are there and it writes
-//!   nothing (that is the deduplication). Otherwise it writes the bytes, then, in one
-//!   transaction, revives the row only if `gen` is still what it read (no sweep started since),
-//!   and attaches its chunk only if the row is `live`. It then reads its chunk back; if a sweep
-//!   won the race, the chunk is not attached and the upload starts over.
+//!   nothing (that is the deduplication). Otherwise it writes the bytes, then, in one guarded
+//!   batch ([`vaultx_core::guard!`]), revives the row only if `gen` is still what it read (no
+//!   sweep started since), and attaches its chunk only if the row is live, the file is still
+//!   `uploading` and the chunk still names what the upload read. Any guard failing aborts the
+//!   whole batch; the upload reads again and retries, or stops if the file moved on.
 //! - A sweep flips `live → deleting` only while `refcount = 0`, in one statement, and only then
 //!   deletes bytes; so a blob some chunk references is never deleted, and a chunk is never
 //!   attached to a blob whose bytes may be going.
+//! - Bytes an upload wrote and then could not attach are discarded the same way: by claiming
+//!   the (absent or tombstoned) row for deletion first, so they are never pulled from under a
+//!   concurrent upload of the same content.
 
 use crate::accounts::store_failure;
+use crate::files::UPLOADING;
 use vaultx_core::Problem;
-use vaultx_core::ports::{Blobs, Sql, SqlValue, Statement};
+use vaultx_core::guard;
+use vaultx_core::ports::{Blobs, Sql, SqlValue, Statement, StoreError};
 use vaultx_core::problem::ProblemKind;
-
-/// The condition "the blob bound to the next `?` is live", for statements in [`attach`].
-macro_rules! live_blob {
-    () => {
-        "EXISTS (SELECT 1 FROM blobs WHERE blob_key = ? AND state = 'live')"
-    };
-}
 
 /// A sweep that has not finished after this long is taken to have died, and is finished by
 /// whoever meets it (well past the longest request).
 pub const STALE_SWEEP_MS: i64 = 5 * 60 * 1000;
+/// Attempts at a guarded change before answering `busy`: a conflict means another request
+/// changed the same rows in the few milliseconds between our read and our write.
+pub const ATTEMPTS: usize = 16;
 
 #[derive(Debug, Clone, PartialEq)]
 struct BlobRow {
@@ -61,13 +63,22 @@ pub async fn attached(db: &impl Sql, file_id: &str, index: u64) -> Result<Option
 pub enum Attached {
     /// The chunk already held exactly these bytes: nothing changed.
     Already,
-    /// The chunk now holds them; the listed blobs may now be unreferenced (for [`sweep`]).
+    /// The chunk now holds them; the listed blob (the chunk's previous content) may now be
+    /// unreferenced (for [`sweep`]).
     Stored { released: Vec<String> },
 }
 
+/// The file's status now, for an upload that lost a race: `None` when the file is gone.
+async fn file_status(db: &impl Sql, file_id: &str) -> Result<Option<String>, Problem> {
+    let rows = db.query("SELECT status FROM files WHERE id = ?", vec![file_id.into()]).await.map_err(store_failure)?;
+    rows.first().map(|r| r.text(0).map(str::to_owned)).transpose().map_err(store_failure)
+}
+
 /// Stores `data` as blob `key` (unless a live copy exists) and points chunk `index` of the
-/// file at it. Re-sending the same chunk is a no-op; sending different bytes for an index
-/// replaces them and releases the old blob.
+/// file at it, in one compare-and-set: only while the file is `uploading` and the chunk still
+/// names what was read. Re-sending the same chunk is a no-op; different bytes for an index
+/// replace them and release the old blob. If the file stops being `uploading` (completed,
+/// deleted) first, nothing changes, the bytes written are discarded, and the answer is 409/404.
 pub async fn attach(
     db: &impl Sql,
     blobs: &impl Blobs,
@@ -77,11 +88,12 @@ pub async fn attach(
     key: &str,
     data: &[u8],
 ) -> Result<Attached, Problem> {
-    let previous = attached(db, file_id, index).await?;
-    if previous.as_deref() == Some(key) {
-        return Ok(Attached::Already);
-    }
-    for _attempt in 0..3 {
+    let mut wrote = false;
+    for _attempt in 0..ATTEMPTS {
+        let previous = attached(db, file_id, index).await?;
+        if previous.as_deref() == Some(key) {
+            return Ok(Attached::Already);
+        }
         let row = read_row(db, key).await?;
         let generation = match &row {
             Some(r) if r.state == "live" => r.generation,
@@ -94,61 +106,92 @@ pub async fn attach(
             }
             other => {
                 blobs.put(key, data).await.map_err(store_failure)?;
+                wrote = true;
                 other.as_ref().map_or(0, |r| r.generation)
             }
         };
         let idx = SqlValue::Integer(index as i64);
-        db.batch(vec![
-            // Create the row, or revive a tombstone no sweep has touched since we looked.
-            Statement {
-                sql: "INSERT INTO blobs (blob_key, size, refcount, state, gen, changed_at) VALUES (?, ?, 0, 'live', 0, ?) \
-                      ON CONFLICT (blob_key) DO UPDATE SET state = 'live', changed_at = excluded.changed_at \
-                      WHERE blobs.state = 'deleted' AND blobs.gen = ?",
-                params: vec![key.into(), SqlValue::Integer(data.len() as i64), SqlValue::Integer(now_ms), SqlValue::Integer(generation)],
+        let result = db
+            .batch(vec![
+                guard!("EXISTS (SELECT 1 FROM files WHERE id = ? AND status = 'uploading')", file_id),
+                // The chunk names what we read ('' for "not yet arrived").
+                guard!("COALESCE((SELECT blob_key FROM file_chunks WHERE file_id = ? AND idx = ?), '') = ?", file_id, idx.clone(), previous.clone().unwrap_or_default()),
+                // Create the row, or revive a tombstone no sweep has touched since we looked.
+                Statement {
+                    sql: "INSERT INTO blobs (blob_key, size, refcount, state, gen, changed_at) VALUES (?, ?, 0, 'live', 0, ?) \
+                          ON CONFLICT (blob_key) DO UPDATE SET state = 'live', changed_at = excluded.changed_at \
+                          WHERE blobs.state = 'deleted' AND blobs.gen = ?",
+                    params: vec![key.into(), SqlValue::Integer(data.len() as i64), SqlValue::Integer(now_ms), SqlValue::Integer(generation)],
+                },
+                guard!("EXISTS (SELECT 1 FROM blobs WHERE blob_key = ? AND state = 'live')", key),
+                Statement {
+                    sql: "UPDATE blobs SET refcount = refcount - 1, changed_at = ? WHERE blob_key = ?",
+                    params: vec![SqlValue::Integer(now_ms), previous.clone().into()],
+                },
+                Statement { sql: "UPDATE blobs SET refcount = refcount + 1 WHERE blob_key = ?", params: vec![key.into()] },
+                Statement {
+                    sql: "INSERT INTO file_chunks (file_id, idx, blob_key, size) VALUES (?, ?, ?, ?) \
+                          ON CONFLICT (file_id, idx) DO UPDATE SET blob_key = excluded.blob_key, size = excluded.size",
+                    params: vec![file_id.into(), idx, key.into(), SqlValue::Integer(data.len() as i64)],
+                },
+                Statement {
+                    sql: "UPDATE files SET row_version = row_version + 1, updated_at = ? WHERE id = ?",
+                    params: vec![SqlValue::Integer(now_ms), file_id.into()],
+                },
+            ])
+            .await;
+        match result {
+            Ok(()) => return Ok(Attached::Stored { released: previous.into_iter().collect() }),
+            Err(StoreError::Conflict) => match file_status(db, file_id).await?.as_deref() {
+                // Someone else changed this chunk, or a sweep took the blob: look again.
+                Some(UPLOADING) => continue,
+                status => {
+                    if wrote {
+                        discard(db, blobs, now_ms, key).await?;
+                    }
+                    return Err(match status {
+                        None => Problem::not_found(format!("file {file_id} was deleted while the chunk arrived")),
+                        Some(s) => Problem::new(ProblemKind::FileNotUploading, format!("file {file_id} became {s} while the chunk arrived; its chunks can no longer change")),
+                    });
+                }
             },
-            // Release the blob the chunk named before, if it named another and ours is live.
-            Statement {
-                sql: concat!(
-                    "UPDATE blobs SET refcount = refcount - 1, changed_at = ? ",
-                    "WHERE blob_key = (SELECT blob_key FROM file_chunks WHERE file_id = ? AND idx = ?) AND blob_key <> ? AND ",
-                    live_blob!()
-                ),
-                params: vec![SqlValue::Integer(now_ms), file_id.into(), idx.clone(), key.into(), key.into()],
-            },
-            // Take a reference, unless the chunk already holds one.
-            Statement {
-                sql: "UPDATE blobs SET refcount = refcount + 1 WHERE blob_key = ? AND state = 'live' \
-                      AND NOT EXISTS (SELECT 1 FROM file_chunks WHERE file_id = ? AND idx = ? AND blob_key = ?)",
-                params: vec![key.into(), file_id.into(), idx.clone(), key.into()],
-            },
-            Statement {
-                sql: concat!(
-                    "INSERT INTO file_chunks (file_id, idx, blob_key, size) SELECT ?, ?, ?, ? WHERE ",
-                    live_blob!(),
-                    " ON CONFLICT (file_id, idx) DO UPDATE SET blob_key = excluded.blob_key, size = excluded.size"
-                ),
-                params: vec![file_id.into(), idx, key.into(), SqlValue::Integer(data.len() as i64), key.into()],
-            },
-        ])
-        .await
-        .map_err(store_failure)?;
-        if attached(db, file_id, index).await?.as_deref() == Some(key) {
-            return Ok(Attached::Stored { released: previous.into_iter().collect() });
+            Err(e) => return Err(store_failure(e)),
         }
-        // A sweep started between our look and our commit: look again.
     }
     Err(busy())
 }
 
-fn busy() -> Problem {
-    let mut p = Problem::new(ProblemKind::Busy, "the same content is being removed right now; send the chunk again");
+/// Removes bytes written for an upload that then could not attach them, unless a live row
+/// owns them by now (a concurrent upload of the same content). The absent or tombstoned row
+/// is claimed for deletion first (`gen` goes up), so a concurrent upload that wrote the same
+/// bytes cannot revive it without writing them again.
+pub async fn discard(db: &impl Sql, blobs: &impl Blobs, now_ms: i64, key: &str) -> Result<(), Problem> {
+    let claimed = db
+        .execute(
+            "INSERT INTO blobs (blob_key, size, refcount, state, gen, changed_at) VALUES (?, 0, 0, 'deleting', 1, ?) \
+             ON CONFLICT (blob_key) DO UPDATE SET state = 'deleting', gen = blobs.gen + 1, changed_at = excluded.changed_at \
+             WHERE blobs.state = 'deleted'",
+            vec![key.into(), SqlValue::Integer(now_ms)],
+        )
+        .await
+        .map_err(store_failure)?;
+    if claimed == 1 {
+        finish_sweep(db, blobs, now_ms, key).await?;
+    }
+    Ok(())
+}
+
+/// 503 with `Retry-After`: the same rows kept changing under us; trying again will do.
+pub fn busy() -> Problem {
+    let mut p = Problem::new(ProblemKind::Busy, "the same content or file is changing right now; send the request again");
     p.headers.push(("retry-after", "1".into()));
     p
 }
 
-/// Drops every chunk reference of a file (before the file row goes). Returns the blob keys
-/// that may now be unreferenced, for [`sweep`].
-pub async fn release_file(db: &impl Sql, now_ms: i64, file_id: &str) -> Result<Vec<String>, Problem> {
+/// Drops every chunk reference of a file and the file's rows, if the file is still at
+/// `row_version` (`None` when it is not: re-read and try again). Returns the blob keys that
+/// may now be unreferenced, for [`sweep`].
+pub async fn release_file(db: &impl Sql, now_ms: i64, file_id: &str, row_version: i64) -> Result<Option<Vec<String>>, Problem> {
     let keys: Vec<String> = db
         .query("SELECT DISTINCT blob_key FROM file_chunks WHERE file_id = ?", vec![file_id.into()])
         .await
@@ -157,7 +200,8 @@ pub async fn release_file(db: &impl Sql, now_ms: i64, file_id: &str) -> Result<V
         .map(|r| r.text(0).map(str::to_owned))
         .collect::<Result<_, _>>()
         .map_err(store_failure)?;
-    db.batch(vec![
+    let result = db.batch(vec![
+        guard!("EXISTS (SELECT 1 FROM files WHERE id = ? AND row_version = ?)", file_id, row_version),
         Statement {
             sql: "UPDATE blobs SET refcount = refcount - (SELECT count(*) FROM file_chunks c WHERE c.file_id = ? AND c.blob_key = blobs.blob_key), changed_at = ? \
                   WHERE blob_key IN (SELECT blob_key FROM file_chunks WHERE file_id = ?)",
@@ -166,9 +210,12 @@ pub async fn release_file(db: &impl Sql, now_ms: i64, file_id: &str) -> Result<V
         Statement { sql: "DELETE FROM file_chunks WHERE file_id = ?", params: vec![file_id.into()] },
         Statement { sql: "DELETE FROM files WHERE id = ?", params: vec![file_id.into()] },
     ])
-    .await
-    .map_err(store_failure)?;
-    Ok(keys)
+    .await;
+    match result {
+        Ok(()) => Ok(Some(keys)),
+        Err(StoreError::Conflict) => Ok(None),
+        Err(e) => Err(store_failure(e)),
+    }
 }
 
 /// Removes the bytes of each blob that nothing references any more.

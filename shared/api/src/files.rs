@@ -1,11 +1,21 @@
 //! File entries in the metadata store, and the chunk manifest the download path reads from
 //! the key-value store (so a download needs neither the database nor the JWT secret).
+//!
+//! Every transition of a file is a compare-and-set on its `row_version` (or its status),
+//! inside the batch that performs it ([`vaultx_core::guard!`]): a chunk attaches only while
+//! the file is `uploading`; completion applies only if no chunk changed since it read them;
+//! a delete applies only to the state it read. Manifests are immutable and written under a
+//! key of their own (`manifest/<file id>/<manifest id>`) *before* the transition that
+//! publishes them; a transition that loses its race deletes its manifest, which nothing can
+//! reach. A delete removes the published manifest before it releases any blob, and nothing
+//! else ever writes a manifest, so a late writer can never bring a deleted file back.
 
 use crate::accounts::store_failure;
 use serde::{Deserialize, Serialize};
 use vaultx_core::chunks::ChunkPlan;
 use vaultx_core::digest::{hex, sha256};
-use vaultx_core::ports::{Blobs, Kv, Row, Sql, SqlValue, StoreError};
+use vaultx_core::guard;
+use vaultx_core::ports::{Blobs, Entropy, Kv, Row, Sql, SqlValue, Statement, StoreError};
 use vaultx_core::problem::ProblemKind;
 use vaultx_core::{Problem, time};
 
@@ -28,6 +38,10 @@ pub struct FileRecord {
     pub etag: Option<String>,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+    /// Goes up with every change to the file's chunks or status: the compare-and-set token.
+    pub row_version: i64,
+    /// The manifest an `available` file serves.
+    pub manifest_id: Option<String>,
 }
 
 /// A file as the API shows it.
@@ -74,15 +88,17 @@ impl FileRecord {
         }
     }
 
-    /// The blob key for a chunk with this SHA-256. With deduplication, identical content
-    /// anywhere shares one blob; without, the key is private to this file.
+    /// The blob key for a chunk with this SHA-256. Deduplication is scoped to the owner:
+    /// identical content in any of one user's files shares one blob, but another user's copy
+    /// is never found, so whether an upload was a hit (its status, its timing) tells nothing
+    /// about anyone else's files. Without deduplication the key is private to this file.
     pub fn blob_key(&self, digest: &[u8; 32]) -> String {
-        if self.deduplication_enabled { hex(digest) } else { format!("{}.{}", hex(digest), self.id) }
+        if self.deduplication_enabled { format!("u.{}.{}", self.owner_id, hex(digest)) } else { format!("f.{}.{}", self.id, hex(digest)) }
     }
 }
 
 pub const COLUMNS: &str = "id, owner_id, name, original_name, mime_type, size, chunk_size, checksum, \
-    compression_enabled, deduplication_enabled, status, etag, created_at, updated_at";
+    compression_enabled, deduplication_enabled, status, etag, created_at, updated_at, row_version, manifest_id";
 
 fn opt_text(row: &Row, i: usize) -> Result<Option<String>, StoreError> {
     match row.0.get(i) {
@@ -107,32 +123,52 @@ pub fn from_row(row: &Row) -> Result<FileRecord, StoreError> {
         etag: opt_text(row, 11)?,
         created_at_ms: row.int(12)?,
         updated_at_ms: row.int(13)?,
+        row_version: row.int(14)?,
+        manifest_id: opt_text(row, 15)?,
     })
 }
 
+/// Inserts a new file row, only while its owner's account exists (a token can outlive it).
 pub async fn insert(db: &impl Sql, f: &FileRecord) -> Result<(), Problem> {
-    db.execute(
-        &format!("INSERT INTO files ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
-        vec![
-            f.id.clone().into(),
-            f.owner_id.clone().into(),
-            f.name.clone().into(),
-            f.original_name.clone().into(),
-            f.mime_type.clone().into(),
-            SqlValue::Integer(f.size as i64),
-            SqlValue::Integer(f.chunk_size as i64),
-            f.checksum.clone().into(),
-            SqlValue::Integer(f.compression_enabled as i64),
-            SqlValue::Integer(f.deduplication_enabled as i64),
-            f.status.clone().into(),
-            f.etag.clone().into(),
-            SqlValue::Integer(f.created_at_ms),
-            SqlValue::Integer(f.updated_at_ms),
-        ],
-    )
-    .await
-    .map_err(store_failure)?;
-    Ok(())
+    let result = db
+        .batch(vec![
+            guard!("EXISTS (SELECT 1 FROM users WHERE id = ?)", &f.owner_id),
+            Statement {
+                sql: "INSERT INTO files (id, owner_id, name, original_name, mime_type, size, chunk_size, checksum, \
+                      compression_enabled, deduplication_enabled, status, etag, created_at, updated_at, row_version, manifest_id) \
+                      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                params: vec![
+                    f.id.clone().into(),
+                    f.owner_id.clone().into(),
+                    f.name.clone().into(),
+                    f.original_name.clone().into(),
+                    f.mime_type.clone().into(),
+                    SqlValue::Integer(f.size as i64),
+                    SqlValue::Integer(f.chunk_size as i64),
+                    f.checksum.clone().into(),
+                    SqlValue::Integer(f.compression_enabled as i64),
+                    SqlValue::Integer(f.deduplication_enabled as i64),
+                    f.status.clone().into(),
+                    f.etag.clone().into(),
+                    SqlValue::Integer(f.created_at_ms),
+                    SqlValue::Integer(f.updated_at_ms),
+                    SqlValue::Integer(f.row_version),
+                    f.manifest_id.clone().into(),
+                ],
+            },
+        ])
+        .await;
+    match result {
+        Ok(()) => Ok(()),
+        Err(StoreError::Conflict) => Err(crate::auth::account_gone()),
+        Err(e) => Err(store_failure(e)),
+    }
+}
+
+/// A file by id, whoever owns it (for transitions that re-read after a conflict).
+pub async fn find(db: &impl Sql, id: &str) -> Result<Option<FileRecord>, Problem> {
+    let rows = db.query(&format!("SELECT {COLUMNS} FROM files WHERE id = ?"), vec![id.into()]).await.map_err(store_failure)?;
+    rows.first().map(from_row).transpose().map_err(store_failure)
 }
 
 /// The caller's file. Another user's file is "not found" too: existence is not disclosed.
@@ -160,23 +196,22 @@ pub async fn received(db: &impl Sql, file_id: &str) -> Result<Vec<(u64, String, 
         .map_err(store_failure)
 }
 
-/// What the download path needs, stored in the key-value store under `manifest/<file id>`
-/// when the file becomes available. Chunk contents never change, so it can be cached anywhere.
+/// What the download path needs, stored in the key-value store under
+/// `manifest/<file id>/<manifest id>` before the file becomes available. It never changes:
+/// chunk contents are content-addressed, and the name and media type a download is served
+/// with travel in the signed URL. So it can be cached anywhere, forever.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Manifest {
     pub id: String,
-    pub name: String,
-    pub original_name: String,
-    pub mime_type: String,
     pub size: u64,
     pub etag: String,
     /// (blob key, length) per chunk, in order.
     pub chunks: Vec<(String, u64)>,
 }
 
-pub fn manifest_key(file_id: &str) -> String {
-    format!("manifest/{file_id}")
+pub fn manifest_key(file_id: &str, manifest_id: &str) -> String {
+    format!("manifest/{file_id}/{manifest_id}")
 }
 
 /// A strong validator from the chunk contents: the SHA-256 of the chunks' blob keys in order.
@@ -185,76 +220,134 @@ pub fn etag(chunks: &[(String, u64)]) -> String {
     format!("\"{}\"", &hex(&sha256(joined.as_bytes()))[..32])
 }
 
-pub async fn write_manifest(kv: &impl Kv, f: &FileRecord, chunks: Vec<(String, u64)>) -> Result<(), Problem> {
-    let manifest = Manifest {
-        id: f.id.clone(),
-        name: f.name.clone(),
-        original_name: f.original_name.clone(),
-        mime_type: f.mime_type.clone(),
-        size: f.size,
-        etag: etag(&chunks),
-        chunks,
-    };
+/// Writes a new manifest for the file and returns its id. Nothing can reach it until a
+/// transition publishes the id in the file's row.
+pub async fn write_manifest(kv: &impl Kv, entropy: &impl Entropy, f: &FileRecord, chunks: Vec<(String, u64)>) -> Result<(String, Manifest), Problem> {
+    let manifest_id = vaultx_core::ids::new_id(entropy);
+    let manifest = Manifest { id: f.id.clone(), size: f.size, etag: etag(&chunks), chunks };
     let bytes = serde_json::to_vec(&manifest).map_err(|_| Problem::internal())?;
-    kv.set(&manifest_key(&f.id), &bytes).await.map_err(store_failure)
+    kv.set(&manifest_key(&f.id, &manifest_id), &bytes).await.map_err(store_failure)?;
+    Ok((manifest_id, manifest))
 }
 
-pub async fn read_manifest(kv: &impl Kv, file_id: &str) -> Result<Option<Manifest>, Problem> {
-    match kv.get(&manifest_key(file_id)).await.map_err(store_failure)? {
+pub async fn read_manifest(kv: &impl Kv, file_id: &str, manifest_id: &str) -> Result<Option<Manifest>, Problem> {
+    match kv.get(&manifest_key(file_id, manifest_id)).await.map_err(store_failure)? {
         Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-            eprintln!("vaultx: manifest {file_id}: {e}");
+            eprintln!("vaultx: manifest {file_id}/{manifest_id}: {e}");
             Problem::internal()
         }),
         None => Ok(None),
     }
 }
 
+/// What [`complete`] found.
+#[derive(Debug)]
+pub enum Completion {
+    /// The file is available (now, or already was).
+    Available(FileRecord),
+    /// Still waiting for these chunk indexes.
+    Missing(Vec<u64>),
+}
+
+/// Whether the file moved on since `f` was read (another transition won).
+async fn changed(db: &impl Sql, f: &FileRecord) -> Result<bool, Problem> {
+    Ok(find(db, &f.id).await?.is_none_or(|now| now.row_version != f.row_version || now.status != f.status))
+}
+
 /// Makes the file available once every chunk is in: checks the total size and, when the
-/// file declared one, its whole-content SHA-256; writes the manifest; flips the status.
-/// Returns the updated record, or `None` while chunks are missing.
-pub async fn complete_if_ready(
-    db: &impl Sql,
-    blobs: &impl Blobs,
-    kv: &impl Kv,
-    now_ms: i64,
-    f: &FileRecord,
-) -> Result<Option<FileRecord>, Problem> {
-    let chunks = received(db, &f.id).await?;
-    let plan = f.plan();
-    if chunks.len() as u64 != plan.count() {
-        return Ok(None);
-    }
-    let total: u64 = chunks.iter().map(|c| c.2).sum();
-    if total != f.size {
-        // Each chunk's length was checked on arrival, so this means the rows are damaged.
-        eprintln!("vaultx: file {}: chunks add up to {total} bytes, expected {}", f.id, f.size);
-        return Err(Problem::internal());
-    }
-    if let Some(expected) = &f.checksum {
-        let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
-        for (_, key, _) in &chunks {
-            let bytes = blobs.get(key).await.map_err(store_failure)?.ok_or_else(|| {
-                eprintln!("vaultx: blob {key} of file {} is missing", f.id);
-                Problem::internal()
-            })?;
-            sha2::Digest::update(&mut hasher, &bytes);
+/// file declared one, its whole-content SHA-256; writes a manifest; then, in one
+/// compare-and-set on the row version it read the chunks at, publishes the manifest and flips
+/// the status. Idempotent and safe to run from any number of requests at once: exactly one
+/// publishes, the others see the file available. A resuming client runs it by re-sending a
+/// chunk or by `POST /api/files/:id/complete`.
+pub async fn complete(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, entropy: &impl Entropy, now_ms: i64, file_id: &str) -> Result<Completion, Problem> {
+    'attempt: for _ in 0..crate::blobs::ATTEMPTS {
+        let f = find(db, file_id).await?.ok_or_else(|| Problem::not_found(format!("no file {file_id}")))?;
+        if f.status == AVAILABLE {
+            return Ok(Completion::Available(f));
         }
-        let actual = format!("sha256:{}", hex(&sha2::Digest::finalize(hasher)));
-        if &actual != expected {
-            return Err(Problem::new(
-                ProblemKind::ChecksumMismatch,
-                format!("all chunks arrived but the content is {actual}, not {expected}; re-send the chunks that differ, or delete the file"),
-            ));
+        let chunks = received(db, &f.id).await?;
+        let plan = f.plan();
+        if chunks.len() as u64 != plan.count() {
+            let have: std::collections::BTreeSet<u64> = chunks.iter().map(|c| c.0).collect();
+            return Ok(Completion::Missing((0..plan.count()).filter(|i| !have.contains(i)).collect()));
+        }
+        let total: u64 = chunks.iter().map(|c| c.2).sum();
+        if total != f.size {
+            // Each chunk's length was checked on arrival, so this means the rows are damaged.
+            eprintln!("vaultx: file {}: chunks add up to {total} bytes, expected {}", f.id, f.size);
+            return Err(Problem::internal());
+        }
+        if let Some(expected) = &f.checksum {
+            let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
+            for (_, key, _) in &chunks {
+                let Some(bytes) = blobs.get(key).await.map_err(store_failure)? else {
+                    // A chunk replaced since we listed them: its old blob may be gone.
+                    if changed(db, &f).await? {
+                        continue 'attempt;
+                    }
+                    eprintln!("vaultx: blob {key} of file {} is missing", f.id);
+                    return Err(Problem::internal());
+                };
+                sha2::Digest::update(&mut hasher, &bytes);
+            }
+            let actual = format!("sha256:{}", hex(&sha2::Digest::finalize(hasher)));
+            if &actual != expected {
+                if changed(db, &f).await? {
+                    continue 'attempt;
+                }
+                return Err(Problem::new(
+                    ProblemKind::ChecksumMismatch,
+                    format!("all chunks arrived but the content is {actual}, not {expected}; re-send the chunks that differ, or delete the file"),
+                ));
+            }
+        }
+        let parts: Vec<(String, u64)> = chunks.into_iter().map(|(_, k, s)| (k, s)).collect();
+        let (manifest_id, manifest) = write_manifest(kv, entropy, &f, parts).await?;
+        let result = db
+            .batch(vec![
+                guard!("EXISTS (SELECT 1 FROM files WHERE id = ? AND status = 'uploading' AND row_version = ?)", &f.id, f.row_version),
+                Statement {
+                    sql: "UPDATE files SET status = 'available', etag = ?, manifest_id = ?, row_version = row_version + 1, updated_at = ? WHERE id = ?",
+                    params: vec![manifest.etag.clone().into(), manifest_id.clone().into(), SqlValue::Integer(now_ms), f.id.clone().into()],
+                },
+            ])
+            .await;
+        match result {
+            Ok(()) => {
+                return Ok(Completion::Available(FileRecord {
+                    status: AVAILABLE.into(),
+                    etag: Some(manifest.etag),
+                    manifest_id: Some(manifest_id),
+                    row_version: f.row_version + 1,
+                    updated_at_ms: now_ms,
+                    ..f
+                }));
+            }
+            Err(StoreError::Conflict) => {
+                // Another request changed a chunk, completed or deleted the file first. Our
+                // manifest was never published: nothing can reach it, so it goes.
+                kv.delete(&manifest_key(&f.id, &manifest_id)).await.map_err(store_failure)?;
+            }
+            Err(e) => return Err(store_failure(e)),
         }
     }
-    let parts: Vec<(String, u64)> = chunks.into_iter().map(|(_, k, s)| (k, s)).collect();
-    let tag = etag(&parts);
-    write_manifest(kv, f, parts).await?;
-    db.execute(
-        "UPDATE files SET status = ?, etag = ?, updated_at = ? WHERE id = ? AND status = ?",
-        vec![AVAILABLE.into(), tag.clone().into(), SqlValue::Integer(now_ms), f.id.clone().into(), UPLOADING.into()],
-    )
-    .await
-    .map_err(store_failure)?;
-    Ok(Some(FileRecord { status: AVAILABLE.into(), etag: Some(tag), updated_at_ms: now_ms, ..f.clone() }))
+    Err(crate::blobs::busy())
+}
+
+/// Deletes the caller's file: unpublishes its manifest first (no download starts after
+/// that), then, in one compare-and-set on the row version it read, drops the chunk
+/// references and the rows, then sweeps blobs nothing references any more.
+pub async fn delete(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, now_ms: i64, owner_id: &str, file_id: &str) -> Result<(), Problem> {
+    for _ in 0..crate::blobs::ATTEMPTS {
+        let f = find_owned(db, owner_id, file_id).await?;
+        if let Some(manifest_id) = &f.manifest_id {
+            kv.delete(&manifest_key(&f.id, manifest_id)).await.map_err(store_failure)?;
+        }
+        if let Some(released) = crate::blobs::release_file(db, now_ms, &f.id, f.row_version).await? {
+            return crate::blobs::sweep(db, blobs, now_ms, &released).await;
+        }
+        // A chunk arrived or the upload completed since we read the row: read it again.
+    }
+    Err(crate::blobs::busy())
 }

@@ -8,6 +8,8 @@ use vaultx_core::ports::Config;
 pub const JWT_SECRET: &str = "jwt_secret";
 pub const JWT_EXPIRATION_TIME: &str = "jwt_expiration_time";
 pub const DEFAULT_JWT_EXPIRATION_SECS: i64 = 3600;
+/// The origin signed URLs are built on (`https://files.example.com`); empty: relative URLs.
+pub const PUBLIC_URL: &str = "public_url";
 
 /// A required setting. Missing configuration is the operator's fault, not the client's, so
 /// it is a 500 whose detail stays generic; the adapter's log names the variable.

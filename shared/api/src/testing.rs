@@ -76,7 +76,7 @@ fn from_sql(v: rusqlite::types::Value) -> SqlValue {
 }
 
 fn fail(e: rusqlite::Error) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+    StoreError::from_backend(e.to_string())
 }
 
 impl Sql for TestDb {
@@ -132,6 +132,7 @@ impl TestPlatform {
 pub const MIGRATIONS: &[&str] = &[
     include_str!("../../../infra/migrations/0001_users.sql"),
     include_str!("../../../infra/migrations/0002_files.sql"),
+    include_str!("../../../infra/migrations/0003_integrity.sql"),
 ];
 
 impl Clock for TestPlatform {

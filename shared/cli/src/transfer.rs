@@ -155,7 +155,12 @@ pub fn put(api: &Api, path: &Path, name: Option<String>, parallel: usize, max_ch
     if held_back > 0 {
         return Err(CliError::Incomplete(format!("{id}: {held_back} chunks not sent yet: run the same command again to finish")));
     }
-    let status = api.json("GET", &format!("/api/files/{id}"), None)?;
+    let mut status = api.json("GET", &format!("/api/files/{id}"), None)?;
+    if status["status"] == "uploading" {
+        // Every chunk is in, but the completion that the last one runs did not happen (the
+        // server stopped in between, say): ask for it. It is idempotent.
+        status = with_retries(|| api.json("POST", &format!("/api/files/{id}/complete"), None))?;
+    }
     if status["status"] != "available" {
         return Err(CliError::Network(format!("all chunks sent but {id} is {}", status["status"])));
     }

@@ -7,7 +7,8 @@ use serde::de::DeserializeOwned;
 
 #[derive(Clone, Debug, Default)]
 pub struct ApiRequest {
-    /// Upper-case method, e.g. `POST`.
+    /// The method exactly as sent: methods are case-sensitive (RFC 9110 §9.1), so `delete`
+    /// is not `DELETE`.
     pub method: String,
     /// The path, without the query string.
     pub path: String,
@@ -46,15 +47,17 @@ impl ApiRequest {
 
     /// Rejects any method but the listed ones with 405 and an `Allow` header.
     pub fn expect_method(&self, allowed: &[&str]) -> Result<(), Problem> {
-        if allowed.iter().any(|m| m.eq_ignore_ascii_case(&self.method)) {
+        if allowed.contains(&self.method.as_str()) {
             Ok(())
         } else {
             Err(Problem::method_not_allowed(&self.method, allowed))
         }
     }
 
-    /// Parses a JSON body: 415 unless the content type is JSON, 400 when the bytes are not
-    /// JSON, 422 when they are JSON of the wrong shape.
+    /// Parses a JSON object body: 415 unless the content type is JSON, 400 when the bytes are
+    /// not JSON, 422 when they are JSON of the wrong shape (an array where an object belongs,
+    /// an unknown or missing field, a wrong type), naming the field in `errors[]`. Details are
+    /// ours, never a library's message.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, Problem> {
         let content_type = self.header("content-type").unwrap_or("");
         let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
@@ -64,26 +67,67 @@ impl ApiRequest {
                 format!("expected Content-Type: application/json, got {:?}", content_type),
             ));
         }
-        serde_json::from_slice(&self.body).map_err(|e| match e.classify() {
-            serde_json::error::Category::Data => Problem::validation(vec![crate::problem::FieldError {
-                field: "body".into(),
-                message: e.to_string(),
-            }]),
-            _ => Problem::new(ProblemKind::MalformedJson, e.to_string()),
-        })
+        let value: serde_json::Value = serde_json::from_slice(&self.body).map_err(|e| {
+            Problem::new(ProblemKind::MalformedJson, format!("the body is not valid JSON (line {}, column {})", e.line(), e.column()))
+        })?;
+        if !value.is_object() {
+            return Err(Problem::validation(vec![crate::problem::FieldError { field: "body".into(), message: "must be a JSON object".into() }]));
+        }
+        serde_path_to_error::deserialize(value).map_err(|e| Problem::validation(vec![field_error(e.path().to_string(), &e.into_inner().to_string())]))
     }
 
-    /// The token of an `Authorization: Bearer …` header.
+    /// The token of the one `Authorization: Bearer …` header. Two headers (or two values
+    /// folded into one, as Fetch does) are a bad request, not "the first one wins".
     pub fn bearer_token(&self) -> Result<&str, Problem> {
-        let value = self
-            .header("authorization")
+        let mut values = self.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case("authorization"));
+        let value = values
+            .next()
+            .map(|(_, v)| v.as_str())
             .ok_or_else(|| Problem::new(ProblemKind::MissingToken, "send Authorization: Bearer <access token>"))?;
+        if values.next().is_some() || value.contains(',') {
+            return Err(Problem::new(ProblemKind::BadRequest, "send exactly one Authorization header"));
+        }
         let (scheme, token) = value.trim().split_once(' ').unwrap_or((value, ""));
         if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
             return Err(Problem::new(ProblemKind::MissingToken, "the Authorization header must use the Bearer scheme"));
         }
         Ok(token.trim())
     }
+}
+
+/// A field error for a JSON body that has the wrong shape, in our words: serde's messages
+/// name Rust types (`u64`, `struct NewFile`), which are none of the client's business.
+fn field_error(path: String, message: &str) -> crate::problem::FieldError {
+    let quoted = |m: &str| m.split('`').nth(1).map(str::to_owned);
+    let at = |name: Option<String>| match (path.as_str(), name) {
+        (".", Some(n)) => n,
+        (p, Some(n)) => format!("{p}.{n}"),
+        (p, None) => p.to_owned(),
+    };
+    let (field, message) = if message.starts_with("missing field") {
+        (at(quoted(message)), "is required".to_owned())
+    } else if message.starts_with("unknown field") {
+        (path.clone(), "is not a field of this request".to_owned())
+    } else if message.starts_with("duplicate field") {
+        (path.clone(), "appears more than once".to_owned())
+    } else {
+        let expected = message.split(", expected ").nth(1).unwrap_or("");
+        let what = if ["u64", "u32", "i64", "i32", "usize"].iter().any(|t| expected.starts_with(t)) {
+            "must be a whole number in range"
+        } else if expected.contains("bool") {
+            "must be true or false"
+        } else if expected.contains("string") || expected.contains("str") {
+            "must be a string"
+        } else if expected.contains("sequence") {
+            "must be an array"
+        } else if expected.contains("struct") || expected.contains("map") {
+            "must be an object"
+        } else {
+            "has a value of the wrong type"
+        };
+        (path.clone(), what.to_owned())
+    };
+    crate::problem::FieldError { field: if field == "." { "body".into() } else { field }, message }
 }
 
 /// A slice `[start, end)` of one stored blob.
@@ -176,12 +220,15 @@ pub struct ApiResponse {
     /// Header names in lower case.
     pub headers: Vec<(String, String)>,
     pub body: Body,
+    /// An audit event the adapter records once the body has been sent, with what was really
+    /// sent: `bytes` (a count) and `complete` (false when the body was cut short).
+    pub audit: Option<serde_json::Value>,
 }
 
 impl ApiResponse {
     pub fn json<T: Serialize>(status: u16, value: &T) -> Self {
         match serde_json::to_vec(value) {
-            Ok(body) => Self { status, headers: vec![("content-type".into(), "application/json".into())], body: Body::Bytes(body) },
+            Ok(body) => Self { status, headers: vec![("content-type".into(), "application/json".into())], body: Body::Bytes(body), audit: None },
             Err(_) => Self::problem(&Problem::internal()),
         }
     }
@@ -189,11 +236,11 @@ impl ApiResponse {
     pub fn problem(problem: &Problem) -> Self {
         let mut headers = vec![("content-type".to_owned(), crate::problem::CONTENT_TYPE.to_owned())];
         headers.extend(problem.headers.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
-        Self { status: problem.status(), headers, body: Body::Bytes(problem.to_json()) }
+        Self { status: problem.status(), headers, body: Body::Bytes(problem.to_json()), audit: None }
     }
 
     pub fn empty(status: u16) -> Self {
-        Self { status, headers: Vec::new(), body: Body::Bytes(Vec::new()) }
+        Self { status, headers: Vec::new(), body: Body::Bytes(Vec::new()), audit: None }
     }
 
     pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
@@ -212,9 +259,69 @@ impl From<Problem> for ApiResponse {
     }
 }
 
+/// A response's audit event as recorded after its body went out: `sent` bytes, and whether
+/// that was the whole body (a stream cut short by a missing blob or a client that left is not).
+pub fn audit_done(event: &serde_json::Value, sent: u64, complete: bool) -> serde_json::Value {
+    let mut event = event.clone();
+    event["bytes"] = sent.into();
+    event["complete"] = complete.into();
+    event
+}
+
+/// Records a response's audit event when dropped: adapters keep one beside a streamed body,
+/// count what they send into `sent`, and the event says how much really went out, whether the
+/// stream ended, failed or the client went away.
+pub struct AuditOnDrop<F: FnMut(&serde_json::Value)> {
+    event: Option<serde_json::Value>,
+    pub sent: u64,
+    total: u64,
+    record: F,
+}
+
+impl<F: FnMut(&serde_json::Value)> AuditOnDrop<F> {
+    pub fn new(event: Option<serde_json::Value>, total: u64, record: F) -> Self {
+        Self { event, sent: 0, total, record }
+    }
+}
+
+impl<F: FnMut(&serde_json::Value)> Drop for AuditOnDrop<F> {
+    fn drop(&mut self) {
+        if let Some(event) = self.event.take() {
+            (self.record)(&audit_done(&event, self.sent, self.sent == self.total));
+        }
+    }
+}
+
 /// Handlers return `Result<ApiResponse, Problem>` so `?` works; this folds it into a response.
 pub fn respond(result: Result<ApiResponse, Problem>) -> ApiResponse {
     result.unwrap_or_else(|p| ApiResponse::problem(&p))
+}
+
+/// Runs a route handler the way every adapter does: `HEAD` is `GET` without the body (RFC 9110
+/// §9.3.2), so no route has to remember it, and the length of the body that would have been
+/// sent is kept as `Content-Length`. Every response says `X-Content-Type-Options: nosniff`:
+/// user content must never be sniffed into HTML.
+pub async fn serve<F, Fut>(mut req: ApiRequest, handler: F) -> ApiResponse
+where
+    F: FnOnce(ApiRequest) -> Fut,
+    Fut: std::future::Future<Output = ApiResponse>,
+{
+    let head = req.method == "HEAD";
+    if head {
+        req.method = "GET".into();
+    }
+    let mut response = handler(req).await.with_header("x-content-type-options", "nosniff");
+    if head {
+        if response.header("content-length").is_none() {
+            let length = response.body.len().to_string();
+            response.headers.push(("content-length".into(), length));
+        }
+        response.body = Body::Bytes(Vec::new());
+        if let Some(audit) = response.audit.as_mut() {
+            audit["method"] = "HEAD".into();
+        }
+    }
+    response
 }
 
 #[cfg(test)]

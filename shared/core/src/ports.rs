@@ -27,6 +27,16 @@ impl From<String> for SqlValue {
         Self::Text(v)
     }
 }
+impl From<&String> for SqlValue {
+    fn from(v: &String) -> Self {
+        Self::Text(v.clone())
+    }
+}
+impl From<u64> for SqlValue {
+    fn from(v: u64) -> Self {
+        Self::Integer(v as i64)
+    }
+}
 impl From<i64> for SqlValue {
     fn from(v: i64) -> Self {
         Self::Integer(v)
@@ -73,6 +83,40 @@ pub enum StoreError {
     Unavailable(String),
     /// A row did not have the shape the query promised.
     Decode(String),
+    /// A guard of a [`Sql::batch`] did not hold: the state it was computed from changed, and
+    /// nothing in the batch was applied. Re-read and decide again.
+    Conflict,
+}
+
+/// The table guards write into (see [`guard!`]). Its one column is `NOT NULL`, so a guard that
+/// fails inserts a NULL and aborts its transaction, on SQLite, D1 and PostgreSQL alike.
+pub const GUARD_TABLE: &str = "cas_guard";
+
+impl StoreError {
+    /// Classifies a backend's error message: a failed guard names the guard table (SQLite and
+    /// D1: `NOT NULL constraint failed: cas_guard.conflict`; PostgreSQL: `null value in column
+    /// "conflict" of relation "cas_guard"`); anything else is the store failing.
+    pub fn from_backend(message: impl Into<String>) -> Self {
+        let message = message.into();
+        if message.contains(GUARD_TABLE) { Self::Conflict } else { Self::Unavailable(message) }
+    }
+}
+
+/// A batch statement that aborts the whole batch with [`StoreError::Conflict`] unless the SQL
+/// condition holds. This is how every state change in VaultX is a compare-and-set: the batch
+/// opens with guards on the state its author read, and applies only if that state still holds.
+///
+/// ```ignore
+/// guard!("EXISTS (SELECT 1 FROM files WHERE id = ? AND status = 'uploading')", file_id)
+/// ```
+#[macro_export]
+macro_rules! guard {
+    ($condition:expr $(, $param:expr)* $(,)?) => {
+        $crate::ports::Statement {
+            sql: concat!("INSERT INTO cas_guard (conflict) SELECT NULL WHERE NOT (", $condition, ")"),
+            params: vec![$($crate::ports::SqlValue::from($param)),*],
+        }
+    };
 }
 
 impl fmt::Display for StoreError {
@@ -81,6 +125,7 @@ impl fmt::Display for StoreError {
             Self::AccessDenied(s) => write!(f, "access denied: {s}"),
             Self::Unavailable(s) => write!(f, "store unavailable: {s}"),
             Self::Decode(s) => write!(f, "unexpected row shape: {s}"),
+            Self::Conflict => write!(f, "the state changed concurrently; nothing was applied"),
         }
     }
 }
@@ -91,7 +136,8 @@ pub trait Sql {
     async fn query(&self, sql: &str, params: Vec<SqlValue>) -> Result<Vec<Row>, StoreError>;
     /// Runs a statement and returns how many rows it changed.
     async fn execute(&self, sql: &str, params: Vec<SqlValue>) -> Result<u64, StoreError>;
-    /// Runs all statements or none (the outbox pattern depends on it).
+    /// Runs all statements or none, in one serializable transaction (the outbox pattern and
+    /// every guarded state change depend on it). A failed [`guard!`] is `Err(Conflict)`.
     async fn batch(&self, statements: Vec<Statement>) -> Result<(), StoreError>;
 }
 

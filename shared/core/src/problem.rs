@@ -34,6 +34,9 @@ pub enum ProblemKind {
     Busy,
     RangeNotSatisfiable,
     BadRequest,
+    PreconditionFailed,
+    FileGone,
+    ChunksMissing,
 }
 
 impl ProblemKind {
@@ -58,6 +61,9 @@ impl ProblemKind {
             Self::Busy => 503,
             Self::RangeNotSatisfiable => 416,
             Self::BadRequest => 400,
+            Self::PreconditionFailed => 412,
+            Self::FileGone => 404,
+            Self::ChunksMissing => 409,
         }
     }
 
@@ -88,6 +94,9 @@ impl ProblemKind {
             Self::Busy => "busy",
             Self::RangeNotSatisfiable => "range-not-satisfiable",
             Self::BadRequest => "bad-request",
+            Self::PreconditionFailed => "precondition-failed",
+            Self::FileGone => "file-gone",
+            Self::ChunksMissing => "chunks-missing",
         }
     }
 
@@ -118,6 +127,9 @@ impl ProblemKind {
             Self::Busy => "Busy, try again",
             Self::RangeNotSatisfiable => "The range is outside the file",
             Self::BadRequest => "Bad request",
+            Self::PreconditionFailed => "A precondition of the request does not hold",
+            Self::FileGone => "The file this URL was issued for no longer exists",
+            Self::ChunksMissing => "Chunks are still missing",
         }
     }
 
@@ -173,9 +185,16 @@ impl Problem {
         Self::new(ProblemKind::NotFound, detail)
     }
 
+    /// 405 with `Allow`. Wherever GET is allowed HEAD is too (adapters answer HEAD by running
+    /// GET and dropping the body), so it is listed. Methods are case-sensitive (RFC 9110 §9.1).
     pub fn method_not_allowed(method: &str, allowed: &[&str]) -> Self {
-        let mut p = Self::new(ProblemKind::MethodNotAllowed, format!("{method} is not supported here; use {}", allowed.join(", ")));
-        p.headers.push(("allow", allowed.join(", ")));
+        let mut allow: Vec<&str> = allowed.to_vec();
+        if allow.contains(&"GET") && !allow.contains(&"HEAD") {
+            allow.insert(allow.iter().position(|m| *m == "GET").unwrap_or(0) + 1, "HEAD");
+        }
+        let printable: String = method.chars().filter(|c| c.is_ascii_graphic()).take(32).collect();
+        let mut p = Self::new(ProblemKind::MethodNotAllowed, format!("{printable} is not supported here; use {}", allow.join(", ")));
+        p.headers.push(("allow", allow.join(", ")));
         p
     }
 

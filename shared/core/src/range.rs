@@ -10,11 +10,21 @@ pub enum RangeRequest {
     Unsatisfiable,
 }
 
+/// A byte position: digits only (no sign, no spaces inside), saturating at `u64::MAX` so a
+/// huge number still compares correctly against the size (RFC 9110 §14.1.1: `1*DIGIT`).
+fn position(text: &str) -> Option<u64> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(text.bytes().fold(0u64, |n, d| n.saturating_mul(10).saturating_add(u64::from(d - b'0'))))
+}
+
 pub fn parse(header: Option<&str>, size: u64) -> RangeRequest {
-    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
+    let Some((unit, spec)) = header.and_then(|h| h.trim().split_once('=')) else {
         return RangeRequest::Full;
     };
-    if spec.contains(',') {
+    // Range units are case-insensitive (§14.1).
+    if !unit.trim().eq_ignore_ascii_case("bytes") || spec.contains(',') {
         return RangeRequest::Full;
     }
     let Some((first, last)) = spec.trim().split_once('-') else {
@@ -23,16 +33,16 @@ pub fn parse(header: Option<&str>, size: u64) -> RangeRequest {
     let (first, last) = (first.trim(), last.trim());
     let parsed = match (first.is_empty(), last.is_empty()) {
         // bytes=-N: the last N bytes.
-        (true, false) => match last.parse::<u64>() {
-            Ok(0) => return RangeRequest::Unsatisfiable,
-            Ok(n) if size == 0 => return if n > 0 { RangeRequest::Unsatisfiable } else { RangeRequest::Full },
-            Ok(n) => Some((size.saturating_sub(n), size - 1)),
-            Err(_) => None,
+        (true, false) => match position(last) {
+            Some(0) => return RangeRequest::Unsatisfiable,
+            Some(_) if size == 0 => return RangeRequest::Unsatisfiable,
+            Some(n) => Some((size.saturating_sub(n), size - 1)),
+            None => None,
         },
         // bytes=A-: from A to the end.
-        (false, true) => first.parse::<u64>().ok().map(|a| (a, size.saturating_sub(1))),
-        (false, false) => match (first.parse::<u64>(), last.parse::<u64>()) {
-            (Ok(a), Ok(b)) if a <= b => Some((a, b.min(size.saturating_sub(1)))),
+        (false, true) => position(first).map(|a| (a, size.saturating_sub(1))),
+        (false, false) => match (position(first), position(last)) {
+            (Some(a), Some(b)) if a <= b => Some((a, b.min(size.saturating_sub(1)))),
             _ => None,
         },
         (true, true) => None,
@@ -69,5 +79,21 @@ mod tests {
         assert_eq!(parse(Some("bytes=0-1,5-6"), 100), Full);
         assert_eq!(parse(Some("items=0-1"), 100), Full);
         assert_eq!(parse(Some("bytes=x-y"), 100), Full);
+    }
+
+    #[test]
+    fn units_are_case_insensitive_and_positions_are_plain_digits() {
+        assert_eq!(parse(Some("Bytes=0-1"), 100), Partial { start: 0, end: 1 });
+        assert_eq!(parse(Some("BYTES=-2"), 100), Partial { start: 98, end: 99 });
+        assert_eq!(parse(Some("bytes=+1-+2"), 100), Full);
+        assert_eq!(parse(Some("bytes=1-+2"), 100), Full);
+        assert_eq!(parse(Some("bytes=-+2"), 100), Full);
+    }
+
+    #[test]
+    fn positions_beyond_u64_clamp_or_are_unsatisfiable() {
+        assert_eq!(parse(Some("bytes=0-18446744073709551616"), 100), Partial { start: 0, end: 99 });
+        assert_eq!(parse(Some("bytes=18446744073709551616-"), 100), Unsatisfiable);
+        assert_eq!(parse(Some("bytes=-99999999999999999999999"), 100), Partial { start: 0, end: 99 });
     }
 }

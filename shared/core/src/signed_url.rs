@@ -29,11 +29,23 @@ impl Permission {
     }
 }
 
-/// What a signed URL allows.
+/// What a signed URL allows. It names the exact content it serves (the file's immutable
+/// manifest at the time of signing) and, as S3's `response-content-disposition` and
+/// `response-content-type` do, the name and media type to serve it with: a download needs no
+/// mutable state but the manifest, and no late write can change what a URL serves.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Grant {
     #[serde(rename = "f")]
     pub file_id: String,
+    #[serde(rename = "m")]
+    pub manifest_id: String,
+    /// The download's file name (`Content-Disposition`).
+    #[serde(rename = "n")]
+    pub name: String,
+    /// The download's `Content-Type`.
+    #[serde(rename = "t")]
+    pub mime_type: String,
     #[serde(rename = "p")]
     pub permissions: Vec<Permission>,
     /// Expiry, Unix seconds.
@@ -115,7 +127,14 @@ mod tests {
     const K2: &str = "k2:22222222222222222222222222222222";
 
     fn grant() -> Grant {
-        Grant { file_id: "f-1".into(), permissions: vec![Permission::Read], expires_at: 1000 }
+        Grant {
+            file_id: "f-1".into(),
+            manifest_id: "m-1".into(),
+            name: "a.txt".into(),
+            mime_type: "text/plain".into(),
+            permissions: vec![Permission::Read],
+            expires_at: 1000,
+        }
     }
 
     #[test]

@@ -56,18 +56,19 @@ impl Signer {
     }
 
     pub fn verify(&self, token: &str, now_ms: i64) -> Result<Subject, TokenError> {
-        let untrusted = UntrustedToken::new(token).map_err(|e| TokenError::Invalid(e.to_string()))?;
+        // Our own words, not the JWT library's: its messages describe its internals.
+        let untrusted = UntrustedToken::new(token).map_err(|_| TokenError::Invalid("not a well-formed access token".into()))?;
         let token = Hs256
             .validator::<AccessClaims>(&self.key)
             .validate(&untrusted)
-            .map_err(|e| TokenError::Invalid(e.to_string()))?;
+            .map_err(|_| TokenError::Invalid("the token's signature or claims are not valid".into()))?;
         let claims = token.claims();
         // A few seconds of leeway for clocks that disagree between edge locations.
         let options = TimeOptions::new(Duration::seconds(5), move || at(now_ms));
         match claims.validate_expiration(&options) {
             Ok(_) => {}
             Err(ValidationError::Expired) => return Err(TokenError::Expired),
-            Err(e) => return Err(TokenError::Invalid(e.to_string())),
+            Err(_) => return Err(TokenError::Invalid("the token has no valid expiry".into())),
         }
         if claims.custom.iss != ISSUER {
             return Err(TokenError::Invalid("issuer mismatch".into()));

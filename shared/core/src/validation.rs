@@ -64,7 +64,27 @@ pub fn file_name(field: &str, raw: &str) -> Result<String, FieldError> {
     if name.chars().any(char::is_control) {
         return Err(error(field, "must not contain control characters"));
     }
+    if let Some(c) = name.chars().find(|c| is_invisible(*c)) {
+        return Err(error(field, format!("must not contain invisible or direction-changing characters (U+{:04X})", c as u32)));
+    }
     Ok(name.to_owned())
+}
+
+/// Unicode format characters (general category Cf) and other invisibles: bidi overrides and
+/// isolates make `evil<U+202E>fdp.exe` look like `evilexe.pdf` in a listing or a `filename*`, and
+/// zero-width characters make two names that look the same differ.
+pub fn is_invisible(c: char) -> bool {
+    matches!(c as u32,
+        0x00AD | 0x034F | 0x061C | 0x115F | 0x1160 | 0x17B4 | 0x17B5 | 0x180B..=0x180F
+        | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x206F | 0x3164 | 0xFE00..=0xFE0F
+        | 0xFEFF | 0xFFA0 | 0xFFF0..=0xFFFB | 0x1D173..=0x1D17A | 0xE0000..=0xE0FFF)
+}
+
+/// A chunk index as it appears in a path: a whole number in canonical form (`0`, `17`; not
+/// `01`, `+0`, ` 1`), so one chunk has one name.
+pub fn chunk_index(text: &str) -> Option<u64> {
+    let canonical = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) && (text == "0" || !text.starts_with('0'));
+    canonical.then(|| text.parse().ok()).flatten()
 }
 
 /// A media type `type/subtype` (parameters allowed), RFC 6838 token characters only.
@@ -98,10 +118,23 @@ mod tests {
         assert!(file_name("name", "   ").is_err());
         assert!(file_name("name", "a\nb").is_err());
         assert!(file_name("name", &"x".repeat(256)).is_err());
+        for spoof in ["evil\u{202E}fdp.exe", "a\u{200B}b", "\u{2066}x", "x\u{FEFF}", "tag\u{E0041}"] {
+            assert!(file_name("name", spoof).is_err(), "{spoof:?}");
+        }
+        assert_eq!(file_name("name", "日本語 ملف.txt").unwrap(), "日本語 ملف.txt");
         assert_eq!(mime_type("Application/PDF").unwrap(), "application/pdf");
         assert_eq!(mime_type("text/plain; charset=utf-8").unwrap(), "text/plain; charset=utf-8");
         for bad in ["pdf", "text/", "/plain", "text/pl ain", "a/b\r\nx: y"] {
             assert!(mime_type(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn chunk_indexes_are_canonical_whole_numbers() {
+        assert_eq!(chunk_index("0"), Some(0));
+        assert_eq!(chunk_index("17"), Some(17));
+        for bad in ["", "01", "+0", "-1", " 1", "1 ", "0x1", "1e3", "99999999999999999999999"] {
+            assert_eq!(chunk_index(bad), None, "{bad:?}");
         }
     }
 

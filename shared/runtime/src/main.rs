@@ -5,6 +5,7 @@ mod compile;
 mod manifest;
 mod migrate;
 mod outbound;
+mod parse_errors;
 mod server;
 mod spin_host;
 mod stores;
@@ -73,7 +74,12 @@ async fn main() {
 async fn run() -> Result<()> {
     let started = Instant::now();
     let args = args()?;
-    let app = manifest::load(&args.manifest, &|k| std::env::var(k).ok())?;
+    // Bound first: the listen address is the default public origin of signed URLs.
+    let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+    let local = listener.local_addr()?;
+    let app = manifest::load(&args.manifest, &|k| {
+        std::env::var(k).ok().or_else(|| (k == "SPIN_VARIABLE_PUBLIC_URL").then(|| format!("http://{local}")))
+    })?;
     let stores = Arc::new(stores::Stores::open(&args.data_dir)?);
     if let Some(dir) = &args.migrations {
         let mut db = stores.open_sqlite("default")?;
@@ -119,8 +125,6 @@ async fn run() -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
     let served = Arc::new(server::App { router: vaultx_core::router::Router::new(routes), handlers });
 
-    let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
-    let local = listener.local_addr()?;
     println!(
         "vaultx-runtime: {} serving {} routes from {} components on http://{local} (compiled {misses}, cached {hits}; ready in {} ms)",
         app.name,
@@ -151,7 +155,7 @@ async fn run() -> Result<()> {
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
-                .serve_connection(TokioIo::new(stream), service)
+                .serve_connection(TokioIo::new(parse_errors::ProblemOnParseError::new(stream)), service)
                 .await;
         });
     }

@@ -160,12 +160,68 @@ pub fn problem(status: u16, slug: &str, title: &str, detail: &str) -> http::Resp
         .expect("static response parts are valid")
 }
 
+/// Whether `text` is a Host value we accept: `host[:port]`, the host a DNS name, an IPv4
+/// address or a bracketed IPv6 literal (RFC 9112 §3.2, RFC 3986 §3.2.2). No userinfo, no path,
+/// no query: the path a component acts on comes from the request line, never from here.
+pub fn valid_host(text: &str) -> bool {
+    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+        let Some((literal, after)) = rest.split_once(']') else { return false };
+        if literal.is_empty() || !literal.chars().all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.') {
+            return false;
+        }
+        match after {
+            "" => return true,
+            _ => match after.strip_prefix(':') {
+                Some(port) => ("x", port),
+                None => return false,
+            },
+        }
+    } else {
+        match text.rsplit_once(':') {
+            Some((host, port)) => (host, port),
+            None => (text, "0"),
+        }
+    };
+    let host_ok = !host.is_empty()
+        && host.len() <= 253
+        && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_')
+        && !host.starts_with(['.', '-']);
+    let port_ok = !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u32>().is_ok_and(|p| p <= 65535);
+    host_ok && port_ok
+}
+
+/// The authority of a request: the absolute-form target's if it has one (RFC 9112 §3.2.2),
+/// else its one valid Host header. HTTP/1.1 without exactly one Host is a 400 (§3.2); HTTP/1.0
+/// may omit it, and is then addressed to the listen address.
+fn authority(req: &hyper::Request<hyper::body::Incoming>, local: SocketAddr) -> Result<String, http::Response<WasiBody>> {
+    let bad = |detail: &str| problem(400, "bad-request", "Bad request", detail);
+    let hosts: Vec<&http::HeaderValue> = req.headers().get_all(http::header::HOST).iter().collect();
+    if hosts.len() > 1 {
+        return Err(bad("send exactly one Host header"));
+    }
+    if let Some(target) = req.uri().authority() {
+        return if valid_host(target.as_str()) { Ok(target.as_str().to_owned()) } else { Err(bad("the request target's authority is not a valid host")) };
+    }
+    match hosts.first() {
+        None if req.version() <= http::Version::HTTP_10 => Ok(local.to_string()),
+        None => Err(bad("an HTTP/1.1 request needs a Host header")),
+        Some(value) => match value.to_str() {
+            Ok(host) if valid_host(host) => Ok(host.to_owned()),
+            _ => Err(bad("the Host header is not a valid host[:port]")),
+        },
+    }
+}
+
 pub async fn handle(app: Arc<App>, mut req: hyper::Request<hyper::body::Incoming>, client: SocketAddr, local: SocketAddr) -> http::Response<WasiBody> {
+    let authority = match authority(&req, local) {
+        Ok(a) => a,
+        Err(response) => return response,
+    };
     let path = req.uri().path().to_owned();
     let Some(m) = app.router.route(&path) else {
-        return problem(404, "not-found", "Not found", &format!("no route for {} {path}", req.method()));
+        let method: String = req.method().as_str().chars().filter(|c| c.is_ascii_graphic()).take(32).collect();
+        return problem(404, "not-found", "Not found", &format!("no route for {method} {path}"));
     };
-    let authority = req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned).unwrap_or_else(|| local.to_string());
     let path_and_query = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned();
     let full_url = format!("http://{authority}{path_and_query}");
     // Spin's request headers, so components behave the same here as under `spin up`.
@@ -186,7 +242,8 @@ pub async fn handle(app: Arc<App>, mut req: hyper::Request<hyper::body::Incoming
             headers.insert(name, value);
         }
     }
-    match full_url.parse::<http::Uri>() {
+    // Built from its parts: the path and query are the request line's, whatever Host says.
+    match http::Uri::builder().scheme("http").authority(authority.as_str()).path_and_query(path_and_query.as_str()).build() {
         Ok(uri) => *req.uri_mut() = uri,
         Err(_) => return problem(400, "bad-request", "Bad request", "the request URL is not valid"),
     }
@@ -196,6 +253,21 @@ pub async fn handle(app: Arc<App>, mut req: hyper::Request<hyper::body::Incoming
         Err(e) => {
             eprintln!("vaultx-runtime: {path}: {e:?}");
             problem(500, "internal", "Internal error", "the function failed before it could respond")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_host;
+
+    #[test]
+    fn host_headers_name_a_host_and_nothing_else() {
+        for good in ["localhost", "127.0.0.1:3000", "files.example.com", "[::1]:8080", "[::1]", "a-b.c_d:1"] {
+            assert!(valid_host(good), "{good}");
+        }
+        for bad in ["", "x/api/files/C?", "x@y", "evil.example/", "a b", "h:", "h:99999", "h:+1", ":80", "[::1", "[zz]", "h?q", "h#f", ".x", "-x"] {
+            assert!(!valid_host(bad), "{bad}");
         }
     }
 }

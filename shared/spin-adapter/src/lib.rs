@@ -7,7 +7,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use spin_sdk::key_value::Store;
 use spin_sdk::sqlite::{Connection, Value};
 use vaultx_core::Problem;
-use vaultx_core::http::{ApiRequest, ApiResponse, BlobSlice, Body};
+use vaultx_core::http::{ApiRequest, ApiResponse, AuditOnDrop, BlobSlice, Body};
 use vaultx_core::ports::{AuditLog, Blobs, Clock, Config, Entropy, Kv, Platform, Row, Sql, SqlValue, Statement, StoreError};
 use vaultx_core::problem::ProblemKind;
 
@@ -32,17 +32,29 @@ macro_rules! route {
     ($($module:ident)::+) => {
         #[::spin_sdk::http_service]
         async fn handle(request: ::spin_sdk::http::Request) -> $crate::Response {
-            let platform = $crate::SpinPlatform;
-            match $crate::read_request(request, $($module)::+::MAX_BODY).await {
-                Ok(request) => $crate::into_response($($module)::+::handle(&platform, request).await),
-                Err(problem) => $crate::into_response($crate::problem_response(&problem)),
-            }
+            $crate::serve_route(request, $($module)::+::MAX_BODY, |request| $($module)::+::handle(&$crate::SpinPlatform, request)).await
         }
     };
 }
 
+/// Reads the request, runs the route's handler as every adapter does
+/// ([`vaultx_core::http::serve`]: HEAD as GET without the body, `nosniff`), and streams the
+/// response.
+pub async fn serve_route<F, Fut>(request: spin_sdk::http::Request, max_body: usize, handler: F) -> Response
+where
+    F: FnOnce(ApiRequest) -> Fut,
+    Fut: Future<Output = ApiResponse>,
+{
+    match read_request(request, max_body).await {
+        Ok(request) => into_response(vaultx_core::http::serve(request, handler).await),
+        Err(problem) => into_response(problem_response(&problem).with_header("x-content-type-options", "nosniff")),
+    }
+}
+
 /// Reads the request, refusing bodies over `max_body` bytes with 413 before reading them
-/// when `Content-Length` already tells, and as soon as the limit is crossed otherwise.
+/// when `Content-Length` already tells, and as soon as the limit is crossed otherwise. A
+/// route that takes no body (`max_body` 0) ignores one: a body cannot turn its 404 or 405
+/// into a 413.
 pub async fn read_request(request: spin_sdk::http::Request, max_body: usize) -> Result<ApiRequest, Problem> {
     let (parts, body) = request.into_parts();
     let headers: Vec<(String, String)> = parts
@@ -52,16 +64,25 @@ pub async fn read_request(request: spin_sdk::http::Request, max_body: usize) -> 
         .collect();
     let too_large = || Problem::new(ProblemKind::PayloadTooLarge, format!("this route accepts at most {max_body} bytes"));
     let declared = parts.headers.get("content-length").and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max_body as u64) {
+    if max_body > 0 && declared.is_some_and(|n| n > max_body as u64) {
         return Err(too_large());
     }
-    let body = match Limited::new(body, max_body).collect().await {
-        Ok(collected) => collected.to_bytes().to_vec(),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
-        Err(e) => return Err(Problem::new(ProblemKind::BadRequest, format!("could not read the request body: {e}"))),
+    let body = if max_body == 0 {
+        Vec::new()
+    } else {
+        match Limited::new(body, max_body).collect().await {
+            Ok(collected) => collected.to_bytes().to_vec(),
+            Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
+            // The cause (a reset, a malformed chunked encoding) goes to our log, not the client.
+            Err(e) => {
+                eprintln!("vaultx: reading a request body: {e}");
+                return Err(Problem::new(ProblemKind::BadRequest, "the request body could not be read"));
+            }
+        }
     };
     Ok(ApiRequest {
-        method: parts.method.as_str().to_ascii_uppercase(),
+        // As sent: methods are case-sensitive.
+        method: parts.method.as_str().to_owned(),
         path: parts.uri.path().to_owned(),
         query: parts.uri.query().unwrap_or("").to_owned(),
         headers,
@@ -76,9 +97,15 @@ pub fn problem_response(problem: &Problem) -> ApiResponse {
 pub fn into_response(api: ApiResponse) -> Response {
     let length = api.body.len();
     let explicit_length = api.headers.iter().any(|(k, _)| k == "content-length");
+    let audit = AuditOnDrop::new(api.audit, length, |event: &serde_json::Value| SpinPlatform.record(event));
     let body = match api.body {
-        Body::Bytes(bytes) => http_body_util::Full::new(Bytes::from(bytes)).map_err(|never| match never {}).boxed_unsync(),
-        Body::Blobs(slices) => stream_blobs(slices),
+        Body::Bytes(bytes) => {
+            let mut audit = audit;
+            audit.sent = length;
+            drop(audit);
+            http_body_util::Full::new(Bytes::from(bytes)).map_err(|never| match never {}).boxed_unsync()
+        }
+        Body::Blobs(slices) => stream_blobs(slices, audit),
     };
     let mut response = Response::new(body);
     if !explicit_length {
@@ -97,20 +124,29 @@ pub fn into_response(api: ApiResponse) -> Response {
 }
 
 /// Streams blob slices one blob at a time: memory stays at one chunk however large the file.
-fn stream_blobs(slices: Vec<BlobSlice>) -> spin_sdk::http::BoxBody {
-    let frames = futures::stream::unfold((None::<SpinBlobs>, slices.into_iter()), |(store, mut rest)| async move {
+/// The audit event goes out when the stream ends or is dropped, with the bytes really sent.
+fn stream_blobs<F: FnMut(&serde_json::Value) + Send + 'static>(slices: Vec<BlobSlice>, audit: AuditOnDrop<F>) -> spin_sdk::http::BoxBody {
+    let frames = futures::stream::unfold((None::<SpinBlobs>, slices.into_iter(), audit), |(store, mut rest, mut audit)| async move {
         let slice = rest.next()?;
         let store = match store {
             Some(s) => s,
             None => match SpinPlatform.blobs().await {
                 Ok(s) => s,
-                Err(e) => return Some((Err(anyhow::anyhow!("{e}")), (None, Vec::new().into_iter()))),
+                Err(e) => return Some((Err(anyhow::anyhow!("{e}")), (None, Vec::new().into_iter(), audit))),
             },
         };
         // The response is already under way: a missing blob can only cut it short, which the
-        // client sees as a body shorter than Content-Length.
-        let frame = slice.read(&store).await.map(|bytes| http_body::Frame::data(Bytes::from(bytes))).map_err(anyhow::Error::msg);
-        Some((frame, (Some(store), rest)))
+        // client sees as a body shorter than Content-Length (and the audit event as incomplete).
+        match slice.read(&store).await {
+            Ok(bytes) => {
+                audit.sent += bytes.len() as u64;
+                Some((Ok(http_body::Frame::data(Bytes::from(bytes))), (Some(store), rest, audit)))
+            }
+            Err(e) => {
+                eprintln!("vaultx: download cut short: {e}");
+                Some((Err(anyhow::Error::msg(e)), (Some(store), Vec::new().into_iter(), audit)))
+            }
+        }
     });
     http_body_util::StreamBody::new(frames).boxed_unsync()
 }
@@ -251,7 +287,7 @@ pub struct SpinSqlite(Connection);
 fn store_error(e: spin_sdk::sqlite::Error) -> StoreError {
     match e {
         spin_sdk::sqlite::Error::AccessDenied => StoreError::AccessDenied("sqlite database \"default\"".into()),
-        other => StoreError::Unavailable(format!("{other:?}")),
+        other => StoreError::from_backend(format!("{other:?}")),
     }
 }
 

@@ -3,7 +3,7 @@
 //! audit log on the Workers console. Plus the request/response translation for the one Worker.
 
 use futures::StreamExt;
-use vaultx_core::http::{ApiRequest, ApiResponse, BlobSlice, Body};
+use vaultx_core::http::{ApiRequest, ApiResponse, AuditOnDrop, BlobSlice, Body};
 use vaultx_core::ports::{AuditLog, Blobs, Clock, Config, Entropy, Kv, Platform, Row, Sql, SqlValue, Statement, StoreError};
 use vaultx_core::problem::ProblemKind;
 use vaultx_core::Problem;
@@ -131,7 +131,7 @@ impl Sql for D1Sql {
     /// D1 runs a batch as one transaction.
     async fn batch(&self, statements: Vec<Statement>) -> Result<(), StoreError> {
         let prepared = statements.into_iter().map(|s| self.statement(s.sql, s.params)).collect::<Result<Vec<_>, _>>()?;
-        self.0.batch(prepared).await.map(drop).map_err(|e| unavailable("D1 batch", e))
+        self.0.batch(prepared).await.map(drop).map_err(|e| StoreError::from_backend(format!("D1 batch: {e}")))
     }
 }
 
@@ -182,23 +182,25 @@ impl Kv for WorkersKv {
 
 /// Reads a request for a route that accepts at most `max_body` bytes (413 beyond). Workers
 /// need a known length to store into R2 anyway, and bound memory at 128 MB: a body is read
-/// only when its declared length fits.
+/// only when its declared length fits. A route that takes no body (`max_body` 0) ignores one.
 pub async fn read_request(mut req: Request, max_body: usize) -> Result<ApiRequest, Problem> {
     let url = req.url().map_err(|_| Problem::new(ProblemKind::BadRequest, "the request URL is not valid"))?;
     let too_large = || Problem::new(ProblemKind::PayloadTooLarge, format!("this route accepts at most {max_body} bytes"));
     let declared = req.headers().get("content-length").ok().flatten().and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max_body as u64) {
+    if max_body > 0 && declared.is_some_and(|n| n > max_body as u64) {
         return Err(too_large());
     }
-    let mut headers: Vec<(String, String)> =
-        req.headers().entries().filter(|(k, _)| k != "x-vaultx-full-url").map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
-    // What the handlers know of the request's own URL (for absolute links), set here only.
-    headers.push(("x-vaultx-full-url".into(), url.to_string()));
-    let method = req.method().to_string().to_ascii_uppercase();
-    let body = if method == "GET" || method == "HEAD" {
+    let headers: Vec<(String, String)> = req.headers().entries().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
+    // The method exactly as the platform hands it over (methods are case-sensitive; note that
+    // Fetch itself upper-cases the six it standardises, such as `delete`).
+    let method = req.inner().method();
+    let body = if max_body == 0 || method == "GET" || method == "HEAD" {
         Vec::new()
     } else {
-        req.bytes().await.map_err(|e| Problem::new(ProblemKind::BadRequest, format!("could not read the request body: {e}")))?
+        req.bytes().await.map_err(|e| {
+            worker::console_error!("vaultx: reading a request body: {e}");
+            Problem::new(ProblemKind::BadRequest, "the request body could not be read")
+        })?
     };
     if body.len() > max_body {
         return Err(too_large());
@@ -218,11 +220,16 @@ pub fn into_response(platform: &WorkerPlatform, api: ApiResponse) -> worker::Res
         }
     }
     let length = api.body.len();
+    let recorder = platform.clone();
+    let mut audit = AuditOnDrop::new(api.audit, length, move |event: &serde_json::Value| recorder.record(event));
     let body = match api.body {
-        Body::Bytes(bytes) if bytes.is_empty() => ResponseBody::Empty,
-        Body::Bytes(bytes) => ResponseBody::Body(bytes),
+        Body::Bytes(bytes) => {
+            audit.sent = length;
+            drop(audit);
+            if bytes.is_empty() { ResponseBody::Empty } else { ResponseBody::Body(bytes) }
+        }
         Body::Blobs(slices) => {
-            let stream = worker::FixedLengthStream::wrap(blob_stream(platform.clone(), slices), length);
+            let stream = worker::FixedLengthStream::wrap(blob_stream(platform.clone(), slices, audit), length);
             let sys: worker::worker_sys::FixedLengthStream = stream.into();
             ResponseBody::Stream(sys.readable())
         }
@@ -230,12 +237,28 @@ pub fn into_response(platform: &WorkerPlatform, api: ApiResponse) -> worker::Res
     Ok(Response::from_body(body)?.with_status(api.status).with_headers(headers))
 }
 
-fn blob_stream(platform: WorkerPlatform, slices: Vec<BlobSlice>) -> impl futures::Stream<Item = worker::Result<Vec<u8>>> + 'static {
-    futures::stream::iter(slices).then(move |slice| {
+/// One blob at a time; the audit event goes out when the stream ends or is dropped, with the
+/// bytes really sent.
+fn blob_stream<F: FnMut(&serde_json::Value) + 'static>(
+    platform: WorkerPlatform,
+    slices: Vec<BlobSlice>,
+    audit: AuditOnDrop<F>,
+) -> impl futures::Stream<Item = worker::Result<Vec<u8>>> + 'static {
+    futures::stream::unfold((slices.into_iter(), audit), move |(mut rest, mut audit)| {
         let platform = platform.clone();
         async move {
-            let blobs = platform.blobs().await.map_err(|e| worker::Error::RustError(e.to_string()))?;
-            slice.read(&blobs).await.map_err(worker::Error::RustError)
+            let slice = rest.next()?;
+            let read = match platform.blobs().await {
+                Ok(blobs) => slice.read(&blobs).await,
+                Err(e) => Err(e.to_string()),
+            };
+            match read {
+                Ok(bytes) => {
+                    audit.sent += bytes.len() as u64;
+                    Some((Ok(bytes), (rest, audit)))
+                }
+                Err(e) => Some((Err(worker::Error::RustError(e)), (Vec::new().into_iter(), audit))),
+            }
         }
     })
 }

@@ -18,7 +18,7 @@ fn wrong_methods_are_405_with_allow() {
     for (method, path, allow) in [
         ("GET", "/api/auth/register", "POST"),
         ("PUT", "/api/auth/login", "POST"),
-        ("POST", "/api/users/me", "GET"),
+        ("POST", "/api/users/me", "GET, HEAD"),
         ("DELETE", "/health", "GET, HEAD"),
     ] {
         let r = c.send(method, path, &[], None);

@@ -220,7 +220,7 @@ fn deleting_a_file_releases_deduplicated_chunks_only_when_unreferenced() {
     let path = c.signed_path(&token, &second, 60);
     assert_eq!(c.auth_send("DELETE", &format!("/api/files/{second}"), &token, &[], None).status, 204);
     assert_eq!(usage(&c)["storedBytes"], 0);
-    c.get(&path, None).assert_problem(404, "not-found");
+    c.get(&path, None).assert_problem(404, "file-gone");
 }
 
 #[test]

@@ -19,7 +19,7 @@ use vaultx_core::digest::{content_digest, hex, parse_sha256_member, sha256};
 use vaultx_core::http::{ApiRequest, ApiResponse, respond};
 use vaultx_core::ports::{Platform, Sql, SqlValue};
 use vaultx_core::problem::{FieldError, ProblemKind};
-use vaultx_core::Problem;
+use vaultx_core::{Problem, validation};
 
 /// The largest chunk size we allow, plus room for multipart framing.
 pub const MAX_BODY: usize = MAX_CHUNK_SIZE as usize + 64 * 1024;
@@ -68,17 +68,21 @@ async fn chunk_bytes(req: ApiRequest) -> Result<Bytes, Problem> {
     match essence.as_str() {
         "multipart/form-data" => {
             let boundary = multer::parse_boundary(&content_type)
-                .map_err(|e| Problem::validation(vec![FieldError { field: "content-type".into(), message: e.to_string() }]))?;
+                .map_err(|_| Problem::validation(vec![FieldError { field: "content-type".into(), message: "multipart/form-data needs a boundary parameter".into() }]))?;
             let body = Bytes::from(req.body);
             let stream = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(body) });
             let mut form = multer::Multipart::new(stream, boundary);
-            let malformed = |e: multer::Error| Problem::validation(vec![FieldError { field: "body".into(), message: format!("malformed multipart body: {e}") }]);
+            let malformed = |_: multer::Error| Problem::validation(vec![FieldError { field: "body".into(), message: "is not a well-formed multipart/form-data body".into() }]);
+            let mut chunk = None;
             while let Some(field) = form.next_field().await.map_err(malformed)? {
                 if field.name() == Some("chunk") {
-                    return field.bytes().await.map_err(malformed);
+                    let bytes = field.bytes().await.map_err(malformed)?;
+                    if chunk.replace(bytes).is_some() {
+                        return Err(Problem::validation(vec![FieldError { field: "chunk".into(), message: "appears more than once; send one chunk per request".into() }]));
+                    }
                 }
             }
-            Err(Problem::validation(vec![FieldError { field: "chunk".into(), message: "the multipart form has no field named chunk".into() }]))
+            chunk.ok_or_else(|| Problem::validation(vec![FieldError { field: "chunk".into(), message: "the multipart form has no field named chunk".into() }]))
         }
         "application/octet-stream" => Ok(Bytes::from(req.body)),
         _ => Err(Problem::new(
@@ -90,17 +94,17 @@ async fn chunk_bytes(req: ApiRequest) -> Result<Bytes, Problem> {
 
 async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem> {
     req.expect_method(&["POST", "PUT"])?;
-    let user = auth::authenticate(p, &req).await?;
     let segments = req.segments();
-    let (id, index_text) = (segments.get(2).copied().unwrap_or(""), segments.get(4).copied().unwrap_or(""));
+    let (id, index_text) = (segments.get(2).copied().unwrap_or("").to_owned(), segments.get(4).copied().unwrap_or("").to_owned());
+    let id = id.as_str();
+    let user = auth::authenticate(p, &req).await?;
     let db = p.metadata().await.map_err(store_failure)?;
     let file = files::find_owned(&db, &user.user_id, id).await?;
     if file.status != UPLOADING {
         return Err(Problem::new(ProblemKind::FileNotUploading, format!("file {id} is {}; its chunks can no longer change", file.status)));
     }
-    let index: u64 = index_text
-        .parse()
-        .map_err(|_| Problem::new(ProblemKind::ChunkOutOfRange, format!("chunk index {index_text:?} is not a whole number")))?;
+    let index = validation::chunk_index(&index_text)
+        .ok_or_else(|| Problem::new(ProblemKind::ChunkOutOfRange, format!("chunk index {index_text:?} is not a whole number in canonical form (0, 1, 2, …)")))?;
     let expected = file.plan().expected_len(index).map_err(|m| Problem::new(ProblemKind::ChunkOutOfRange, m))?;
 
     // Content-Digest covers the request content as sent (RFC 9530). For a raw body that is
@@ -145,8 +149,10 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
     let received = count.first().map(|r| r.int(0)).transpose().map_err(store_failure)?.unwrap_or(0) as u64;
     let mut status = file.status.clone();
     if received == file.plan().count() {
+        // Also when this chunk was already there: re-sending one is how a client whose
+        // completion was interrupted (a crash between the last chunk and the flip) finishes.
         let kv = p.kv().await.map_err(store_failure)?;
-        if let Some(done) = files::complete_if_ready(&db, &store, &kv, now, &file).await? {
+        if let files::Completion::Available(done) = files::complete(&db, &store, &kv, p, now, &file.id).await? {
             status = done.status;
         }
     }

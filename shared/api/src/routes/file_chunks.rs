@@ -14,7 +14,7 @@ pub async fn handle<P: Platform>(p: &P, req: ApiRequest) -> ApiResponse {
 }
 
 async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem> {
-    req.expect_method(&["GET", "HEAD"])?;
+    req.expect_method(&["GET"])?;
     let user = auth::authenticate(p, &req).await?;
     let id = req.segments().get(2).copied().unwrap_or("").to_owned();
     let db = p.metadata().await.map_err(store_failure)?;

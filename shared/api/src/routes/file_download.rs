@@ -1,9 +1,10 @@
 //! `GET /api/files/download/:signedUrl` — the edge download. Needs no JWT secret and no
 //! database: the token is checked with the URL-signing keys, and the chunk manifest comes
-//! from the key-value store. Streams the chunks in order; honours a single `Range` (206/416),
-//! `If-None-Match` (304); sends `ETag`, `Content-Type`, `Content-Disposition` with the
-//! original name, and a `Cache-Control` that never outlives the token. Every request is
-//! written to the audit log.
+//! from the key-value store (the immutable manifest the token names). Streams the chunks in
+//! order; honours a single `Range` (206/416), `If-Match` (412), `If-None-Match` (304),
+//! `If-Range`; sends `ETag`, the `Content-Type` and `Content-Disposition` name the token
+//! carries, and a `Cache-Control` that never outlives the token. Every request is written to
+//! the audit log, with the bytes actually sent.
 
 use crate::{files, settings};
 use vaultx_core::chunks::slices;
@@ -15,18 +16,21 @@ use vaultx_core::signed_url::{Permission, UrlTokenError};
 use vaultx_core::Problem;
 
 pub const MAX_BODY: usize = 0;
-/// Even a week-long token is cached a day at most: a renamed file shows its new name tomorrow.
+/// Even a week-long token is cached a day at most, so shared caches do not outlive a delete by
+/// more than that.
 pub const MAX_CACHE_SECS: i64 = 86_400;
 
 pub async fn handle<P: Platform>(p: &P, req: ApiRequest) -> ApiResponse {
-    let response = respond(run(p, &req).await);
-    p.record(&serde_json::json!({
+    let mut response = respond(run(p, &req).await);
+    // Recorded by the adapter once the body is sent, with the bytes really sent: a download
+    // cut short says so.
+    response.audit = Some(serde_json::json!({
         "event": "download",
         "at": vaultx_core::time::rfc3339(p.now_ms()),
         "fileId": response.header("x-vaultx-file-id"),
+        "method": req.method,
         "status": response.status,
         "range": req.header("range"),
-        "bytes": response.body.len(),
         "client": req.header("spin-client-addr"),
         "userAgent": req.header("user-agent"),
     }));
@@ -41,7 +45,7 @@ pub fn content_disposition(name: &str) -> String {
 }
 
 async fn run<P: Platform>(p: &P, req: &ApiRequest) -> Result<ApiResponse, Problem> {
-    req.expect_method(&["GET", "HEAD"])?;
+    req.expect_method(&["GET"])?;
     let token = req.segments().get(3).copied().unwrap_or("");
     let keys = settings::url_keys(p).await?;
     let now_secs = p.now_ms() / 1000;
@@ -53,10 +57,10 @@ async fn run<P: Platform>(p: &P, req: &ApiRequest) -> Result<ApiResponse, Proble
         return Err(Problem::new(ProblemKind::InvalidUrl, "this URL does not grant read"));
     }
     let kv = p.kv().await.map_err(crate::accounts::store_failure)?;
-    let manifest = files::read_manifest(&kv, &grant.file_id)
+    let manifest = files::read_manifest(&kv, &grant.file_id, &grant.manifest_id)
         .await?
         .filter(|m| m.id == grant.file_id)
-        .ok_or_else(|| Problem::not_found("the file no longer exists"))?;
+        .ok_or_else(|| Problem::new(ProblemKind::FileGone, "the file was deleted; ask the owner for a new link"))?;
 
     let max_age = (grant.expires_at - now_secs).clamp(0, MAX_CACHE_SECS);
     let common = |r: ApiResponse| {
@@ -65,6 +69,15 @@ async fn run<P: Platform>(p: &P, req: &ApiRequest) -> Result<ApiResponse, Proble
             .with_header("accept-ranges", "bytes")
             .with_header("x-vaultx-file-id", manifest.id.clone())
     };
+    // If-Match first (RFC 9110 §13.2.2), with strong comparison: a client resuming or
+    // patching together a download must get exactly the version it started with.
+    if let Some(v) = req.header("if-match") {
+        let matches = v.trim() == "*" || v.split(',').any(|t| t.trim() == manifest.etag);
+        if !matches {
+            let problem = Problem::new(ProblemKind::PreconditionFailed, format!("If-Match: the file's ETag is {}", manifest.etag));
+            return Ok(common(ApiResponse::problem(&problem)));
+        }
+    }
     let matches_etag = req
         .header("if-none-match")
         .is_some_and(|v| v.trim() == "*" || v.split(',').any(|t| t.trim().trim_start_matches("W/") == manifest.etag));
@@ -86,15 +99,11 @@ async fn run<P: Platform>(p: &P, req: &ApiRequest) -> Result<ApiResponse, Proble
         }
     };
     let body = if size == 0 { Body::Bytes(Vec::new()) } else { Body::Blobs(slices(&manifest.chunks, start, end)) };
-    let mut response = ApiResponse { status, headers: Vec::new(), body }
-        .with_header("content-type", manifest.mime_type.clone())
-        .with_header("content-disposition", content_disposition(&manifest.original_name));
+    let mut response = ApiResponse { status, headers: Vec::new(), body, audit: None }
+        .with_header("content-type", grant.mime_type.clone())
+        .with_header("content-disposition", content_disposition(&grant.name));
     if status == 206 {
         response = response.with_header("content-range", format!("bytes {start}-{end}/{size}"));
-    }
-    if req.method == "HEAD" {
-        response.headers.push(("content-length".into(), response.body.len().to_string()));
-        response.body = Body::Bytes(Vec::new());
     }
     Ok(common(response))
 }

@@ -27,11 +27,22 @@ pub async fn handle<P: Platform>(p: &P, req: ApiRequest) -> ApiResponse {
     respond(run(p, req).await)
 }
 
-/// `scheme://host` of the request, when the platform told us (Spin's `spin-full-url`).
-fn origin(req: &ApiRequest) -> Option<String> {
-    let full = req.header("spin-full-url").or(req.header("x-vaultx-full-url"))?;
-    let (scheme, rest) = full.split_once("://")?;
-    Some(format!("{scheme}://{}", rest.split('/').next()?))
+/// The deployment's public origin (`public_url`, e.g. `https://files.example.com`), never the
+/// request's `Host`: a client must not be able to make us hand out links to another site.
+/// Without one the `url` is relative (the path), to be resolved against the API's address.
+async fn public_origin<P: Platform>(p: &P) -> Result<Option<String>, Problem> {
+    let Some(url) = p.get(settings::PUBLIC_URL).await.map_err(store_failure)?.filter(|u| !u.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let url = url.trim().trim_end_matches('/');
+    let valid = url.split_once("://").is_some_and(|(scheme, rest)| {
+        (scheme == "http" || scheme == "https") && !rest.is_empty() && !rest.contains(['/', '?', '#', '@', ' '])
+    });
+    if !valid {
+        eprintln!("vaultx: {} must be an origin such as https://files.example.com", settings::PUBLIC_URL);
+        return Err(Problem::internal());
+    }
+    Ok(Some(url.to_owned()))
 }
 
 async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem> {
@@ -65,9 +76,20 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
     }
     let keys = settings::url_keys(p).await?;
     let expires_at = p.now_ms() / 1000 + expiry;
-    let token = keys.sign(&Grant { file_id: file.id.clone(), permissions: permissions.clone(), expires_at });
+    let Some(manifest_id) = file.manifest_id.clone() else {
+        eprintln!("vaultx: file {} is available without a manifest", file.id);
+        return Err(Problem::internal());
+    };
+    let token = keys.sign(&Grant {
+        file_id: file.id.clone(),
+        manifest_id,
+        name: file.original_name.clone(),
+        mime_type: file.mime_type.clone(),
+        permissions: permissions.clone(),
+        expires_at,
+    });
     let path = format!("/api/files/download/{token}");
-    let url = origin(&req).map_or_else(|| path.clone(), |o| format!("{o}{path}"));
+    let url = public_origin(p).await?.map_or_else(|| path.clone(), |o| format!("{o}{path}"));
     Ok(ApiResponse::json(
         201,
         &serde_json::json!({

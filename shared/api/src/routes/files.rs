@@ -1,8 +1,9 @@
 //! `/api/files` — `POST` creates a file entry (status `uploading` until every chunk has
 //! arrived), `GET` lists the caller's files, a page at a time.
 //!
-//! `POST` body: `{"name", "originalName"?, "mimeType"?, "size", "compressionEnabled"?,
-//! "deduplicationEnabled"?, "checksum"?}` → `201` with the file, `Location: /api/files/<id>`.
+//! `POST` body: `{"name", "originalName"?, "mimeType"?, "size", "chunkSize"?,
+//! "compressionEnabled"?, "deduplicationEnabled"?, "checksum"?}` (unknown fields are refused;
+//! `chunkSize` defaults to the deployment's `chunk_size`, as S3 clients choose a part size) → `201` with the file, `Location: /api/files/<id>`.
 //! `GET ?page=1&limit=20&sort=createdAt|updatedAt|name|size&order=asc|desc[&status=…]` →
 //! `{"items": [...], "page", "limit", "total"}`.
 
@@ -10,7 +11,7 @@ use crate::accounts::store_failure;
 use crate::files::{self, AVAILABLE, FileRecord, UPLOADING};
 use crate::{auth, settings};
 use serde::Deserialize;
-use vaultx_core::chunks::ChunkPlan;
+use vaultx_core::chunks::{ChunkPlan, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
 use vaultx_core::http::{ApiRequest, ApiResponse, respond};
 use vaultx_core::ports::{Platform, Sql, SqlValue};
 use vaultx_core::problem::{FieldError, ProblemKind};
@@ -20,12 +21,13 @@ pub const MAX_BODY: usize = super::JSON_BODY_LIMIT;
 pub const MAX_PAGE_SIZE: u64 = 100;
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct NewFile {
     name: String,
     original_name: Option<String>,
     mime_type: Option<String>,
     size: u64,
+    chunk_size: Option<u64>,
     compression_enabled: Option<bool>,
     deduplication_enabled: Option<bool>,
     checksum: Option<String>,
@@ -34,8 +36,8 @@ struct NewFile {
 pub async fn handle<P: Platform>(p: &P, req: ApiRequest) -> ApiResponse {
     respond(match req.method.as_str() {
         "POST" => create(p, req).await,
-        "GET" | "HEAD" => list(p, req).await,
-        _ => Err(Problem::method_not_allowed(&req.method, &["GET", "HEAD", "POST"])),
+        "GET" => list(p, req).await,
+        _ => Err(Problem::method_not_allowed(&req.method, &["GET", "POST"])),
     })
 }
 
@@ -54,8 +56,21 @@ async fn create<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Prob
         Some(c) => digest::parse_checksum(c).map(Some).map_err(|m| errors.push(FieldError { field: "checksum".into(), message: m })).ok().flatten(),
         None => None,
     };
-    let chunk_size = settings::chunk_size(p).await?;
-    let plan = ChunkPlan::new(body.size, chunk_size).map_err(|m| errors.push(FieldError { field: "size".into(), message: m })).ok();
+    let chunk_size = match body.chunk_size {
+        Some(n) => n,
+        None => settings::chunk_size(p).await?,
+    };
+    let plan = match ChunkPlan::new(body.size, chunk_size) {
+        Ok(plan) => Some(plan),
+        Err(m) if body.chunk_size.is_some() && !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&chunk_size) => {
+            errors.push(FieldError { field: "chunkSize".into(), message: m });
+            None
+        }
+        Err(m) => {
+            errors.push(FieldError { field: "size".into(), message: m });
+            None
+        }
+    };
     if !errors.is_empty() {
         return Err(Problem::validation(errors));
     }
@@ -75,6 +90,8 @@ async fn create<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Prob
         etag: None,
         created_at_ms: now,
         updated_at_ms: now,
+        row_version: 0,
+        manifest_id: None,
     };
     let db = p.metadata().await.map_err(store_failure)?;
     if plan.expect("validated").count() == 0 {
@@ -85,10 +102,12 @@ async fn create<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Prob
                 return Err(Problem::new(ProblemKind::ChecksumMismatch, format!("an empty file's checksum is {empty}")));
             }
         }
+        // Its manifest is written before the row that publishes it, as for any completion.
         let kv = p.kv().await.map_err(store_failure)?;
-        files::write_manifest(&kv, &file, Vec::new()).await?;
+        let (manifest_id, manifest) = files::write_manifest(&kv, p, &file, Vec::new()).await?;
         file.status = AVAILABLE.into();
-        file.etag = Some(files::etag(&[]));
+        file.etag = Some(manifest.etag);
+        file.manifest_id = Some(manifest_id);
     }
     files::insert(&db, &file).await?;
     Ok(ApiResponse::json(201, &file.view()).with_header("location", format!("/api/files/{}", file.id)))

@@ -14,7 +14,7 @@ pub async fn handle<P: Platform>(p: &P, req: ApiRequest) -> ApiResponse {
 }
 
 async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem> {
-    req.expect_method(&["GET", "HEAD"])?;
+    req.expect_method(&["GET"])?;
     let user = auth::authenticate(p, &req).await?;
     let db = p.metadata().await.map_err(store_failure)?;
     let owner = || vec![user.user_id.clone().into()];

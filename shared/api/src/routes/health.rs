@@ -8,7 +8,7 @@ use vaultx_core::ports::Platform;
 pub const MAX_BODY: usize = 0;
 
 pub async fn handle<P: Platform>(p: &P, req: ApiRequest) -> ApiResponse {
-    if let Err(problem) = req.expect_method(&["GET", "HEAD"]) {
+    if let Err(problem) = req.expect_method(&["GET"]) {
         return respond(Err(problem));
     }
     let metadata = check_metadata(p).await;

@@ -6,7 +6,7 @@ use vaultx_core::ports::Platform;
 pub const MAX_BODY: usize = 0;
 
 pub async fn handle<P: Platform>(_p: &P, req: ApiRequest) -> ApiResponse {
-    respond(req.expect_method(&["GET", "HEAD"]).map(|()| {
+    respond(req.expect_method(&["GET"]).map(|()| {
         ApiResponse::json(200, &serde_json::json!({"status": "ok"})).with_header("cache-control", "no-store")
     }))
 }

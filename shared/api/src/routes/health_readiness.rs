@@ -20,7 +20,7 @@ pub async fn handle<P: Platform>(p: &P, req: ApiRequest) -> ApiResponse {
 }
 
 async fn readiness<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem> {
-    req.expect_method(&["GET", "HEAD"])?;
+    req.expect_method(&["GET"])?;
     check_metadata(p).await.map_err(|e| {
         let _ = accounts::store_failure(e.clone());
         Problem::new(ProblemKind::NotReady, format!("metadata store: {}", short(&e)))
@@ -35,5 +35,6 @@ pub fn short(e: &StoreError) -> &'static str {
         StoreError::AccessDenied(_) => "access denied",
         StoreError::Unavailable(_) => "unavailable",
         StoreError::Decode(_) => "unexpected schema",
+        StoreError::Conflict => "conflict",
     }
 }

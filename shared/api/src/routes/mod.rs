@@ -5,6 +5,7 @@ pub mod auth_register;
 pub mod file;
 pub mod file_chunk;
 pub mod file_chunks;
+pub mod file_complete;
 pub mod file_download;
 pub mod file_signed_url;
 pub mod files;
@@ -53,6 +54,7 @@ route_table! {
     "/api/files/:id" => "file": file,
     "/api/files/:id/chunks" => "file-chunks": file_chunks,
     "/api/files/:id/chunks/:index" => "file-chunk": file_chunk,
+    "/api/files/:id/complete" => "file-complete": file_complete,
     "/api/files/:id/signed-url" => "file-signed-url": file_signed_url,
     "/api/files/download/:token" => "file-download": file_download,
     "/health" => "health": health,
