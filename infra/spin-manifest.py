@@ -18,6 +18,7 @@ ROUTES = [
     ("file-signed-url", "/api/files/:id/signed-url", "POST: a temporary download URL", True, [], ["jwt_secret", "url_signing_keys", "url_signing_key_id", "public_url"]),
     # The edge download: no database, no JWT secret; reads manifests and blobs only.
     ("file-download", "/api/files/download/:token", "GET: download through a signed URL", False, ["manifests", "blobs"], ["url_signing_keys", "url_signing_key_id"]),
+    ("admin-integrity", "/api/admin/integrity", "GET: audit every store's invariants (administrators)", True, ["manifests", "blobs"], ["jwt_secret", "admin_emails"]),
     ("health", "/health", "GET: overall health", True, [], []),
     ("health-liveness", "/health/liveness", "GET: the function runs", False, [], []),
     ("health-readiness", "/health/readiness", "GET: the metadata store answers", True, [], []),
@@ -49,6 +50,8 @@ url_signing_key_id = { default = "k1" }
 # The origin signed URLs are built on, e.g. https://files.example.com (never the request's
 # Host). Empty: signed URLs are relative. vaultx-runtime defaults it to its listen address.
 public_url = { default = "" }
+# Emails of administrator accounts, comma-separated (the only way to the admin role).
+admin_emails = { default = "" }
 '''
 
 def render():

@@ -26,6 +26,18 @@ pub async fn authenticate<P: Platform>(p: &P, req: &ApiRequest) -> Result<Subjec
     Ok(current_user(p, req).await.map(|u| Subject { user_id: u.id, email: u.email })?)
 }
 
+/// The account of a request whose token speaks for an administrator (`admin_emails`); 403
+/// for any other account.
+pub async fn require_admin<P: Platform>(p: &P, req: &ApiRequest) -> Result<accounts::User, Problem> {
+    let user = current_user(p, req).await?;
+    let admins = p.get(settings::ADMIN_EMAILS).await.map_err(accounts::store_failure)?.unwrap_or_default();
+    if admins.split(',').map(|e| e.trim().to_ascii_lowercase()).any(|e| !e.is_empty() && e == user.email) {
+        Ok(user)
+    } else {
+        Err(Problem::new(ProblemKind::Forbidden, "this needs an administrator account (admin_emails)"))
+    }
+}
+
 /// The account a request's bearer token speaks for.
 pub async fn current_user<P: Platform>(p: &P, req: &ApiRequest) -> Result<accounts::User, Problem> {
     let token = req.bearer_token()?;

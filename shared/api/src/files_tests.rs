@@ -4,16 +4,16 @@ use crate::routes::*;
 use crate::testing::*;
 use vaultx_core::http::{ApiRequest, ApiResponse, Body};
 
-const CHUNK: usize = 64 * 1024;
+pub(crate) const CHUNK: usize = 64 * 1024;
 
-fn signed_in(p: &TestPlatform) -> String {
+pub(crate) fn signed_in(p: &TestPlatform) -> String {
     let body = format!(r#"{{"email":"u{}@example.com","password":"correct horse battery"}}"#, p.now.get());
     p.now.set(p.now.get() + 1);
     assert_eq!(run(auth_register::handle(p, json_request("POST", "/api/auth/register", &body))).status, 201);
     body_json(&run(auth_login::handle(p, json_request("POST", "/api/auth/login", &body))))["accessToken"].as_str().unwrap().to_owned()
 }
 
-fn authed(method: &str, path: &str, token: &str, content_type: &str, body: Vec<u8>) -> ApiRequest {
+pub(crate) fn authed(method: &str, path: &str, token: &str, content_type: &str, body: Vec<u8>) -> ApiRequest {
     let (path, query) = path.split_once('?').unwrap_or((path, ""));
     ApiRequest {
         method: method.into(),
@@ -24,18 +24,18 @@ fn authed(method: &str, path: &str, token: &str, content_type: &str, body: Vec<u
     }
 }
 
-fn create(p: &TestPlatform, token: &str, json: &str) -> serde_json::Value {
+pub(crate) fn create(p: &TestPlatform, token: &str, json: &str) -> serde_json::Value {
     let r = run(files::handle(p, authed("POST", "/api/files", token, "application/json", json.into())));
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(r.body.bytes()));
     body_json(&r)
 }
 
-fn put_chunk(p: &TestPlatform, token: &str, id: &str, index: u64, data: &[u8]) -> ApiResponse {
+pub(crate) fn put_chunk(p: &TestPlatform, token: &str, id: &str, index: u64, data: &[u8]) -> ApiResponse {
     run(file_chunk::handle(p, authed("POST", &format!("/api/files/{id}/chunks/{index}"), token, "application/octet-stream", data.to_vec())))
 }
 
 /// Reads a response body, following blob slices through the test blob store.
-fn read_body(p: &TestPlatform, r: &ApiResponse) -> Vec<u8> {
+pub(crate) fn read_body(p: &TestPlatform, r: &ApiResponse) -> Vec<u8> {
     match &r.body {
         Body::Bytes(b) => b.clone(),
         Body::Blobs(slices) => slices
@@ -45,20 +45,20 @@ fn read_body(p: &TestPlatform, r: &ApiResponse) -> Vec<u8> {
     }
 }
 
-fn content(len: usize, seed: u8) -> Vec<u8> {
+pub(crate) fn content(len: usize, seed: u8) -> Vec<u8> {
     (0..len).map(|i| (i as u8).wrapping_mul(seed).wrapping_add(seed)).collect()
 }
 
-fn refcounts(p: &TestPlatform) -> Vec<(String, i64, String)> {
+pub(crate) fn refcounts(p: &TestPlatform) -> Vec<(String, i64, String)> {
     let mut stmt = p.conn.prepare("SELECT blob_key, refcount, state FROM blobs ORDER BY blob_key").unwrap();
     stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(Result::unwrap).collect()
 }
 
-fn signed_url(p: &TestPlatform, token: &str, id: &str, json: &str) -> ApiResponse {
+pub(crate) fn signed_url(p: &TestPlatform, token: &str, id: &str, json: &str) -> ApiResponse {
     run(file_signed_url::handle(p, authed("POST", &format!("/api/files/{id}/signed-url"), token, "application/json", json.into())))
 }
 
-fn download(p: &TestPlatform, path: &str, headers: &[(&str, &str)]) -> ApiResponse {
+pub(crate) fn download(p: &TestPlatform, path: &str, headers: &[(&str, &str)]) -> ApiResponse {
     let req = ApiRequest {
         method: "GET".into(),
         path: path.into(),

@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod auth;
 pub mod blobs;
 pub mod files;
+pub mod integrity;
 pub mod routes;
 pub mod settings;
 
@@ -17,3 +18,6 @@ mod tests;
 
 #[cfg(test)]
 mod files_tests;
+
+#[cfg(test)]
+mod race_tests;

@@ -8,6 +8,9 @@ use vaultx_core::ports::Config;
 pub const JWT_SECRET: &str = "jwt_secret";
 pub const JWT_EXPIRATION_TIME: &str = "jwt_expiration_time";
 pub const DEFAULT_JWT_EXPIRATION_SECS: i64 = 3600;
+/// Accounts with the operator role: a comma-separated list of emails. Configuration is the
+/// only way to become an administrator; registering never grants it.
+pub const ADMIN_EMAILS: &str = "admin_emails";
 /// The origin signed URLs are built on (`https://files.example.com`); empty: relative URLs.
 pub const PUBLIC_URL: &str = "public_url";
 

@@ -35,6 +35,9 @@ impl Blobs for MemStore {
         self.0.borrow_mut().remove(key);
         Ok(())
     }
+    async fn list(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self.0.borrow().keys().cloned().collect())
+    }
 }
 
 impl Kv for MemStore {
@@ -49,9 +52,12 @@ impl Kv for MemStore {
         self.0.borrow_mut().remove(key);
         Ok(())
     }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        Ok(self.0.borrow().keys().filter(|k| k.starts_with(prefix)).cloned().collect())
+    }
 }
 
-pub struct TestDb(Rc<rusqlite::Connection>);
+pub struct TestDb(pub Rc<rusqlite::Connection>);
 
 fn to_sql(v: SqlValue) -> rusqlite::types::Value {
     use rusqlite::types::Value as V;

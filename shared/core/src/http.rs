@@ -379,6 +379,9 @@ mod tests {
         async fn delete(&self, _: &str) -> Result<(), crate::ports::StoreError> {
             Ok(())
         }
+        async fn list(&self) -> Result<Vec<String>, crate::ports::StoreError> {
+            Ok(vec!["b".into()])
+        }
     }
 
     #[test]

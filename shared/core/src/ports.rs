@@ -164,6 +164,8 @@ pub trait Blobs {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Deleting a missing blob is not an error.
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
+    /// Every complete blob's key (for the integrity check; costs a full listing).
+    async fn list(&self) -> Result<Vec<String>, StoreError>;
 }
 
 /// Small values read on hot paths at the edge (chunk manifests): Spin key-value, Workers KV.
@@ -171,6 +173,8 @@ pub trait Kv {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     async fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError>;
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
+    /// The keys that start with `prefix` (for the integrity check; costs a full listing).
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
 }
 
 /// Append-only audit events (one JSON object each), e.g. every download.

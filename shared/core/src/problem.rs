@@ -37,6 +37,7 @@ pub enum ProblemKind {
     PreconditionFailed,
     FileGone,
     ChunksMissing,
+    Forbidden,
 }
 
 impl ProblemKind {
@@ -64,6 +65,7 @@ impl ProblemKind {
             Self::PreconditionFailed => 412,
             Self::FileGone => 404,
             Self::ChunksMissing => 409,
+            Self::Forbidden => 403,
         }
     }
 
@@ -97,6 +99,7 @@ impl ProblemKind {
             Self::PreconditionFailed => "precondition-failed",
             Self::FileGone => "file-gone",
             Self::ChunksMissing => "chunks-missing",
+            Self::Forbidden => "forbidden",
         }
     }
 
@@ -130,6 +133,7 @@ impl ProblemKind {
             Self::PreconditionFailed => "A precondition of the request does not hold",
             Self::FileGone => "The file this URL was issued for no longer exists",
             Self::ChunksMissing => "Chunks are still missing",
+            Self::Forbidden => "Not allowed for this account",
         }
     }
 

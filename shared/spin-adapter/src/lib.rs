@@ -262,6 +262,12 @@ impl Blobs for SpinBlobs {
         }
         Ok(())
     }
+
+    async fn list(&self) -> Result<Vec<String>, StoreError> {
+        // A blob is complete when its header `<key>/n` exists.
+        let keys = self.0.get_keys().await.collect().await.map_err(kv_error)?;
+        Ok(keys.into_iter().filter_map(|k| k.strip_suffix("/n").map(str::to_owned)).collect())
+    }
 }
 
 /// Hot metadata on Spin key-value.
@@ -278,6 +284,11 @@ impl Kv for SpinKv {
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.0.delete(key).await.map_err(kv_error)
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let keys = self.0.get_keys().await.collect().await.map_err(kv_error)?;
+        Ok(keys.into_iter().filter(|k| k.starts_with(prefix)).collect())
     }
 }
 

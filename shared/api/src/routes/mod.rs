@@ -1,5 +1,6 @@
 //! One module per route. `functions/<name>` binds `routes::<name>` and nothing else.
 
+pub mod admin_integrity;
 pub mod auth_login;
 pub mod auth_register;
 pub mod file;
@@ -57,6 +58,7 @@ route_table! {
     "/api/files/:id/complete" => "file-complete": file_complete,
     "/api/files/:id/signed-url" => "file-signed-url": file_signed_url,
     "/api/files/download/:token" => "file-download": file_download,
+    "/api/admin/integrity" => "admin-integrity": admin_integrity,
     "/health" => "health": health,
     "/health/liveness" => "health-liveness": health_liveness,
     "/health/readiness" => "health-readiness": health_readiness,

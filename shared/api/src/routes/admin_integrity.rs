@@ -1,0 +1,27 @@
+//! `GET /api/admin/integrity` — the integrity check ([`crate::integrity`]) over the whole
+//! deployment: reference counts against references, blob rows against stored bytes, available
+//! files against their manifests, orphans of any kind. Administrators only (`admin_emails`).
+//! `200 {ok, violations: [...], ...counts}`; `ok` is false when any invariant is broken. It
+//! lists every store, so it is an audit to run at rest, not a health probe.
+
+use crate::accounts::store_failure;
+use crate::{auth, integrity};
+use vaultx_core::http::{ApiRequest, ApiResponse, respond};
+use vaultx_core::ports::Platform;
+use vaultx_core::Problem;
+
+pub const MAX_BODY: usize = 0;
+
+pub async fn handle<P: Platform>(p: &P, req: ApiRequest) -> ApiResponse {
+    respond(run(p, req).await)
+}
+
+async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem> {
+    req.expect_method(&["GET"])?;
+    auth::require_admin(p, &req).await?;
+    let db = p.metadata().await.map_err(store_failure)?;
+    let blobs = p.blobs().await.map_err(store_failure)?;
+    let kv = p.kv().await.map_err(store_failure)?;
+    let report = integrity::check(&db, &blobs, &kv).await?;
+    Ok(ApiResponse::json(200, &report).with_header("cache-control", "no-store"))
+}
