@@ -242,8 +242,12 @@ impl Blobs for SpinBlobs {
             .ok_or_else(|| StoreError::Decode(format!("blob {key}: bad header {head:?}")))?;
         let mut data = Vec::with_capacity(len);
         for i in 0..count {
-            let piece = self.0.get(format!("{key}/{i}")).await.map_err(kv_error)?;
-            data.extend_from_slice(&piece.ok_or_else(|| StoreError::Decode(format!("blob {key}: piece {i} is missing")))?);
+            // A piece gone after its header was read: a sweep is deleting the blob (header
+            // first, then pieces), so it is as good as gone already.
+            let Some(piece) = self.0.get(format!("{key}/{i}")).await.map_err(kv_error)? else {
+                return Ok(None);
+            };
+            data.extend_from_slice(&piece);
         }
         if data.len() != len {
             return Err(StoreError::Decode(format!("blob {key}: {} bytes, expected {len}", data.len())));

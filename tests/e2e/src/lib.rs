@@ -169,3 +169,98 @@ impl Client {
         r.json()["path"].as_str().unwrap().to_owned()
     }
 }
+
+/// Which deployment the suite runs against (`VAULTX_TARGET`: `runtime`, the default, or
+/// `worker`). A few tests are about the local runtime's own HTTP server; under `wrangler dev`
+/// the platform's server answers those requests, and they say so and return.
+pub fn target() -> String {
+    std::env::var("VAULTX_TARGET").unwrap_or_else(|_| "runtime".into())
+}
+
+/// `host:port` of the deployment.
+pub fn authority() -> String {
+    base_url().trim_start_matches("http://").trim_end_matches('/').to_owned()
+}
+
+/// Sends `request` as raw bytes (`{host}` is replaced by the deployment's `host:port`) and
+/// reads one response: for requests a well-behaved client cannot send.
+pub fn raw(request: &str) -> Reply {
+    raw_bytes(request.replace("{host}", &authority()).as_bytes())
+}
+
+pub fn raw_bytes(request: &[u8]) -> Reply {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(authority()).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    // The server may answer and close before it has read everything we send.
+    let _ = stream.write_all(request);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                out.extend_from_slice(&buf[..n]);
+                if let Some(reply) = parse_reply(&out) {
+                    return reply;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    parse_reply(&out).unwrap_or_else(|| panic!("no complete response: {:?}", String::from_utf8_lossy(&out)))
+}
+
+/// One HTTP/1.1 response with a Content-Length body (or none), once all of it has arrived.
+fn parse_reply(bytes: &[u8]) -> Option<Reply> {
+    let end = bytes.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&bytes[..end]).ok()?;
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let headers: Vec<(String, String)> =
+        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned())).collect();
+    let length: usize = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
+    let body = bytes.get(end + 4..end + 4 + length)?.to_vec();
+    Some(Reply { status, headers, body })
+}
+
+/// The administrator named in `VAULTX_ADMIN_EMAIL` (tests/run configures it as
+/// `admin_emails`), signed in; registered on first use.
+pub fn admin_token(c: &Client) -> String {
+    let email = std::env::var("VAULTX_ADMIN_EMAIL").expect("set VAULTX_ADMIN_EMAIL to an email in the deployment's admin_emails");
+    let password = "admin correct horse battery staple";
+    let body = serde_json::json!({"email": email, "password": password});
+    let r = c.post_json("/api/auth/register", &body);
+    assert!(r.status == 201 || r.status == 409, "{}", String::from_utf8_lossy(&r.body));
+    let r = c.post_json("/api/auth/login", &body);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    r.json()["accessToken"].as_str().unwrap().to_owned()
+}
+
+/// Runs the deployment's integrity check and panics with its violations unless it is clean.
+/// Only meaningful at rest: call it when no other request is in flight.
+#[track_caller]
+pub fn assert_integrity(c: &Client) -> Value {
+    let token = admin_token(c);
+    let r = c.get("/api/admin/integrity", Some(&token));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let report = r.json();
+    assert_eq!(report["ok"], true, "integrity violations: {:#}", report["violations"]);
+    report
+}
+
+/// One test at a time in a binary whose tests check invariants at rest.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Client {
+    /// Uploads every chunk of `data` in chunks of `chunk_size`, in order.
+    pub fn upload_with(&self, token: &str, id: &str, data: &[u8], chunk_size: usize) {
+        for (i, chunk) in data.chunks(chunk_size).enumerate() {
+            let r = self.put_chunk(token, id, i, chunk);
+            assert!(r.status == 201 || r.status == 200, "chunk {i}: {}", String::from_utf8_lossy(&r.body));
+        }
+    }
+}
