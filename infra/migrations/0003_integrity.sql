@@ -11,3 +11,15 @@ ALTER TABLE files ADD COLUMN manifest_id TEXT;
 CREATE TABLE IF NOT EXISTS cas_guard (
     conflict TEXT NOT NULL
 );
+
+-- Manifests being written: a completion records its manifest id here before writing the
+-- manifest and removes it in the transaction that publishes it (or after deleting it, when it
+-- loses). A row left behind is a completion that died in between: its manifest is unreachable
+-- (no signed URL names an unpublished manifest), and the file's next completion or deletion
+-- removes it once it is older than any request can be.
+CREATE TABLE IF NOT EXISTS manifest_writes (
+    file_id     TEXT NOT NULL,
+    manifest_id TEXT NOT NULL,
+    started_at  BIGINT NOT NULL,
+    PRIMARY KEY (file_id, manifest_id)
+);

@@ -221,13 +221,50 @@ pub fn etag(chunks: &[(String, u64)]) -> String {
 }
 
 /// Writes a new manifest for the file and returns its id. Nothing can reach it until a
-/// transition publishes the id in the file's row.
-pub async fn write_manifest(kv: &impl Kv, entropy: &impl Entropy, f: &FileRecord, chunks: Vec<(String, u64)>) -> Result<(String, Manifest), Problem> {
+/// transition publishes the id in the file's row. The write is recorded first
+/// (`manifest_writes`), so a manifest whose writer died before publishing or deleting it can
+/// be found and removed ([`remove_dead_manifests`]); the publishing batch clears the record
+/// ([`published`]).
+pub async fn write_manifest(db: &impl Sql, kv: &impl Kv, entropy: &impl Entropy, now_ms: i64, f: &FileRecord, chunks: Vec<(String, u64)>) -> Result<(String, Manifest), Problem> {
     let manifest_id = vaultx_core::ids::new_id(entropy);
+    db.execute(
+        "INSERT INTO manifest_writes (file_id, manifest_id, started_at) VALUES (?, ?, ?)",
+        vec![f.id.clone().into(), manifest_id.clone().into(), SqlValue::Integer(now_ms)],
+    )
+    .await
+    .map_err(store_failure)?;
     let manifest = Manifest { id: f.id.clone(), size: f.size, etag: etag(&chunks), chunks };
     let bytes = serde_json::to_vec(&manifest).map_err(|_| Problem::internal())?;
     kv.set(&manifest_key(&f.id, &manifest_id), &bytes).await.map_err(store_failure)?;
     Ok((manifest_id, manifest))
+}
+
+/// The statement that clears a manifest's write record, for the batch that publishes it.
+pub fn published(file_id: &str, manifest_id: &str) -> Statement {
+    Statement { sql: "DELETE FROM manifest_writes WHERE file_id = ? AND manifest_id = ?", params: vec![file_id.into(), manifest_id.into()] }
+}
+
+/// Deletes a manifest that was never published (or no longer is) and its write record.
+async fn discard_manifest(db: &impl Sql, kv: &impl Kv, file_id: &str, manifest_id: &str) -> Result<(), Problem> {
+    kv.delete(&manifest_key(file_id, manifest_id)).await.map_err(store_failure)?;
+    let p = published(file_id, manifest_id);
+    db.execute(p.sql, p.params).await.map_err(store_failure)?;
+    Ok(())
+}
+
+/// Removes the manifests of the file whose writers died before publishing them: recorded
+/// writes older than any request can run ([`crate::blobs::STALE_SWEEP_MS`]), or all of them
+/// when `all` (the file is being deleted: whatever is in flight will lose its race anyway).
+pub async fn remove_dead_manifests(db: &impl Sql, kv: &impl Kv, now_ms: i64, file_id: &str, all: bool) -> Result<(), Problem> {
+    let before = if all { i64::MAX } else { now_ms - crate::blobs::STALE_SWEEP_MS };
+    let rows = db
+        .query("SELECT manifest_id FROM manifest_writes WHERE file_id = ? AND started_at < ?", vec![file_id.into(), SqlValue::Integer(before)])
+        .await
+        .map_err(store_failure)?;
+    for row in &rows {
+        discard_manifest(db, kv, file_id, row.text(0).map_err(store_failure)?).await?;
+    }
+    Ok(())
 }
 
 pub async fn read_manifest(kv: &impl Kv, file_id: &str, manifest_id: &str) -> Result<Option<Manifest>, Problem> {
@@ -303,7 +340,7 @@ pub async fn complete(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, entropy: 
             }
         }
         let parts: Vec<(String, u64)> = chunks.into_iter().map(|(_, k, s)| (k, s)).collect();
-        let (manifest_id, manifest) = write_manifest(kv, entropy, &f, parts).await?;
+        let (manifest_id, manifest) = write_manifest(db, kv, entropy, now_ms, &f, parts).await?;
         let result = db
             .batch(vec![
                 guard!("EXISTS (SELECT 1 FROM files WHERE id = ? AND status = 'uploading' AND row_version = ?)", &f.id, f.row_version),
@@ -311,10 +348,12 @@ pub async fn complete(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, entropy: 
                     sql: "UPDATE files SET status = 'available', etag = ?, manifest_id = ?, row_version = row_version + 1, updated_at = ? WHERE id = ?",
                     params: vec![manifest.etag.clone().into(), manifest_id.clone().into(), SqlValue::Integer(now_ms), f.id.clone().into()],
                 },
+                published(&f.id, &manifest_id),
             ])
             .await;
         match result {
             Ok(()) => {
+                remove_dead_manifests(db, kv, now_ms, &f.id, false).await?;
                 return Ok(Completion::Available(FileRecord {
                     status: AVAILABLE.into(),
                     etag: Some(manifest.etag),
@@ -327,7 +366,7 @@ pub async fn complete(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, entropy: 
             Err(StoreError::Conflict) => {
                 // Another request changed a chunk, completed or deleted the file first. Our
                 // manifest was never published: nothing can reach it, so it goes.
-                kv.delete(&manifest_key(&f.id, &manifest_id)).await.map_err(store_failure)?;
+                discard_manifest(db, kv, &f.id, &manifest_id).await?;
             }
             Err(e) => return Err(store_failure(e)),
         }
@@ -344,6 +383,7 @@ pub async fn delete(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, now_ms: i64
         if let Some(manifest_id) = &f.manifest_id {
             kv.delete(&manifest_key(&f.id, manifest_id)).await.map_err(store_failure)?;
         }
+        remove_dead_manifests(db, kv, now_ms, &f.id, true).await?;
         if let Some(released) = crate::blobs::release_file(db, now_ms, &f.id, f.row_version).await? {
             return crate::blobs::sweep(db, blobs, now_ms, &released).await;
         }

@@ -250,3 +250,32 @@ fn deduplication_never_crosses_accounts() {
     assert_eq!(refcounts(&p).len(), 2, "one blob per owner: {:?}", refcounts(&p));
     assert_intact(&p);
 }
+
+/// Finding 10's other half: a completion that died between writing its manifest and
+/// publishing it leaves an unreachable manifest, recorded; the file's next completion (once
+/// the write is older than any request) or its deletion removes it.
+#[test]
+fn manifests_of_dead_completions_are_removed() {
+    let p = TestPlatform::new();
+    let token = signed_in(&p);
+    for finish in ["complete", "delete"] {
+        let data = content(100, 12);
+        let id = file_id(&p, &token, data.len(), None);
+        let db = TestDb(p.conn.clone());
+        let key = key_for(&p, &id, &data);
+        run(blobs::attach(&db, &p.blobs, p.now(), &id, 0, &key, &data)).unwrap();
+        let f = run(files::find(&db, &id)).unwrap().unwrap();
+        let (dead, _) = run(files::write_manifest(&db, &p.kv, &p, p.now(), &f, vec![(key, 100)])).unwrap();
+        let dead_key = files::manifest_key(&id, &dead);
+        let report = run(crate::integrity::check(&db, &p.blobs, &p.kv)).unwrap();
+        assert!(report.ok && report.pending_manifests == 1, "{report:?}");
+        p.now.set(p.now.get() + blobs::STALE_SWEEP_MS + 1);
+        match finish {
+            "complete" => assert!(matches!(run(files::complete(&db, &p.blobs, &p.kv, &p, p.now(), &id)).unwrap(), Completion::Available(_))),
+            _ => assert_eq!(run(file::handle(&p, delete_request(&token, &id))).status, 204),
+        }
+        assert!(!p.kv.0.borrow().contains_key(&dead_key), "{finish} removes the dead manifest");
+        assert_eq!(run(crate::integrity::check(&db, &p.blobs, &p.kv)).unwrap().pending_manifests, 0);
+    }
+    assert_intact(&p);
+}

@@ -2,7 +2,6 @@
 //! bucket per region, hot metadata (manifests) on KV, configuration from vars and secrets, the
 //! audit log on the Workers console. Plus the request/response translation for the one Worker.
 
-use futures::StreamExt;
 use vaultx_core::http::{ApiRequest, ApiResponse, AuditOnDrop, BlobSlice, Body};
 use vaultx_core::ports::{AuditLog, Blobs, Clock, Config, Entropy, Kv, Platform, Row, Sql, SqlValue, Statement, StoreError};
 use vaultx_core::problem::ProblemKind;
@@ -156,6 +155,22 @@ impl Blobs for R2Blobs {
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.0.delete(key).await.map_err(|e| unavailable("R2 delete", e))
     }
+
+    async fn list(&self) -> Result<Vec<String>, StoreError> {
+        let (mut keys, mut cursor) = (Vec::new(), None::<String>);
+        loop {
+            let mut request = self.0.list();
+            if let Some(c) = cursor.take() {
+                request = request.cursor(c);
+            }
+            let page = request.execute().await.map_err(|e| unavailable("R2 list", e))?;
+            keys.extend(page.objects().iter().map(|o| o.key()));
+            match page.cursor().filter(|_| page.truncated()) {
+                Some(next) => cursor = Some(next),
+                None => return Ok(keys),
+            }
+        }
+    }
 }
 
 /// Hot metadata on Workers KV.
@@ -177,6 +192,22 @@ impl Kv for WorkersKv {
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.0.delete(key).await.map_err(|e| unavailable("KV delete", e))
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let (mut keys, mut cursor) = (Vec::new(), None::<String>);
+        loop {
+            let mut request = self.0.list().prefix(prefix.to_owned());
+            if let Some(c) = cursor.take() {
+                request = request.cursor(c);
+            }
+            let page = request.execute().await.map_err(|e| unavailable("KV list", e))?;
+            keys.extend(page.keys.into_iter().map(|k| k.name));
+            match page.cursor.filter(|_| !page.list_complete) {
+                Some(next) => cursor = Some(next),
+                None => return Ok(keys),
+            }
+        }
     }
 }
 

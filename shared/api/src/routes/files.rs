@@ -104,12 +104,16 @@ async fn create<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Prob
         }
         // Its manifest is written before the row that publishes it, as for any completion.
         let kv = p.kv().await.map_err(store_failure)?;
-        let (manifest_id, manifest) = files::write_manifest(&kv, p, &file, Vec::new()).await?;
+        let (manifest_id, manifest) = files::write_manifest(&db, &kv, p, now, &file, Vec::new()).await?;
         file.status = AVAILABLE.into();
         file.etag = Some(manifest.etag);
         file.manifest_id = Some(manifest_id);
     }
     files::insert(&db, &file).await?;
+    if let Some(manifest_id) = &file.manifest_id {
+        let published = files::published(&file.id, manifest_id);
+        db.execute(published.sql, published.params).await.map_err(store_failure)?;
+    }
     Ok(ApiResponse::json(201, &file.view()).with_header("location", format!("/api/files/{}", file.id)))
 }
 
