@@ -130,6 +130,36 @@ fn field_error(path: String, message: &str) -> crate::problem::FieldError {
     crate::problem::FieldError { field: if field == "." { "body".into() } else { field }, message }
 }
 
+/// Whether `text` is a Host value we accept: `host[:port]`, the host a DNS name, an IPv4
+/// address or a bracketed IPv6 literal (RFC 9112 §3.2, RFC 3986 §3.2.2). No userinfo, no path,
+/// no query: the path a component acts on comes from the request line, never from here.
+pub fn valid_host(text: &str) -> bool {
+    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+        let Some((literal, after)) = rest.split_once(']') else { return false };
+        if literal.is_empty() || !literal.chars().all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.') {
+            return false;
+        }
+        match after {
+            "" => return true,
+            _ => match after.strip_prefix(':') {
+                Some(port) => ("x", port),
+                None => return false,
+            },
+        }
+    } else {
+        match text.rsplit_once(':') {
+            Some((host, port)) => (host, port),
+            None => (text, "0"),
+        }
+    };
+    let host_ok = !host.is_empty()
+        && host.len() <= 253
+        && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_')
+        && !host.starts_with(['.', '-']);
+    let port_ok = !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u32>().is_ok_and(|p| p <= 65535);
+    host_ok && port_ok
+}
+
 /// A slice `[start, end)` of one stored blob.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BlobSlice {
@@ -405,6 +435,16 @@ mod tests {
         assert_eq!(r.query_param("bad").as_deref(), Some("%zz"));
         assert_eq!(r.query_param("end").as_deref(), Some("%4"));
         assert_eq!(percent_encode("rapport été.pdf"), "rapport%20%C3%A9t%C3%A9.pdf");
+    }
+
+    #[test]
+    fn host_headers_name_a_host_and_nothing_else() {
+        for good in ["localhost", "127.0.0.1:3000", "files.example.com", "[::1]:8080", "[::1]", "a-b.c_d:1"] {
+            assert!(valid_host(good), "{good}");
+        }
+        for bad in ["", "x/api/files/C?", "x@y", "evil.example/", "a b", "h:", "h:99999", "h:+1", ":80", "[::1", "[zz]", "h?q", "h#f", ".x", "-x"] {
+            assert!(!valid_host(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -20,10 +20,13 @@ use wasmtime_wasi_http::handler::{ProxyHandler, ProxyPre};
 
 const USAGE: &str = "usage: vaultx-runtime [--manifest spin.toml] [--listen 127.0.0.1:3000] [--data-dir .vaultx/data]
                       [--cache-dir .vaultx/cache] [--migrations DIR] [--ready-file FILE]
+       vaultx-runtime --migrate-only --data-dir DIR --migrations DIR
 
 Serves every [[trigger.http]] of the manifest. Application variables come from the
 environment as SPIN_VARIABLE_<NAME>, as with `spin up`. --migrations applies DIR/*.sql to the
-default SQLite database once each. --ready-file is written with the bound address when serving.";
+default SQLite database once each. --ready-file is written with the bound address when serving.
+--migrate-only applies the migrations and exits (e.g. --data-dir .spin for the Spin CLI's own
+default database, .spin/sqlite_db.db).";
 
 struct Args {
     manifest: PathBuf,
@@ -32,6 +35,7 @@ struct Args {
     cache_dir: PathBuf,
     migrations: Option<PathBuf>,
     ready_file: Option<PathBuf>,
+    migrate_only: bool,
 }
 
 fn args() -> Result<Args> {
@@ -42,12 +46,17 @@ fn args() -> Result<Args> {
         cache_dir: ".vaultx/cache".into(),
         migrations: None,
         ready_file: None,
+        migrate_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         if flag == "-h" || flag == "--help" {
             println!("{USAGE}");
             std::process::exit(0);
+        }
+        if flag == "--migrate-only" {
+            a.migrate_only = true;
+            continue;
         }
         let value = it.next().with_context(|| format!("{flag} needs a value\n{USAGE}"))?;
         match flag.as_str() {
@@ -74,6 +83,15 @@ async fn main() {
 async fn run() -> Result<()> {
     let started = Instant::now();
     let args = args()?;
+    if args.migrate_only {
+        let dir = args.migrations.as_ref().context("--migrate-only needs --migrations DIR")?;
+        let stores = stores::Stores::open(&args.data_dir)?;
+        let mut db = stores.open_sqlite("default")?;
+        for name in migrate::apply(&mut db, dir)? {
+            println!("vaultx-runtime: applied migration {name}");
+        }
+        return Ok(());
+    }
     // Bound first: the listen address is the default public origin of signed URLs.
     let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     let local = listener.local_addr()?;

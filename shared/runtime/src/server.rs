@@ -3,6 +3,7 @@
 //! front, and Spin's request headers on the way in.
 
 use crate::outbound::{Outbound, full};
+use vaultx_core::http::valid_host;
 use vaultx_core::router::Router;
 use crate::spin_host::{HasSpin, SpinCtx, SpinView};
 use std::net::SocketAddr;
@@ -160,36 +161,6 @@ pub fn problem(status: u16, slug: &str, title: &str, detail: &str) -> http::Resp
         .expect("static response parts are valid")
 }
 
-/// Whether `text` is a Host value we accept: `host[:port]`, the host a DNS name, an IPv4
-/// address or a bracketed IPv6 literal (RFC 9112 §3.2, RFC 3986 §3.2.2). No userinfo, no path,
-/// no query: the path a component acts on comes from the request line, never from here.
-pub fn valid_host(text: &str) -> bool {
-    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
-        let Some((literal, after)) = rest.split_once(']') else { return false };
-        if literal.is_empty() || !literal.chars().all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.') {
-            return false;
-        }
-        match after {
-            "" => return true,
-            _ => match after.strip_prefix(':') {
-                Some(port) => ("x", port),
-                None => return false,
-            },
-        }
-    } else {
-        match text.rsplit_once(':') {
-            Some((host, port)) => (host, port),
-            None => (text, "0"),
-        }
-    };
-    let host_ok = !host.is_empty()
-        && host.len() <= 253
-        && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_')
-        && !host.starts_with(['.', '-']);
-    let port_ok = !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u32>().is_ok_and(|p| p <= 65535);
-    host_ok && port_ok
-}
-
 /// The authority of a request: the absolute-form target's if it has one (RFC 9112 §3.2.2),
 /// else its one valid Host header. HTTP/1.1 without exactly one Host is a 400 (§3.2); HTTP/1.0
 /// may omit it, and is then addressed to the listen address.
@@ -257,17 +228,3 @@ pub async fn handle(app: Arc<App>, mut req: hyper::Request<hyper::body::Incoming
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::valid_host;
-
-    #[test]
-    fn host_headers_name_a_host_and_nothing_else() {
-        for good in ["localhost", "127.0.0.1:3000", "files.example.com", "[::1]:8080", "[::1]", "a-b.c_d:1"] {
-            assert!(valid_host(good), "{good}");
-        }
-        for bad in ["", "x/api/files/C?", "x@y", "evil.example/", "a b", "h:", "h:99999", "h:+1", ":80", "[::1", "[zz]", "h?q", "h#f", ".x", "-x"] {
-            assert!(!valid_host(bad), "{bad}");
-        }
-    }
-}

@@ -215,6 +215,10 @@ impl Kv for WorkersKv {
 /// need a known length to store into R2 anyway, and bound memory at 128 MB: a body is read
 /// only when its declared length fits. A route that takes no body (`max_body` 0) ignores one.
 pub async fn read_request(mut req: Request, max_body: usize) -> Result<ApiRequest, Problem> {
+    // The URL is the platform's: workerd builds it from `Host` and the request line, and hands
+    // us `Host` already reduced to the URL's host. Under `wrangler dev` a `Host` carrying a path
+    // therefore rewrites the URL before we see it; Cloudflare's edge only routes requests whose
+    // Host is a hostname of the zone. Signed URLs never use it (`public_url`).
     let url = req.url().map_err(|_| Problem::new(ProblemKind::BadRequest, "the request URL is not valid"))?;
     let too_large = || Problem::new(ProblemKind::PayloadTooLarge, format!("this route accepts at most {max_body} bytes"));
     let declared = req.headers().get("content-length").ok().flatten().and_then(|v| v.parse::<u64>().ok());
