@@ -389,6 +389,17 @@ mod tests {
     }
 
     #[test]
+    fn one_authorization_header_only() {
+        let mut r = ApiRequest::default();
+        r.headers.push(("authorization".into(), "Bearer a".into()));
+        r.headers.push(("authorization".into(), "Bearer b".into()));
+        assert_eq!(r.bearer_token().unwrap_err().status(), 400);
+        r.headers.pop();
+        r.headers[0].1 = "Bearer a, Bearer b".into();
+        assert_eq!(r.bearer_token().unwrap_err().status(), 400, "two values folded into one");
+    }
+
+    #[test]
     fn bearer_tokens_are_read_from_the_authorization_header() {
         let mut r = ApiRequest::default();
         assert_eq!(r.bearer_token().unwrap_err().kind, ProblemKind::MissingToken);
@@ -438,6 +449,54 @@ mod tests {
     }
 
     #[test]
+    fn an_audit_event_says_what_was_really_sent() {
+        let recorded = std::cell::RefCell::new(Vec::new());
+        {
+            let mut audit = AuditOnDrop::new(Some(serde_json::json!({"event": "download", "status": 200})), 100, |e: &serde_json::Value| recorded.borrow_mut().push(e.clone()));
+            audit.sent += 40; // one blob went out, then the next was missing: the stream ends here
+        }
+        {
+            let mut audit = AuditOnDrop::new(Some(serde_json::json!({"event": "download"})), 100, |e: &serde_json::Value| recorded.borrow_mut().push(e.clone()));
+            audit.sent = 100;
+        }
+        let recorded = recorded.into_inner();
+        assert_eq!((recorded[0]["bytes"].as_u64(), recorded[0]["complete"].as_bool()), (Some(40), Some(false)));
+        assert_eq!((recorded[1]["bytes"].as_u64(), recorded[1]["complete"].as_bool()), (Some(100), Some(true)));
+    }
+
+    #[test]
+    fn head_is_get_without_the_body() {
+        let req = ApiRequest { method: "HEAD".into(), ..Default::default() };
+        let seen = std::cell::RefCell::new(String::new());
+        let run = serve(req, |r| {
+            *seen.borrow_mut() = r.method.clone();
+            async { ApiResponse::json(200, &serde_json::json!({"a": 1})) }
+        });
+        let r = std::pin::pin!(run).as_mut().poll(&mut std::task::Context::from_waker(std::task::Waker::noop()));
+        let std::task::Poll::Ready(r) = r else { panic!() };
+        assert_eq!(seen.into_inner(), "GET");
+        assert_eq!((r.body.len(), r.header("content-length"), r.header("x-content-type-options")), (0, Some("7"), Some("nosniff")));
+    }
+
+    #[test]
+    fn json_bodies_are_objects_and_errors_are_in_our_words() {
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct New {
+            name: String,
+            size: u64,
+        }
+        let errors = |body: &str| req("application/json", body).json::<New>().unwrap_err().errors;
+        assert_eq!(errors(r#"["a", 1]"#)[0].message, "must be a JSON object");
+        assert_eq!(errors(r#"{"name":"a","size":1,"status":"x"}"#)[0].field, "status");
+        assert_eq!(errors(r#"{"name":"a"}"#)[0], crate::problem::FieldError { field: "size".into(), message: "is required".into() });
+        assert_eq!(errors(r#"{"name":"a","size":-1}"#)[0], crate::problem::FieldError { field: "size".into(), message: "must be a whole number in range".into() });
+        let detail = req("application/json", "{\"name\":").json::<New>().unwrap_err().detail;
+        assert_eq!(detail, "the body is not valid JSON (line 1, column 8)");
+    }
+
+    #[test]
     fn host_headers_name_a_host_and_nothing_else() {
         for good in ["localhost", "127.0.0.1:3000", "files.example.com", "[::1]:8080", "[::1]", "a-b.c_d:1"] {
             assert!(valid_host(good), "{good}");
@@ -449,6 +508,8 @@ mod tests {
 
     #[test]
     fn wrong_methods_get_405_with_allow() {
+        let lower = ApiRequest { method: "delete".into(), ..Default::default() };
+        assert_eq!(lower.expect_method(&["DELETE"]).unwrap_err().status(), 405, "methods are case-sensitive");
         let r = ApiRequest { method: "GET".into(), ..Default::default() };
         let p = r.expect_method(&["POST"]).unwrap_err();
         assert_eq!(p.status(), 405);

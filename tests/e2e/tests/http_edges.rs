@@ -246,8 +246,12 @@ fn tokens_of_vanished_accounts_are_401_not_500() {
     c.get("/api/files", Some(&token)).assert_problem(401, "invalid-token");
 }
 
+/// Deduplication is scoped to the owner: each account stores (and is charged for) its own copy.
+/// Whether the timing of an upload still tells anything is measured, not asserted, by
+/// `tests/bench/latency.py` (the `oracle` line); the blob rows are checked in
+/// `race_tests::deduplication_never_crosses_accounts`.
 #[test]
-fn deduplication_reveals_nothing_across_accounts() {
+fn each_account_stores_its_own_copy() {
     let c = Client::new();
     let (_, _, alice) = c.signed_in_user();
     let (_, _, bob) = c.signed_in_user();
