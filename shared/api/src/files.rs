@@ -383,8 +383,11 @@ pub async fn delete(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, now_ms: i64
         if let Some(manifest_id) = &f.manifest_id {
             kv.delete(&manifest_key(&f.id, manifest_id)).await.map_err(store_failure)?;
         }
-        remove_dead_manifests(db, kv, now_ms, &f.id, true).await?;
         if let Some(released) = crate::blobs::release_file(db, now_ms, &f.id, f.row_version).await? {
+            // The row is gone: any completion still in flight will lose, so every manifest
+            // recorded for the file can go (a crash before this leaves the records, which the
+            // integrity check counts as pending and the clean-up job will take).
+            remove_dead_manifests(db, kv, now_ms, &f.id, true).await?;
             return crate::blobs::sweep(db, blobs, now_ms, &released).await;
         }
         // A chunk arrived or the upload completed since we read the row: read it again.
