@@ -7,6 +7,7 @@ pub mod auth;
 pub mod blobs;
 pub mod files;
 pub mod integrity;
+pub mod jobs;
 pub mod routes;
 pub mod settings;
 

@@ -139,6 +139,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("../../../infra/migrations/0001_users.sql"),
     include_str!("../../../infra/migrations/0002_files.sql"),
     include_str!("../../../infra/migrations/0003_integrity.sql"),
+    include_str!("../../../infra/migrations/0004_jobs.sql"),
 ];
 
 impl Clock for TestPlatform {

@@ -1,0 +1,270 @@
+//! The job outbox: background work that is never lost (issue 8 builds the consumers on it).
+//!
+//! - **Enqueue** with [`enqueue`]: a statement to put in the same guarded batch as the change
+//!   that causes the job, so the change and its job commit together or not at all.
+//! - **Claim** with [`claim`]: a compare-and-set that moves a due `queued` job (or a `running`
+//!   one whose lease expired: its consumer died) to `running` with a fresh lease, and counts the
+//!   attempt. The attempt number is the claim's fencing token.
+//! - **Finish** with [`succeed`] or [`fail`], each guarded on the token: a consumer whose lease
+//!   expired and whose job was claimed again can no longer change it. A failure is retried with
+//!   exponential backoff ([`backoff_ms`]) and parked as `dead` after [`MAX_ATTEMPTS`].
+//! - **Sweep** with [`due`]: the jobs to wake again — due and queued, or running past their
+//!   lease — so a lost wake-up or a dead consumer delays a job, never loses it.
+//! - **Retry** a dead job with [`retry`] (an administrator's action).
+//!
+//! Consumers must be idempotent: a job may run more than once (a consumer can die after doing
+//! the work and before recording it).
+
+use crate::accounts::store_failure;
+use vaultx_core::Problem;
+use vaultx_core::guard;
+use vaultx_core::ports::{Row, Sql, SqlValue, Statement, StoreError};
+
+pub const QUEUED: &str = "queued";
+pub const RUNNING: &str = "running";
+pub const DONE: &str = "done";
+pub const DEAD: &str = "dead";
+
+/// Attempts before a job is parked as `dead`.
+pub const MAX_ATTEMPTS: i64 = 5;
+/// The first retry waits this long; each next one twice as long, up to [`MAX_BACKOFF_MS`].
+pub const BASE_BACKOFF_MS: i64 = 2_000;
+pub const MAX_BACKOFF_MS: i64 = 10 * 60 * 1000;
+/// How long a claim holds a job before a sweep may hand it to another consumer.
+pub const LEASE_MS: i64 = 5 * 60 * 1000;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Job {
+    pub id: String,
+    pub kind: String,
+    pub subject: String,
+    pub state: String,
+    /// Attempts so far; while `running`, the fencing token of the current claim.
+    pub attempts: i64,
+    pub lease_until: Option<i64>,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+const COLUMNS: &str = "id, kind, subject, state, attempts, lease_until, next_attempt_at, last_error, created_at, updated_at";
+
+fn from_row(r: &Row) -> Result<Job, StoreError> {
+    let opt_int = |i: usize| match r.0.get(i) {
+        Some(SqlValue::Integer(n)) => Ok(Some(*n)),
+        Some(SqlValue::Null) | None => Ok(None),
+        other => Err(StoreError::Decode(format!("column {i}: expected integer or null, got {other:?}"))),
+    };
+    Ok(Job {
+        id: r.text(0)?.to_owned(),
+        kind: r.text(1)?.to_owned(),
+        subject: r.text(2)?.to_owned(),
+        state: r.text(3)?.to_owned(),
+        attempts: r.int(4)?,
+        lease_until: opt_int(5)?,
+        next_attempt_at: r.int(6)?,
+        last_error: match r.0.get(7) {
+            Some(SqlValue::Text(s)) => Some(s.clone()),
+            _ => None,
+        },
+        created_at_ms: r.int(8)?,
+        updated_at_ms: r.int(9)?,
+    })
+}
+
+/// The wait before attempt `attempts + 1`, after `attempts` failed ones: 2 s, 4 s, 8 s, …,
+/// capped at ten minutes.
+pub fn backoff_ms(attempts: i64) -> i64 {
+    let doublings = (attempts - 1).clamp(0, 30) as u32;
+    BASE_BACKOFF_MS.saturating_mul(1i64 << doublings).min(MAX_BACKOFF_MS)
+}
+
+/// The statement that enqueues a job, for the batch that makes the change it follows.
+pub fn enqueue(id: &str, kind: &str, subject: &str, now_ms: i64) -> Statement {
+    Statement {
+        sql: "INSERT INTO jobs (id, kind, subject, state, attempts, lease_until, next_attempt_at, last_error, created_at, updated_at) \
+              VALUES (?, ?, ?, 'queued', 0, NULL, ?, NULL, ?, ?)",
+        params: vec![id.into(), kind.into(), subject.into(), SqlValue::Integer(now_ms), SqlValue::Integer(now_ms), SqlValue::Integer(now_ms)],
+    }
+}
+
+pub async fn find(db: &impl Sql, id: &str) -> Result<Option<Job>, Problem> {
+    let rows = db.query(&format!("SELECT {COLUMNS} FROM jobs WHERE id = ?"), vec![id.into()]).await.map_err(store_failure)?;
+    rows.first().map(from_row).transpose().map_err(store_failure)
+}
+
+/// Claims the job if it is due (queued and its time has come, or running past its lease):
+/// `Some(job)` with the claim's token in `attempts`, or `None` when someone else holds it or
+/// it is not due. The compare-and-set makes two consumers woken for one job run it once.
+pub async fn claim(db: &impl Sql, id: &str, now_ms: i64) -> Result<Option<Job>, Problem> {
+    let now = SqlValue::Integer(now_ms);
+    let result = db
+        .batch(vec![
+            guard!(
+                "EXISTS (SELECT 1 FROM jobs WHERE id = ? AND ((state = 'queued' AND next_attempt_at <= ?) OR (state = 'running' AND lease_until < ?)))",
+                id,
+                now.clone(),
+                now.clone()
+            ),
+            Statement {
+                sql: "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = ?, updated_at = ? WHERE id = ?",
+                params: vec![SqlValue::Integer(now_ms + LEASE_MS), now, id.into()],
+            },
+        ])
+        .await;
+    match result {
+        Ok(()) => find(db, id).await,
+        Err(StoreError::Conflict) => Ok(None),
+        Err(e) => Err(store_failure(e)),
+    }
+}
+
+/// Records the claimed run's outcome, only while the claim is still the job's latest.
+async fn settle(db: &impl Sql, job: &Job, set: Statement) -> Result<bool, Problem> {
+    let result = db
+        .batch(vec![guard!("EXISTS (SELECT 1 FROM jobs WHERE id = ? AND state = 'running' AND attempts = ?)", &job.id, job.attempts), set])
+        .await;
+    match result {
+        Ok(()) => Ok(true),
+        Err(StoreError::Conflict) => Ok(false),
+        Err(e) => Err(store_failure(e)),
+    }
+}
+
+/// Marks the claimed job done. `false`: the claim was lost (the lease expired and another
+/// consumer took the job), and nothing changed.
+pub async fn succeed(db: &impl Sql, job: &Job, now_ms: i64) -> Result<bool, Problem> {
+    settle(
+        db,
+        job,
+        Statement {
+            sql: "UPDATE jobs SET state = 'done', lease_until = NULL, last_error = NULL, updated_at = ? WHERE id = ?",
+            params: vec![SqlValue::Integer(now_ms), job.id.clone().into()],
+        },
+    )
+    .await
+}
+
+/// Records a failed run: queued again after [`backoff_ms`], or `dead` once the job has had
+/// [`MAX_ATTEMPTS`]. `false`: the claim was lost, and nothing changed.
+pub async fn fail(db: &impl Sql, job: &Job, now_ms: i64, error: &str) -> Result<bool, Problem> {
+    let error: String = error.chars().take(1000).collect();
+    let set = if job.attempts >= MAX_ATTEMPTS {
+        Statement {
+            sql: "UPDATE jobs SET state = 'dead', lease_until = NULL, last_error = ?, updated_at = ? WHERE id = ?",
+            params: vec![error.into(), SqlValue::Integer(now_ms), job.id.clone().into()],
+        }
+    } else {
+        Statement {
+            sql: "UPDATE jobs SET state = 'queued', lease_until = NULL, next_attempt_at = ?, last_error = ?, updated_at = ? WHERE id = ?",
+            params: vec![SqlValue::Integer(now_ms + backoff_ms(job.attempts)), error.into(), SqlValue::Integer(now_ms), job.id.clone().into()],
+        }
+    };
+    settle(db, job, set).await
+}
+
+/// The ids of jobs a sweep should wake: queued and due, or running past their lease, oldest
+/// first.
+pub async fn due(db: &impl Sql, now_ms: i64, limit: u32) -> Result<Vec<String>, Problem> {
+    let rows = db
+        .query(
+            "SELECT id FROM jobs WHERE (state = 'queued' AND next_attempt_at <= ?) OR (state = 'running' AND lease_until < ?) \
+             ORDER BY next_attempt_at, id LIMIT ?",
+            vec![SqlValue::Integer(now_ms), SqlValue::Integer(now_ms), SqlValue::Integer(i64::from(limit))],
+        )
+        .await
+        .map_err(store_failure)?;
+    rows.iter().map(|r| r.text(0).map(str::to_owned)).collect::<Result<_, _>>().map_err(store_failure)
+}
+
+/// Puts a dead job back in the queue with a fresh set of attempts. `false` if it is not dead.
+pub async fn retry(db: &impl Sql, id: &str, now_ms: i64) -> Result<bool, Problem> {
+    let changed = db
+        .execute(
+            "UPDATE jobs SET state = 'queued', attempts = 0, next_attempt_at = ?, updated_at = ? WHERE id = ? AND state = 'dead'",
+            vec![SqlValue::Integer(now_ms), SqlValue::Integer(now_ms), id.into()],
+        )
+        .await
+        .map_err(store_failure)?;
+    Ok(changed == 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{TestDb, TestPlatform, run};
+
+    fn queued(p: &TestPlatform, id: &str, now: i64) -> TestDb {
+        let db = TestDb(p.conn.clone());
+        run(db.batch(vec![enqueue(id, "compress", "file-1", now)])).unwrap();
+        db
+    }
+
+    #[test]
+    fn one_claim_wins_and_the_attempt_is_its_token() {
+        let p = TestPlatform::new();
+        let db = queued(&p, "j1", 1000);
+        let first = run(claim(&db, "j1", 1000)).unwrap().unwrap();
+        assert_eq!((first.state.as_str(), first.attempts, first.lease_until), (RUNNING, 1, Some(1000 + LEASE_MS)));
+        assert_eq!(run(claim(&db, "j1", 1001)).unwrap(), None, "held");
+        assert!(run(succeed(&db, &first, 1002)).unwrap());
+        assert_eq!(run(find(&db, "j1")).unwrap().unwrap().state, DONE);
+        assert_eq!(run(claim(&db, "j1", 1003)).unwrap(), None, "done is done");
+    }
+
+    #[test]
+    fn an_expired_lease_is_taken_over_and_fences_the_old_holder() {
+        let p = TestPlatform::new();
+        let db = queued(&p, "j1", 0);
+        let stale = run(claim(&db, "j1", 0)).unwrap().unwrap();
+        assert_eq!(run(due(&db, LEASE_MS - 1, 10)).unwrap(), Vec::<String>::new());
+        assert_eq!(run(due(&db, LEASE_MS + 1, 10)).unwrap(), ["j1"], "a sweep finds the dead consumer's job");
+        let fresh = run(claim(&db, "j1", LEASE_MS + 1)).unwrap().unwrap();
+        assert_eq!(fresh.attempts, 2);
+        assert!(!run(succeed(&db, &stale, LEASE_MS + 2)).unwrap(), "the old holder cannot finish it");
+        assert!(!run(fail(&db, &stale, LEASE_MS + 2, "late")).unwrap(), "nor fail it");
+        assert!(run(succeed(&db, &fresh, LEASE_MS + 3)).unwrap());
+    }
+
+    #[test]
+    fn failures_back_off_then_park_the_job_dead_until_retried() {
+        let p = TestPlatform::new();
+        let db = queued(&p, "j1", 0);
+        let mut now = 0;
+        for attempt in 1..=MAX_ATTEMPTS {
+            let job = run(claim(&db, "j1", now)).unwrap().unwrap();
+            assert_eq!(job.attempts, attempt);
+            assert!(run(fail(&db, &job, now, "boom")).unwrap());
+            let after = run(find(&db, "j1")).unwrap().unwrap();
+            if attempt < MAX_ATTEMPTS {
+                assert_eq!((after.state.as_str(), after.next_attempt_at), (QUEUED, now + backoff_ms(attempt)));
+                assert_eq!(run(claim(&db, "j1", now + backoff_ms(attempt) - 1)).unwrap(), None, "not before its time");
+                now += backoff_ms(attempt);
+            } else {
+                assert_eq!((after.state.as_str(), after.last_error.as_deref()), (DEAD, Some("boom")));
+            }
+        }
+        assert_eq!(run(due(&db, now + MAX_BACKOFF_MS, 10)).unwrap(), Vec::<String>::new(), "dead jobs are not woken");
+        assert!(run(retry(&db, "j1", now)).unwrap());
+        assert!(!run(retry(&db, "j1", now)).unwrap(), "only a dead job is retried");
+        let again = run(claim(&db, "j1", now)).unwrap().unwrap();
+        assert_eq!(again.attempts, 1);
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_a_cap() {
+        assert_eq!([1, 2, 3, 4].map(backoff_ms), [2_000, 4_000, 8_000, 16_000]);
+        assert_eq!(backoff_ms(40), MAX_BACKOFF_MS);
+        assert_eq!(backoff_ms(0), BASE_BACKOFF_MS);
+    }
+
+    #[test]
+    fn a_job_commits_with_its_change_or_not_at_all() {
+        let p = TestPlatform::new();
+        let db = TestDb(p.conn.clone());
+        let lost = run(db.batch(vec![guard!("1 = 0"), enqueue("j1", "compress", "file-1", 0)]));
+        assert_eq!(lost, Err(StoreError::Conflict));
+        assert_eq!(run(find(&db, "j1")).unwrap(), None);
+    }
+}
