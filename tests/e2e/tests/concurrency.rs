@@ -278,6 +278,12 @@ fn randomized_concurrency_checker() {
                                 let seen = f.state.lock().unwrap();
                                 (!seen.urls.is_empty()).then(|| seen.urls[rng.below(seen.urls.len())].clone())
                             };
+                            // No URL yet: ask for one (it exists only once the file is available).
+                            let url = url.or_else(|| {
+                                let path = signed(&c, &users[f.owner], &f.id)?;
+                                f.state.lock().unwrap().urls.push(path.clone());
+                                Some(path)
+                            });
                             let Some(url) = url else { continue };
                             let r = c.get(&url, None);
                             match r.status {
