@@ -158,6 +158,9 @@ pub async fn attach(
             Err(e) => return Err(store_failure(e)),
         }
     }
+    if wrote {
+        discard(db, blobs, now_ms, key).await?;
+    }
     Err(busy())
 }
 
