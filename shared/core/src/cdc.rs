@@ -26,19 +26,8 @@ pub fn blocks(data: &[u8]) -> Vec<(usize, usize)> {
 mod tests {
     use super::*;
     use crate::digest::sha256;
+    use crate::test_data::noise;
     use std::collections::HashSet;
-
-    fn noise(len: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
-    }
 
     #[test]
     fn blocks_cover_the_content_within_their_bounds() {

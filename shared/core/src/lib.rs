@@ -20,3 +20,20 @@ pub mod time;
 pub mod validation;
 
 pub use problem::Problem;
+
+/// Deterministic test data shared by the unit tests.
+#[cfg(test)]
+pub(crate) mod test_data {
+    /// Incompressible, repeatable bytes (xorshift64).
+    pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+}
