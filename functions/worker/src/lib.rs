@@ -17,11 +17,15 @@ fn router() -> &'static Router {
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    let allowed_hosts: Vec<String> = env
+        .var(vaultx_worker::ALLOWED_HOSTS)
+        .map(|v| v.to_string().split(',').map(|h| h.trim().to_owned()).filter(|h| !h.is_empty()).collect())
+        .unwrap_or_default();
     let platform = WorkerPlatform::new(env);
     let path = req.path();
     // The table ends with "/...", so every path has a route.
     let route = router().route(&path).map_or(TABLE.len() - 1, |m| m.route.target);
-    let response = match read_request(req, TABLE[route].max_body).await {
+    let response = match read_request(req, TABLE[route].max_body, &allowed_hosts).await {
         Ok(request) => serve(request, |request| dispatch(TABLE[route].function, &platform, request)).await,
         Err(problem) => ApiResponse::problem(&problem).with_header("x-content-type-options", "nosniff"),
     };

@@ -38,6 +38,7 @@ pub enum ProblemKind {
     FileGone,
     ChunksMissing,
     Forbidden,
+    MisdirectedRequest,
 }
 
 impl ProblemKind {
@@ -66,6 +67,7 @@ impl ProblemKind {
             Self::FileGone => 404,
             Self::ChunksMissing => 409,
             Self::Forbidden => 403,
+            Self::MisdirectedRequest => 421,
         }
     }
 
@@ -100,6 +102,7 @@ impl ProblemKind {
             Self::FileGone => "file-gone",
             Self::ChunksMissing => "chunks-missing",
             Self::Forbidden => "forbidden",
+            Self::MisdirectedRequest => "misdirected-request",
         }
     }
 
@@ -134,6 +137,7 @@ impl ProblemKind {
             Self::FileGone => "The file this URL was issued for no longer exists",
             Self::ChunksMissing => "Chunks are still missing",
             Self::Forbidden => "Not allowed for this account",
+            Self::MisdirectedRequest => "This deployment does not serve that host",
         }
     }
 

@@ -211,15 +211,30 @@ impl Kv for WorkersKv {
     }
 }
 
+/// The `ALLOWED_HOSTS` variable: the `host[:port]` values this Worker answers for,
+/// comma-separated (as Django's `ALLOWED_HOSTS`). Empty or unset: any.
+pub const ALLOWED_HOSTS: &str = "ALLOWED_HOSTS";
+
 /// Reads a request for a route that accepts at most `max_body` bytes (413 beyond). Workers
 /// need a known length to store into R2 anyway, and bound memory at 128 MB: a body is read
 /// only when its declared length fits. A route that takes no body (`max_body` 0) ignores one.
-pub async fn read_request(mut req: Request, max_body: usize) -> Result<ApiRequest, Problem> {
+/// With `allowed_hosts`, a request for any other authority is refused with 421.
+pub async fn read_request(mut req: Request, max_body: usize, allowed_hosts: &[String]) -> Result<ApiRequest, Problem> {
     // The URL is the platform's: workerd builds it from `Host` and the request line, and hands
-    // us `Host` already reduced to the URL's host. Under `wrangler dev` a `Host` carrying a path
-    // therefore rewrites the URL before we see it; Cloudflare's edge only routes requests whose
-    // Host is a hostname of the zone. Signed URLs never use it (`public_url`).
+    // us `Host` already reduced to the URL's host, so a `Host` carrying a path rewrites the URL
+    // before we see it (`Host: x/api/files/C?` arrives as http://x/api/files/C?/…). Answering
+    // only the configured hosts closes that; Cloudflare's edge, in front of a deployed Worker,
+    // only routes hostnames of the zone anyway. Signed URLs never use the Host (`public_url`).
     let url = req.url().map_err(|_| Problem::new(ProblemKind::BadRequest, "the request URL is not valid"))?;
+    if !allowed_hosts.is_empty() {
+        let authority = match url.port() {
+            Some(port) => format!("{}:{port}", url.host_str().unwrap_or("")),
+            None => url.host_str().unwrap_or("").to_owned(),
+        };
+        if !allowed_hosts.iter().any(|h| h.eq_ignore_ascii_case(&authority)) {
+            return Err(Problem::new(ProblemKind::MisdirectedRequest, "the request's host is not one this deployment serves"));
+        }
+    }
     let too_large = || Problem::new(ProblemKind::PayloadTooLarge, format!("this route accepts at most {max_body} bytes"));
     let declared = req.headers().get("content-length").ok().flatten().and_then(|v| v.parse::<u64>().ok());
     if max_body > 0 && declared.is_some_and(|n| n > max_body as u64) {
