@@ -1,5 +1,5 @@
 -- Accounts. Emails are stored normalised (trimmed, lower-case) by the API.
--- Statements are idempotent so `spin up --sqlite @file` may replay them on every start.
+-- Statements are idempotent (IF NOT EXISTS); migrations are applied once each, in name order.
 CREATE TABLE IF NOT EXISTS users (
     id            TEXT PRIMARY KEY,
     email         TEXT NOT NULL UNIQUE,

@@ -1,5 +1,5 @@
 -- Files, their chunks, and the content-addressed blobs the chunks point at.
--- Statements are idempotent so `spin up --sqlite @file` may replay them on every start.
+-- Statements are idempotent (IF NOT EXISTS); migrations are applied once each, in name order.
 
 CREATE TABLE IF NOT EXISTS files (
     id                    TEXT PRIMARY KEY,
