@@ -3,7 +3,7 @@
 
 use std::sync::OnceLock;
 use vaultx_api::routes::{TABLE, dispatch};
-use vaultx_core::http::{ApiResponse, serve};
+use vaultx_core::http::serve;
 use vaultx_core::router::{Route, Router};
 use vaultx_worker::{WorkerPlatform, into_response, read_request};
 use worker::{Context, Env, Request, Response, Result, event};
@@ -25,9 +25,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let path = req.path();
     // The table ends with "/...", so every path has a route.
     let route = router().route(&path).map_or(TABLE.len() - 1, |m| m.route.target);
-    let response = match read_request(req, TABLE[route].max_body, &allowed_hosts).await {
-        Ok(request) => serve(request, |request| dispatch(TABLE[route].function, &platform, request)).await,
-        Err(problem) => ApiResponse::problem(&problem).with_header("x-content-type-options", "nosniff"),
-    };
+    let read = read_request(req, TABLE[route].max_body, &allowed_hosts).await;
+    let response = serve(read, |request| dispatch(TABLE[route].function, &platform, request)).await;
     into_response(&platform, response)
 }

@@ -68,12 +68,6 @@ pub enum Attached {
     Stored { released: Vec<String> },
 }
 
-/// The file's status now, for an upload that lost a race: `None` when the file is gone.
-async fn file_status(db: &impl Sql, file_id: &str) -> Result<Option<String>, Problem> {
-    let rows = db.query("SELECT status FROM files WHERE id = ?", vec![file_id.into()]).await.map_err(store_failure)?;
-    rows.first().map(|r| r.text(0).map(str::to_owned)).transpose().map_err(store_failure)
-}
-
 /// Stores `data` as blob `key` (unless a live copy exists) and points chunk `index` of the
 /// file at it, in one compare-and-set: only while the file is `uploading` and the chunk still
 /// names what was read. Re-sending the same chunk is a no-op; different bytes for an index
@@ -142,7 +136,7 @@ pub async fn attach(
             .await;
         match result {
             Ok(()) => return Ok(Attached::Stored { released: previous.into_iter().collect() }),
-            Err(StoreError::Conflict) => match file_status(db, file_id).await?.as_deref() {
+            Err(StoreError::Conflict) => match crate::files::find(db, file_id).await?.map(|f| f.status).as_deref() {
                 // Someone else changed this chunk, or a sweep took the blob: look again.
                 Some(UPLOADING) => continue,
                 status => {

@@ -97,8 +97,14 @@ impl FileRecord {
     }
 }
 
-pub const COLUMNS: &str = "id, owner_id, name, original_name, mime_type, size, chunk_size, checksum, \
-    compression_enabled, deduplication_enabled, status, etag, created_at, updated_at, row_version, manifest_id";
+/// The columns of a file row, in [`from_row`] order (a macro, so statements can `concat!` it).
+macro_rules! file_columns {
+    () => {
+        "id, owner_id, name, original_name, mime_type, size, chunk_size, checksum, \
+         compression_enabled, deduplication_enabled, status, etag, created_at, updated_at, row_version, manifest_id"
+    };
+}
+pub const COLUMNS: &str = file_columns!();
 
 fn opt_text(row: &Row, i: usize) -> Result<Option<String>, StoreError> {
     match row.0.get(i) {
@@ -129,36 +135,34 @@ pub fn from_row(row: &Row) -> Result<FileRecord, StoreError> {
 }
 
 /// Inserts a new file row, only while its owner's account exists (a token can outlive it).
+/// A row born `available` (an empty file) publishes its manifest in the same batch.
 pub async fn insert(db: &impl Sql, f: &FileRecord) -> Result<(), Problem> {
-    let result = db
-        .batch(vec![
-            guard!("EXISTS (SELECT 1 FROM users WHERE id = ?)", &f.owner_id),
-            Statement {
-                sql: "INSERT INTO files (id, owner_id, name, original_name, mime_type, size, chunk_size, checksum, \
-                      compression_enabled, deduplication_enabled, status, etag, created_at, updated_at, row_version, manifest_id) \
-                      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                params: vec![
-                    f.id.clone().into(),
-                    f.owner_id.clone().into(),
-                    f.name.clone().into(),
-                    f.original_name.clone().into(),
-                    f.mime_type.clone().into(),
-                    SqlValue::Integer(f.size as i64),
-                    SqlValue::Integer(f.chunk_size as i64),
-                    f.checksum.clone().into(),
-                    SqlValue::Integer(f.compression_enabled as i64),
-                    SqlValue::Integer(f.deduplication_enabled as i64),
-                    f.status.clone().into(),
-                    f.etag.clone().into(),
-                    SqlValue::Integer(f.created_at_ms),
-                    SqlValue::Integer(f.updated_at_ms),
-                    SqlValue::Integer(f.row_version),
-                    f.manifest_id.clone().into(),
-                ],
-            },
-        ])
-        .await;
-    match result {
+    let mut statements = vec![
+        guard!("EXISTS (SELECT 1 FROM users WHERE id = ?)", &f.owner_id),
+        Statement {
+            sql: concat!("INSERT INTO files (", file_columns!(), ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+            params: vec![
+                f.id.clone().into(),
+                f.owner_id.clone().into(),
+                f.name.clone().into(),
+                f.original_name.clone().into(),
+                f.mime_type.clone().into(),
+                SqlValue::Integer(f.size as i64),
+                SqlValue::Integer(f.chunk_size as i64),
+                f.checksum.clone().into(),
+                SqlValue::Integer(f.compression_enabled as i64),
+                SqlValue::Integer(f.deduplication_enabled as i64),
+                f.status.clone().into(),
+                f.etag.clone().into(),
+                SqlValue::Integer(f.created_at_ms),
+                SqlValue::Integer(f.updated_at_ms),
+                SqlValue::Integer(f.row_version),
+                f.manifest_id.clone().into(),
+            ],
+        },
+    ];
+    statements.extend(f.manifest_id.as_deref().map(|m| published(&f.id, m)));
+    match db.batch(statements).await {
         Ok(()) => Ok(()),
         Err(StoreError::Conflict) => Err(crate::auth::account_gone()),
         Err(e) => Err(store_failure(e)),

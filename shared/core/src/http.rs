@@ -312,6 +312,11 @@ impl<F: FnMut(&serde_json::Value)> AuditOnDrop<F> {
     pub fn new(event: Option<serde_json::Value>, total: u64, record: F) -> Self {
         Self { event, sent: 0, total, record }
     }
+
+    /// Records the event for a body handed over whole (bytes in hand, not a stream).
+    pub fn sent_whole(mut self) {
+        self.sent = self.total;
+    }
 }
 
 impl<F: FnMut(&serde_json::Value)> Drop for AuditOnDrop<F> {
@@ -327,15 +332,20 @@ pub fn respond(result: Result<ApiResponse, Problem>) -> ApiResponse {
     result.unwrap_or_else(|p| ApiResponse::problem(&p))
 }
 
-/// Runs a route handler the way every adapter does: `HEAD` is `GET` without the body (RFC 9110
-/// §9.3.2), so no route has to remember it, and the length of the body that would have been
-/// sent is kept as `Content-Length`. Every response says `X-Content-Type-Options: nosniff`:
-/// user content must never be sniffed into HTML.
-pub async fn serve<F, Fut>(mut req: ApiRequest, handler: F) -> ApiResponse
+/// Runs a route handler the way every adapter does, on the request the adapter read (or the
+/// problem reading it raised): `HEAD` is `GET` without the body (RFC 9110 §9.3.2), so no route
+/// has to remember it, and the length of the body that would have been sent is kept as
+/// `Content-Length`. Every response says `X-Content-Type-Options: nosniff`: user content must
+/// never be sniffed into HTML.
+pub async fn serve<F, Fut>(read: Result<ApiRequest, Problem>, handler: F) -> ApiResponse
 where
     F: FnOnce(ApiRequest) -> Fut,
     Fut: std::future::Future<Output = ApiResponse>,
 {
+    let mut req = match read {
+        Ok(req) => req,
+        Err(problem) => return ApiResponse::problem(&problem).with_header("x-content-type-options", "nosniff"),
+    };
     let head = req.method == "HEAD";
     if head {
         req.method = "GET".into();
@@ -468,7 +478,7 @@ mod tests {
     fn head_is_get_without_the_body() {
         let req = ApiRequest { method: "HEAD".into(), ..Default::default() };
         let seen = std::cell::RefCell::new(String::new());
-        let run = serve(req, |r| {
+        let run = serve(Ok(req), |r| {
             *seen.borrow_mut() = r.method.clone();
             async { ApiResponse::json(200, &serde_json::json!({"a": 1})) }
         });

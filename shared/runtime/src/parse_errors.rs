@@ -40,7 +40,7 @@ pub fn replacement(head: &[u8]) -> Option<Vec<u8>> {
     if !text.contains("\r\ncontent-length: 0\r\n") {
         return None;
     }
-    let body = serde_json::json!({"type": format!("urn:vaultx:problem:{slug}"), "title": title, "status": status, "detail": detail}).to_string();
+    let body = crate::server::problem_document(status, slug, title, detail);
     let reason = std::str::from_utf8(&head[13..head.iter().position(|b| *b == b'\r')?]).ok()?;
     Some(
         format!(

@@ -151,13 +151,17 @@ pub struct App {
     pub handlers: Vec<ProxyHandler<ComponentState>>,
 }
 
+/// The problem+json document of an answer the runtime writes itself (no component involved).
+pub fn problem_document(status: u16, slug: &str, title: &str, detail: &str) -> String {
+    serde_json::json!({"type": format!("urn:vaultx:problem:{slug}"), "title": title, "status": status, "detail": detail}).to_string()
+}
+
 /// A problem+json response written by the runtime itself (no component involved).
 pub fn problem(status: u16, slug: &str, title: &str, detail: &str) -> http::Response<WasiBody> {
-    let body = serde_json::json!({"type": format!("urn:vaultx:problem:{slug}"), "title": title, "status": status, "detail": detail});
     http::Response::builder()
         .status(status)
         .header("content-type", "application/problem+json")
-        .body(full(body.to_string()))
+        .body(full(problem_document(status, slug, title, detail)))
         .expect("static response parts are valid")
 }
 

@@ -45,10 +45,7 @@ where
     F: FnOnce(ApiRequest) -> Fut,
     Fut: Future<Output = ApiResponse>,
 {
-    match read_request(request, max_body).await {
-        Ok(request) => into_response(vaultx_core::http::serve(request, handler).await),
-        Err(problem) => into_response(problem_response(&problem).with_header("x-content-type-options", "nosniff")),
-    }
+    into_response(vaultx_core::http::serve(read_request(request, max_body).await, handler).await)
 }
 
 /// Reads the request, refusing bodies over `max_body` bytes with 413 before reading them
@@ -90,19 +87,13 @@ pub async fn read_request(request: spin_sdk::http::Request, max_body: usize) -> 
     })
 }
 
-pub fn problem_response(problem: &Problem) -> ApiResponse {
-    ApiResponse::problem(problem)
-}
-
 pub fn into_response(api: ApiResponse) -> Response {
     let length = api.body.len();
     let explicit_length = api.headers.iter().any(|(k, _)| k == "content-length");
     let audit = AuditOnDrop::new(api.audit, length, |event: &serde_json::Value| SpinPlatform.record(event));
     let body = match api.body {
         Body::Bytes(bytes) => {
-            let mut audit = audit;
-            audit.sent = length;
-            drop(audit);
+            audit.sent_whole();
             http_body_util::Full::new(Bytes::from(bytes)).map_err(|never| match never {}).boxed_unsync()
         }
         Body::Blobs(slices) => stream_blobs(slices, audit),

@@ -271,11 +271,10 @@ pub fn into_response(platform: &WorkerPlatform, api: ApiResponse) -> worker::Res
     }
     let length = api.body.len();
     let recorder = platform.clone();
-    let mut audit = AuditOnDrop::new(api.audit, length, move |event: &serde_json::Value| recorder.record(event));
+    let audit = AuditOnDrop::new(api.audit, length, move |event: &serde_json::Value| recorder.record(event));
     let body = match api.body {
         Body::Bytes(bytes) => {
-            audit.sent = length;
-            drop(audit);
+            audit.sent_whole();
             if bytes.is_empty() { ResponseBody::Empty } else { ResponseBody::Body(bytes) }
         }
         Body::Blobs(slices) => {

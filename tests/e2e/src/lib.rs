@@ -153,12 +153,9 @@ impl Client {
         self.auth_send("POST", &format!("/api/files/{id}/chunks/{index}"), token, &[("content-type", "application/octet-stream")], Some(chunk))
     }
 
-    /// Uploads every chunk of `data`, in order.
+    /// Uploads every chunk of `data`, in order, in the deployment's chunk size.
     pub fn upload(&self, token: &str, id: &str, data: &[u8]) {
-        for (i, chunk) in data.chunks(chunk_size()).enumerate() {
-            let r = self.put_chunk(token, id, i, chunk);
-            assert!(r.status == 201 || r.status == 200, "chunk {i}: {}", String::from_utf8_lossy(&r.body));
-        }
+        self.upload_with(token, id, data, chunk_size());
     }
 
     /// A signed download path for the file.

@@ -4,13 +4,7 @@
 //! header says can change which resource is acted on.
 
 use serde_json::json;
-use vaultx_e2e::{Client, Reply, base_url, bytes, raw, sha256_hex, target};
-
-fn assert_problem_doc(r: &Reply, status: u16) {
-    assert_eq!(r.status, status, "{}", String::from_utf8_lossy(&r.body));
-    assert_eq!(r.header("content-type"), Some("application/problem+json"), "{}", String::from_utf8_lossy(&r.body));
-    assert_eq!(r.json()["status"], status);
-}
+use vaultx_e2e::{Client, base_url, bytes, raw, sha256_hex, target};
 
 /// An empty file: available at once, so it exists without uploading anything.
 fn empty_file(c: &Client, token: &str, name: &str) -> String {
@@ -30,7 +24,7 @@ fn the_host_header_never_changes_the_resource_acted_on() {
     let (a, victim) = (empty_file(&c, &token, "a"), empty_file(&c, &token, "c"));
     for host in [format!("x/api/files/{victim}?"), format!("x/api/files/{victim}#"), "x@y".to_owned()] {
         let r = raw(&format!("DELETE /api/files/{a} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"));
-        assert_problem_doc(&r, if target() == "runtime" { 400 } else { 421 });
+        if target() == "runtime" { r.assert_problem(400, "bad-request") } else { r.assert_problem(421, "misdirected-request") }
         assert!(exists(&c, &token, &victim), "the file the Host header named is untouched");
         assert!(exists(&c, &token, &a), "a request with a bad Host acts on nothing");
     }
@@ -49,7 +43,7 @@ fn malformed_hosts_are_400_problems() {
         "GET /health/liveness HTTP/1.1\r\nHost: a b\r\nConnection: close\r\n\r\n",
     ] {
         let r = raw(request);
-        assert_problem_doc(&r, 400);
+        r.assert_problem(400, "bad-request");
     }
     // HTTP/1.0 may omit Host; a sane one is fine.
     assert_eq!(raw("GET /health/liveness HTTP/1.0\r\n\r\n").status, 200);
@@ -68,7 +62,7 @@ fn signed_urls_are_built_on_the_configured_origin_not_the_host_header() {
     ));
     if r.status == 421 {
         // A deployment that names its hosts (the Worker's ALLOWED_HOSTS) does not answer others.
-        assert_problem_doc(&r, 421);
+        r.assert_problem(421, "misdirected-request");
     } else {
         assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
         let url = r.json()["url"].as_str().unwrap().to_owned();
@@ -95,7 +89,7 @@ fn methods_are_case_sensitive() {
     assert!(r.status >= 400, "delete is not DELETE: {}", r.status);
     assert!(exists(&c, &token, &id), "delete is not DELETE");
     if target() == "runtime" {
-        assert_problem_doc(&r, 405);
+        r.assert_problem(405, "method-not-allowed");
     }
 }
 
@@ -114,12 +108,12 @@ fn requests_the_server_cannot_parse_get_problem_documents() {
         eprintln!("skipped on {}: the platform's HTTP server parses requests", target());
         return;
     }
-    assert_problem_doc(&raw("GET /health HTTP/1.1\r\nHost: {host}\r\nContent-Length: abc\r\nConnection: close\r\n\r\n"), 400);
-    assert_problem_doc(&raw("GET  /health HTTP/1.1\r\nHost: {host}\r\n\r\n"), 400);
+    raw("GET /health HTTP/1.1\r\nHost: {host}\r\nContent-Length: abc\r\nConnection: close\r\n\r\n").assert_problem(400, "bad-request");
+    raw("GET  /health HTTP/1.1\r\nHost: {host}\r\n\r\n").assert_problem(400, "bad-request");
     let long_uri = format!("GET /{} HTTP/1.1\r\nHost: {{host}}\r\nConnection: close\r\n\r\n", "a".repeat(70_000));
-    assert_problem_doc(&raw(&long_uri), 414);
+    raw(&long_uri).assert_problem(414, "uri-too-long");
     let big_header = format!("GET /health HTTP/1.1\r\nHost: {{host}}\r\nX-Big: {}\r\nConnection: close\r\n\r\n", "b".repeat(600_000));
-    assert_problem_doc(&raw(&big_header), 431);
+    raw(&big_header).assert_problem(431, "request-header-fields-too-large");
 }
 
 #[test]
@@ -165,7 +159,7 @@ fn one_authorization_header_or_none() {
     let a = format!("Bearer {token}");
     let b = format!("Bearer {other}");
     let r = c.send("GET", "/api/users/me", &[("authorization", &a), ("authorization", &b)], None);
-    assert_problem_doc(&r, 400);
+    r.assert_problem(400, "bad-request");
 }
 
 #[test]

@@ -32,16 +32,11 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
         "PATCH" => {
             let changes: Changes = req.json()?;
             let mut errors = Vec::new();
-            let mut check = |value: &Option<String>, rule: &dyn Fn(&str) -> Result<String, vaultx_core::problem::FieldError>| match value {
-                Some(v) => rule(v).map(Some).unwrap_or_else(|e| {
-                    errors.push(e);
-                    None
-                }),
-                None => None,
-            };
-            let name = check(&changes.name, &|v| validation::file_name("name", v));
-            let original_name = check(&changes.original_name, &|v| validation::file_name("originalName", v));
-            let mime_type = check(&changes.mime_type, &|v| validation::mime_type(v));
+            // A field sent and valid: Some(value); sent and invalid: its error, and None.
+            let mut keep = |checked: Option<Result<String, _>>| checked.and_then(|r| r.map_err(|e| errors.push(e)).ok());
+            let name = keep(changes.name.as_deref().map(|v| validation::file_name("name", v)));
+            let original_name = keep(changes.original_name.as_deref().map(|v| validation::file_name("originalName", v)));
+            let mime_type = keep(changes.mime_type.as_deref().map(validation::mime_type));
             if !errors.is_empty() {
                 return Err(Problem::validation(errors));
             }

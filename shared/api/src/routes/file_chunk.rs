@@ -94,16 +94,15 @@ async fn chunk_bytes(req: ApiRequest) -> Result<Bytes, Problem> {
 
 async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem> {
     req.expect_method(&["POST", "PUT"])?;
-    let segments = req.segments();
-    let (id, index_text) = (segments.get(2).copied().unwrap_or("").to_owned(), segments.get(4).copied().unwrap_or("").to_owned());
-    let id = id.as_str();
     let user = auth::authenticate(p, &req).await?;
+    let segments = req.segments();
+    let (id, index_text) = (segments.get(2).copied().unwrap_or(""), segments.get(4).copied().unwrap_or(""));
     let db = p.metadata().await.map_err(store_failure)?;
     let file = files::find_owned(&db, &user.user_id, id).await?;
     if file.status != UPLOADING {
         return Err(Problem::new(ProblemKind::FileNotUploading, format!("file {id} is {}; its chunks can no longer change", file.status)));
     }
-    let index = validation::chunk_index(&index_text)
+    let index = validation::chunk_index(index_text)
         .ok_or_else(|| Problem::new(ProblemKind::ChunkOutOfRange, format!("chunk index {index_text:?} is not a whole number in canonical form (0, 1, 2, …)")))?;
     let expected = file.plan().expected_len(index).map_err(|m| Problem::new(ProblemKind::ChunkOutOfRange, m))?;
 

@@ -60,17 +60,9 @@ async fn create<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Prob
         Some(n) => n,
         None => settings::chunk_size(p).await?,
     };
-    let plan = match ChunkPlan::new(body.size, chunk_size) {
-        Ok(plan) => Some(plan),
-        Err(m) if body.chunk_size.is_some() && !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&chunk_size) => {
-            errors.push(FieldError { field: "chunkSize".into(), message: m });
-            None
-        }
-        Err(m) => {
-            errors.push(FieldError { field: "size".into(), message: m });
-            None
-        }
-    };
+    // The plan fails on its chunk size (only the caller's can be out of range) or on the size.
+    let field = if (MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&chunk_size) { "size" } else { "chunkSize" };
+    let plan = ChunkPlan::new(body.size, chunk_size).map_err(|m| errors.push(FieldError { field: field.into(), message: m })).ok();
     if !errors.is_empty() {
         return Err(Problem::validation(errors));
     }
@@ -110,10 +102,6 @@ async fn create<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Prob
         file.manifest_id = Some(manifest_id);
     }
     files::insert(&db, &file).await?;
-    if let Some(manifest_id) = &file.manifest_id {
-        let published = files::published(&file.id, manifest_id);
-        db.execute(published.sql, published.params).await.map_err(store_failure)?;
-    }
     Ok(ApiResponse::json(201, &file.view()).with_header("location", format!("/api/files/{}", file.id)))
 }
 
