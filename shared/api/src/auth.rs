@@ -23,7 +23,7 @@ pub fn account_gone() -> Problem {
 /// The user a request's bearer token speaks for, or the 401 that explains why not. A token
 /// outlives nothing: its account must still exist (writes re-check it in their transaction).
 pub async fn authenticate<P: Platform>(p: &P, req: &ApiRequest) -> Result<Subject, Problem> {
-    Ok(current_user(p, req).await.map(|u| Subject { user_id: u.id, email: u.email })?)
+    current_user(p, req).await.map(|u| Subject { user_id: u.id, email: u.email })
 }
 
 /// The account of a request whose token speaks for an administrator (`admin_emails`); 403

@@ -285,7 +285,7 @@ pub async fn read_manifest(kv: &impl Kv, file_id: &str, manifest_id: &str) -> Re
 #[derive(Debug)]
 pub enum Completion {
     /// The file is available (now, or already was).
-    Available(FileRecord),
+    Available(Box<FileRecord>),
     /// Still waiting for these chunk indexes.
     Missing(Vec<u64>),
 }
@@ -305,7 +305,7 @@ pub async fn complete(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, entropy: 
     'attempt: for _ in 0..crate::blobs::ATTEMPTS {
         let f = find(db, file_id).await?.ok_or_else(|| Problem::not_found(format!("no file {file_id}")))?;
         if f.status == AVAILABLE {
-            return Ok(Completion::Available(f));
+            return Ok(Completion::Available(Box::new(f)));
         }
         let chunks = received(db, &f.id).await?;
         let plan = f.plan();
@@ -358,14 +358,14 @@ pub async fn complete(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, entropy: 
         match result {
             Ok(()) => {
                 remove_dead_manifests(db, kv, now_ms, &f.id, false).await?;
-                return Ok(Completion::Available(FileRecord {
+                return Ok(Completion::Available(Box::new(FileRecord {
                     status: AVAILABLE.into(),
                     etag: Some(manifest.etag),
                     manifest_id: Some(manifest_id),
                     row_version: f.row_version + 1,
                     updated_at_ms: now_ms,
                     ..f
-                }));
+                })));
             }
             Err(StoreError::Conflict) => {
                 // Another request changed a chunk, completed or deleted the file first. Our

@@ -167,22 +167,21 @@ pub fn problem(status: u16, slug: &str, title: &str, detail: &str) -> http::Resp
 
 /// The authority of a request: the absolute-form target's if it has one (RFC 9112 §3.2.2),
 /// else its one valid Host header. HTTP/1.1 without exactly one Host is a 400 (§3.2); HTTP/1.0
-/// may omit it, and is then addressed to the listen address.
-fn authority(req: &hyper::Request<hyper::body::Incoming>, local: SocketAddr) -> Result<String, http::Response<WasiBody>> {
-    let bad = |detail: &str| problem(400, "bad-request", "Bad request", detail);
+/// may omit it, and is then addressed to the listen address. `Err` says why, for the 400.
+fn authority(req: &hyper::Request<hyper::body::Incoming>, local: SocketAddr) -> Result<String, &'static str> {
     let hosts: Vec<&http::HeaderValue> = req.headers().get_all(http::header::HOST).iter().collect();
     if hosts.len() > 1 {
-        return Err(bad("send exactly one Host header"));
+        return Err("send exactly one Host header");
     }
     if let Some(target) = req.uri().authority() {
-        return if valid_host(target.as_str()) { Ok(target.as_str().to_owned()) } else { Err(bad("the request target's authority is not a valid host")) };
+        return if valid_host(target.as_str()) { Ok(target.as_str().to_owned()) } else { Err("the request target's authority is not a valid host") };
     }
     match hosts.first() {
         None if req.version() <= http::Version::HTTP_10 => Ok(local.to_string()),
-        None => Err(bad("an HTTP/1.1 request needs a Host header")),
+        None => Err("an HTTP/1.1 request needs a Host header"),
         Some(value) => match value.to_str() {
             Ok(host) if valid_host(host) => Ok(host.to_owned()),
-            _ => Err(bad("the Host header is not a valid host[:port]")),
+            _ => Err("the Host header is not a valid host[:port]"),
         },
     }
 }
@@ -190,7 +189,7 @@ fn authority(req: &hyper::Request<hyper::body::Incoming>, local: SocketAddr) -> 
 pub async fn handle(app: Arc<App>, mut req: hyper::Request<hyper::body::Incoming>, client: SocketAddr, local: SocketAddr) -> http::Response<WasiBody> {
     let authority = match authority(&req, local) {
         Ok(a) => a,
-        Err(response) => return response,
+        Err(detail) => return problem(400, "bad-request", "Bad request", detail),
     };
     let path = req.uri().path().to_owned();
     let Some(m) = app.router.route(&path) else {
