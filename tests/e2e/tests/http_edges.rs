@@ -257,3 +257,33 @@ fn each_account_stores_its_own_copy() {
     }
     assert_eq!(c.get("/api/files/stats/usage", Some(&bob)).json()["storedBytes"], 4096);
 }
+
+#[test]
+fn completing_an_upload_waits_for_every_chunk_and_is_idempotent() {
+    let c = Client::new();
+    let (_, _, token) = c.signed_in_user();
+    let data = bytes(64 * 1024 + 10, 41);
+    let body = json!({"name": "two.bin", "size": data.len(), "chunkSize": 64 * 1024, "checksum": format!("sha256:{}", sha256_hex(&data))});
+    let id = c.auth_send("POST", "/api/files", &token, &[("content-type", "application/json")], Some(body.to_string().as_bytes())).json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let complete = || c.auth_send("POST", &format!("/api/files/{id}/complete"), &token, &[], None);
+    let r = complete();
+    r.assert_problem(409, "chunks-missing");
+    assert!(r.json()["detail"].as_str().unwrap().contains("0, 1"), "{}", r.json());
+    c.upload_with(&token, &id, &data, 64 * 1024);
+    let (first, again) = (complete(), complete());
+    assert_eq!((first.status, again.status), (200, 200));
+    assert_eq!(first.json()["status"], "available");
+    assert_eq!(first.json()["etag"], again.json()["etag"], "completing twice changes nothing");
+    assert!(c.get(&c.signed_path(&token, &id, 60), None).body == data);
+}
+
+#[test]
+fn the_integrity_audit_is_for_administrators_only() {
+    let c = Client::new();
+    let (_, _, token) = c.signed_in_user();
+    c.get("/api/admin/integrity", Some(&token)).assert_problem(403, "forbidden");
+    c.get("/api/admin/integrity", None).assert_problem(401, "missing-token");
+}
