@@ -19,10 +19,22 @@ ROUTES = [
     # The edge download: no database, no JWT secret; reads manifests and blobs only.
     ("file-download", "/api/files/download/:token", "GET: download through a signed URL", False, ["manifests", "blobs"], ["url_signing_keys", "url_signing_key_id"]),
     ("admin-integrity", "/api/admin/integrity", "GET: audit every store's invariants (administrators)", True, ["manifests", "blobs"], ["jwt_secret", "admin_emails"]),
+    ("admin-jobs", "/api/admin/jobs", "GET: background jobs by state and kind (administrators)", True, [], ["jwt_secret", "admin_emails"]),
+    ("admin-job-retry", "/api/admin/jobs/:id/retry", "POST: retry a dead job (administrators)", True, [], ["jwt_secret", "admin_emails"]),
     ("health", "/health", "GET: overall health", True, [], []),
     ("health-liveness", "/health/liveness", "GET: the function runs", False, [], []),
     ("health-readiness", "/health/readiness", "GET: the metadata store answers", True, [], []),
     ("not-found", "/...", "anything else: 404 problem+json", False, [], []),
+]
+
+# Components that enqueue jobs and wake their consumers with a Redis publish.
+WAKES_JOBS = {"file-chunk", "file-complete", "admin-job-retry", "job-dedup"}
+
+# Background job kinds: component, kind, what it does, key-value stores, variables. Each is
+# triggered by messages on its Redis channel (shared/api/src/jobs/<kind>.rs).
+JOBS = [
+    ("job-dedup", "dedup", "re-cut a file into content-defined blocks (FastCDC) shared with the owner's other files", ["manifests", "blobs"], ["job_concurrency"]),
+    ("job-compress", "compress", "store each compressible block of a file DEFLATE-compressed", ["manifests", "blobs"], ["job_concurrency", "compression_min_saving"]),
 ]
 
 HEADER = '''# VaultX as a Spin application: one component per API route, each granted only the stores
@@ -52,31 +64,56 @@ url_signing_key_id = { default = "k1" }
 public_url = { default = "" }
 # Emails of administrator accounts, comma-separated (the only way to the admin role).
 admin_emails = { default = "" }
+# The Redis the job consumers subscribe to and producers publish wake-ups on. Jobs live in
+# the SQL outbox; without Redis they wait for the sweep (see README, "Background jobs").
+redis_address = { default = "redis://127.0.0.1:6379" }
+# The seed's BULL_CONCURRENCY: jobs of one kind running at once across all consumers.
+job_concurrency = { default = "2" }
+# A block is stored compressed only if that saves at least this fraction of it.
+compression_min_saving = { default = "0.10" }
+
+[application.trigger.redis]
+address = "{{ redis_address }}"
 '''
+
+def component(c, crate_name, sqlite, stores, variables, outbound):
+    stores_list = ", ".join(f'"{s}"' for s in stores)
+    hosts = ", ".join(f'"{h}"' for h in outbound)
+    out = [f'''
+[component.{c}]
+source = "target/wasm32-wasip2/release/{crate_name}.wasm"
+sqlite_databases = [{'"default"' if sqlite else ''}]
+key_value_stores = [{stores_list}]
+allowed_outbound_hosts = [{hosts}]
+''']
+    if variables:
+        out.append(f"[component.{c}.variables]\n" + "".join(f'{v} = "{{{{ {v} }}}}"\n' for v in variables))
+    out.append(f'''[component.{c}.build]
+command = "cargo build --release --target wasm32-wasip2 -p {c}"
+watch = ["functions/{c}/src/**/*.rs", "shared/**/*.rs"]
+''')
+    return "".join(out)
 
 def render():
     out = [HEADER]
     for c, route, what, sqlite, stores, variables in ROUTES:
-        crate = c.replace("-", "_")
-        stores_list = ", ".join(f'"{s}"' for s in stores)
+        wakes = c in WAKES_JOBS
         out.append(f'''
 # {what}
 [[trigger.http]]
 route = "{route}"
 component = "{c}"
-
-[component.{c}]
-source = "target/wasm32-wasip2/release/{crate}.wasm"
-sqlite_databases = [{'"default"' if sqlite else ''}]
-key_value_stores = [{stores_list}]
-allowed_outbound_hosts = []
 ''')
-        if variables:
-            out.append(f"[component.{c}.variables]\n" + "".join(f'{v} = "{{{{ {v} }}}}"\n' for v in variables))
-        out.append(f'''[component.{c}.build]
-command = "cargo build --release --target wasm32-wasip2 -p {c}"
-watch = ["functions/{c}/src/**/*.rs", "shared/**/*.rs"]
+        out.append(component(c, c.replace("-", "_"), sqlite, stores, variables + (["redis_address"] if wakes else []), ["{{ redis_address }}"] if wakes else []))
+    for c, kind, what, stores, variables in JOBS:
+        wakes = c in WAKES_JOBS
+        out.append(f'''
+# Job `{kind}`: {what}
+[[trigger.redis]]
+channel = "vaultx-jobs-{kind}"
+component = "{c}"
 ''')
+        out.append(component(c, c.replace("-", "_"), True, stores, variables + (["redis_address"] if wakes else []), ["{{ redis_address }}"] if wakes else []))
     return "".join(out)
 
 if __name__ == "__main__":

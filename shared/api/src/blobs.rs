@@ -232,7 +232,22 @@ pub async fn sweep(db: &impl Sql, blobs: &impl Blobs, now_ms: i64, keys: &[Strin
     Ok(())
 }
 
-async fn finish_sweep(db: &impl Sql, blobs: &impl Blobs, now_ms: i64, key: &str) -> Result<(), Problem> {
+/// Blobs swept per [`collect_garbage`] call: the periodic sweep bounds its own work.
+const GARBAGE_BATCH: i64 = 256;
+
+/// Sweeps live blobs that nothing references: a release always sweeps what it released, so
+/// these are left by a process that died in between. Safe at any time: the sweep claims a
+/// blob only while its `refcount` is 0, and nothing attaches a blob that is not live.
+pub async fn collect_garbage(db: &impl Sql, blobs: &impl Blobs, now_ms: i64) -> Result<(), Problem> {
+    let rows = db
+        .query("SELECT blob_key FROM blobs WHERE refcount <= 0 AND state = 'live' LIMIT ?", vec![SqlValue::Integer(GARBAGE_BATCH)])
+        .await
+        .map_err(store_failure)?;
+    let keys: Vec<String> = rows.iter().map(|r| r.text(0).map(str::to_owned)).collect::<Result<_, _>>().map_err(store_failure)?;
+    sweep(db, blobs, now_ms, &keys).await
+}
+
+pub(crate) async fn finish_sweep(db: &impl Sql, blobs: &impl Blobs, now_ms: i64, key: &str) -> Result<(), Problem> {
     blobs.delete(key).await.map_err(store_failure)?;
     db.execute(
         "UPDATE blobs SET state = 'deleted', changed_at = ? WHERE blob_key = ? AND state = 'deleting'",

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use vaultx_core::chunks::ChunkPlan;
 use vaultx_core::digest::{hex, sha256};
 use vaultx_core::guard;
-use vaultx_core::ports::{Blobs, Entropy, Kv, Row, Sql, SqlValue, Statement, StoreError};
+use vaultx_core::ports::{Blobs, Entropy, Kv, Queue, Row, Sql, SqlValue, Statement, StoreError};
 use vaultx_core::problem::ProblemKind;
 use vaultx_core::{Problem, time};
 
@@ -301,7 +301,19 @@ async fn changed(db: &impl Sql, f: &FileRecord) -> Result<bool, Problem> {
 /// the status. Idempotent and safe to run from any number of requests at once: exactly one
 /// publishes, the others see the file available. A resuming client runs it by re-sending a
 /// chunk or by `POST /api/files/:id/complete`.
-pub async fn complete(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, entropy: &impl Entropy, now_ms: i64, file_id: &str) -> Result<Completion, Problem> {
+/// The background job an available file gets first, if any: deduplication (which hands over
+/// to compression), or compression alone.
+pub fn first_job(f: &FileRecord) -> Option<&'static str> {
+    if f.deduplication_enabled {
+        Some(crate::jobs::dedup::KIND)
+    } else if f.compression_enabled {
+        Some(crate::jobs::compress::KIND)
+    } else {
+        None
+    }
+}
+
+pub async fn complete(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, p: &(impl Entropy + Queue), now_ms: i64, file_id: &str) -> Result<Completion, Problem> {
     'attempt: for _ in 0..crate::blobs::ATTEMPTS {
         let f = find(db, file_id).await?.ok_or_else(|| Problem::not_found(format!("no file {file_id}")))?;
         if f.status == AVAILABLE {
@@ -344,7 +356,9 @@ pub async fn complete(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, entropy: 
             }
         }
         let parts: Vec<(String, u64)> = chunks.into_iter().map(|(_, k, s)| (k, s)).collect();
-        let (manifest_id, manifest) = write_manifest(db, kv, entropy, now_ms, &f, parts).await?;
+        let (manifest_id, manifest) = write_manifest(db, kv, p, now_ms, &f, parts).await?;
+        // The file's first background job commits with the transition that makes it due.
+        let job = first_job(&f).map(|kind| (kind, vaultx_core::ids::new_id(p)));
         let result = db
             .batch(vec![
                 guard!("EXISTS (SELECT 1 FROM files WHERE id = ? AND status = 'uploading' AND row_version = ?)", &f.id, f.row_version),
@@ -353,10 +367,16 @@ pub async fn complete(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, entropy: 
                     params: vec![manifest.etag.clone().into(), manifest_id.clone().into(), SqlValue::Integer(now_ms), f.id.clone().into()],
                 },
                 published(&f.id, &manifest_id),
-            ])
+            ]
+            .into_iter()
+            .chain(job.as_ref().map(|(kind, id)| crate::jobs::enqueue(id, kind, &f.id, now_ms)))
+            .collect())
             .await;
         match result {
             Ok(()) => {
+                if let Some((kind, id)) = &job {
+                    crate::jobs::wake(p, &[(kind, id)]).await;
+                }
                 remove_dead_manifests(db, kv, now_ms, &f.id, false).await?;
                 return Ok(Completion::Available(Box::new(FileRecord {
                     status: AVAILABLE.into(),
@@ -388,6 +408,12 @@ pub async fn delete(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, now_ms: i64
             kv.delete(&manifest_key(&f.id, manifest_id)).await.map_err(store_failure)?;
         }
         if let Some(released) = crate::blobs::release_file(db, now_ms, &f.id, f.row_version).await? {
+            // Again, now that the row is gone: a background job that rewrote the manifest
+            // (layout::sync_manifest) between our first delete and the batch is undone here;
+            // one that writes after this sees the row gone and undoes its own write.
+            if let Some(manifest_id) = &f.manifest_id {
+                kv.delete(&manifest_key(&f.id, manifest_id)).await.map_err(store_failure)?;
+            }
             // The row is gone: any completion still in flight will lose, so every manifest
             // recorded for the file can go (a crash before this leaves the records, which the
             // integrity check counts as pending and the clean-up job will take).

@@ -8,6 +8,7 @@ pub mod blobs;
 pub mod files;
 pub mod integrity;
 pub mod jobs;
+pub mod layout;
 pub mod routes;
 pub mod settings;
 

@@ -16,6 +16,8 @@ pub struct TestPlatform {
     pub blobs: MemStore,
     pub kv: MemStore,
     pub audit: RefCell<Vec<serde_json::Value>>,
+    /// Every wake-up sent, as (kind, job id).
+    pub woken: RefCell<Vec<(String, String)>>,
     counter: Cell<u8>,
 }
 
@@ -130,6 +132,7 @@ impl TestPlatform {
             blobs: MemStore::default(),
             kv: MemStore::default(),
             audit: RefCell::default(),
+            woken: RefCell::default(),
             counter: Cell::new(0),
         }
     }
@@ -140,6 +143,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("../../../infra/migrations/0002_files.sql"),
     include_str!("../../../infra/migrations/0003_integrity.sql"),
     include_str!("../../../infra/migrations/0004_jobs.sql"),
+    include_str!("../../../infra/migrations/0005_layouts.sql"),
 ];
 
 impl Clock for TestPlatform {
@@ -166,6 +170,13 @@ impl AuditLog for TestPlatform {
         self.audit.borrow_mut().push(event.clone());
     }
 }
+impl Queue for TestPlatform {
+    async fn wake(&self, kind: &str, job_id: &str) -> Result<(), StoreError> {
+        self.woken.borrow_mut().push((kind.to_owned(), job_id.to_owned()));
+        Ok(())
+    }
+}
+
 impl Platform for TestPlatform {
     type Metadata = TestDb;
     type Blobs = MemStore;

@@ -22,6 +22,12 @@ pub fn blocks(data: &[u8]) -> Vec<(usize, usize)> {
     FastCDC::new(data, BLOCK_MIN, BLOCK_AVG, BLOCK_MAX).map(|c| (c.offset, c.length)).collect()
 }
 
+/// The length of the first block of `data`. Final once `data` holds at least [`BLOCK_MAX`]
+/// bytes or ends where the content ends: the cut never looks further than that.
+pub fn first_block(data: &[u8]) -> usize {
+    FastCDC::new(data, BLOCK_MIN, BLOCK_AVG, BLOCK_MAX).next().map_or(data.len(), |c| c.length)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,6 +50,20 @@ mod tests {
         assert!((BLOCK_AVG / 2..BLOCK_AVG * 2).contains(&average), "{average}");
         assert!(super::blocks(b"").is_empty());
         assert_eq!(super::blocks(b"tiny"), [(0, 4)]);
+    }
+
+    #[test]
+    fn cutting_block_by_block_finds_the_blocks_of_the_whole() {
+        let data = noise(3 * 1024 * 1024 + 12345, 7);
+        let mut start = 0;
+        let mut streamed = Vec::new();
+        while start < data.len() {
+            let window = &data[start..data.len().min(start + BLOCK_MAX)];
+            let length = first_block(window);
+            streamed.push((start, length));
+            start += length;
+        }
+        assert_eq!(streamed, blocks(&data));
     }
 
     #[test]

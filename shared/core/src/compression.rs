@@ -45,6 +45,27 @@ pub fn decompress_block(packed: &[u8], len: usize) -> Result<Vec<u8>, String> {
     Ok(data)
 }
 
+/// Blob keys of DEFLATE-compressed blocks end with this: `<key of the plain block>.deflate`.
+/// The encoding is in the name, so a reader never needs to ask the database how a block is
+/// stored, and a plain block and its compressed twin are distinct immutable blobs.
+pub const STORED_SUFFIX: &str = ".deflate";
+
+/// The first `n` bytes of a compressed block (a download's slice ends at `n`): inflates no
+/// further, so memory stays within the block. Fails if the block is shorter than `n`.
+pub fn inflate_prefix(packed: &[u8], n: usize) -> Result<Vec<u8>, String> {
+    use miniz_oxide::inflate::{TINFLStatus, decompress_to_vec_with_limit};
+    let mut out = match decompress_to_vec_with_limit(packed, n) {
+        Ok(out) => out,
+        Err(e) if e.status == TINFLStatus::HasMoreOutput => e.output,
+        Err(e) => return Err(format!("corrupt compressed block: {:?}", e.status)),
+    };
+    if out.len() < n {
+        return Err(format!("compressed block holds {} bytes, {n} wanted", out.len()));
+    }
+    out.truncate(n);
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,6 +105,17 @@ mod tests {
         mixed.extend(noise(100_000));
         assert!(compress_block(&mixed, 0.10).is_some());
         assert_eq!(compress_block(&mixed, 0.60), None);
+    }
+
+    #[test]
+    fn a_prefix_inflates_no_further_than_asked() {
+        let data = text(200_000);
+        let packed = compress_block(&data, DEFAULT_MIN_SAVING).unwrap();
+        assert_eq!(inflate_prefix(&packed, 1).unwrap(), &data[..1]);
+        assert_eq!(inflate_prefix(&packed, 123_457).unwrap(), &data[..123_457]);
+        assert_eq!(inflate_prefix(&packed, data.len()).unwrap(), data);
+        assert!(inflate_prefix(&packed, data.len() + 1).is_err());
+        assert!(inflate_prefix(b"not deflate at all", 5).is_err());
     }
 
     #[test]

@@ -171,8 +171,18 @@ pub struct BlobSlice {
 impl BlobSlice {
     /// Reads the slice's bytes from `blobs`, or says why they cannot be had (a download is
     /// already under way by then: the adapter can only cut the body short).
+    /// A compressed block ([`crate::compression::STORED_SUFFIX`]) is inflated up to the
+    /// slice's end, never further.
     pub async fn read(&self, blobs: &impl crate::ports::Blobs) -> Result<Vec<u8>, String> {
-        match blobs.get(&self.key).await {
+        let stored = blobs.get(&self.key).await;
+        if let Ok(Some(packed)) = &stored
+            && self.key.ends_with(crate::compression::STORED_SUFFIX)
+        {
+            let mut bytes = crate::compression::inflate_prefix(packed, self.end as usize).map_err(|e| format!("blob {}: {e}", self.key))?;
+            bytes.drain(..self.start as usize);
+            return Ok(bytes);
+        }
+        match stored {
             Ok(Some(mut bytes)) if bytes.len() as u64 >= self.end => {
                 bytes.truncate(self.end as usize);
                 bytes.drain(..self.start as usize);

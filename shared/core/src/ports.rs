@@ -177,6 +177,18 @@ pub trait Kv {
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
 }
 
+/// The Redis channel the consumer of a job kind subscribes to on Spin (`[[trigger.redis]]`).
+pub fn job_channel(kind: &str) -> String {
+    format!("vaultx-jobs-{kind}")
+}
+
+/// Wakes the consumer of a job kind after the batch that enqueued a job committed (a Redis
+/// publish on Spin, a Queue message on Workers). Best effort by design: the job is already
+/// in the outbox, so a lost wake-up only delays it until the next sweep.
+pub trait Queue {
+    async fn wake(&self, kind: &str, job_id: &str) -> Result<(), StoreError>;
+}
+
 /// Append-only audit events (one JSON object each), e.g. every download.
 pub trait AuditLog {
     fn record(&self, event: &serde_json::Value);
@@ -184,7 +196,7 @@ pub trait AuditLog {
 
 /// Everything a handler may ask of its platform. Each store is opened on first use, and only
 /// a function granted that store may open it.
-pub trait Platform: Clock + Entropy + Config + AuditLog {
+pub trait Platform: Clock + Entropy + Config + AuditLog + Queue {
     type Metadata: Sql;
     type Blobs: Blobs;
     type Kv: Kv;

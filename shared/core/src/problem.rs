@@ -39,6 +39,7 @@ pub enum ProblemKind {
     ChunksMissing,
     Forbidden,
     MisdirectedRequest,
+    JobNotDead,
 }
 
 impl ProblemKind {
@@ -68,6 +69,7 @@ impl ProblemKind {
             Self::ChunksMissing => 409,
             Self::Forbidden => 403,
             Self::MisdirectedRequest => 421,
+            Self::JobNotDead => 409,
         }
     }
 
@@ -103,6 +105,7 @@ impl ProblemKind {
             Self::ChunksMissing => "chunks-missing",
             Self::Forbidden => "forbidden",
             Self::MisdirectedRequest => "misdirected-request",
+            Self::JobNotDead => "job-not-dead",
         }
     }
 
@@ -138,6 +141,7 @@ impl ProblemKind {
             Self::ChunksMissing => "Chunks are still missing",
             Self::Forbidden => "Not allowed for this account",
             Self::MisdirectedRequest => "This deployment does not serve that host",
+            Self::JobNotDead => "Only a dead job can be retried",
         }
     }
 

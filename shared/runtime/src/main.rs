@@ -6,6 +6,7 @@ mod manifest;
 mod migrate;
 mod outbound;
 mod parse_errors;
+mod redis_host;
 mod server;
 mod spin_host;
 mod stores;
@@ -20,11 +21,15 @@ use wasmtime_wasi_http::handler::{ProxyHandler, ProxyPre};
 
 const USAGE: &str = "usage: vaultx-runtime [--manifest spin.toml] [--listen 127.0.0.1:3000] [--data-dir .vaultx/data]
                       [--cache-dir .vaultx/cache] [--migrations DIR] [--ready-file FILE]
+                      [--sweep-interval 5]
        vaultx-runtime --migrate-only --data-dir DIR --migrations DIR
 
 Serves every [[trigger.http]] of the manifest. Application variables come from the
 environment as SPIN_VARIABLE_<NAME>, as with `spin up`. --migrations applies DIR/*.sql to the
 default SQLite database once each. --ready-file is written with the bound address when serving.
+Every [[trigger.redis]] component also gets the message `sweep` every --sweep-interval
+seconds (0: never), straight from the runtime, with or without Redis: VaultX's job consumers
+then run whatever is due (a lost wake-up, an expired lease, a retry).
 --migrate-only applies the migrations and exits (e.g. --data-dir .spin for the Spin CLI's own
 default database, .spin/sqlite_db.db).";
 
@@ -36,6 +41,7 @@ struct Args {
     migrations: Option<PathBuf>,
     ready_file: Option<PathBuf>,
     migrate_only: bool,
+    sweep_interval: u64,
 }
 
 fn args() -> Result<Args> {
@@ -47,6 +53,7 @@ fn args() -> Result<Args> {
         migrations: None,
         ready_file: None,
         migrate_only: false,
+        sweep_interval: 5,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -66,6 +73,7 @@ fn args() -> Result<Args> {
             "--cache-dir" => a.cache_dir = value.into(),
             "--migrations" => a.migrations = Some(value.into()),
             "--ready-file" => a.ready_file = Some(value.into()),
+            "--sweep-interval" => a.sweep_interval = value.parse().with_context(|| format!("--sweep-interval {value}: whole seconds"))?,
             _ => bail!("unknown option {flag}\n{USAGE}"),
         }
     }
@@ -108,8 +116,11 @@ async fn run() -> Result<()> {
 
     let engine = compile::engine()?;
     let linker = server::linker(&engine)?;
+    let redis_clients = Arc::new(redis_host::Clients::default());
+    let subscribed: std::collections::HashSet<&str> = app.redis.iter().map(|t| t.component.as_str()).collect();
     let mut index = std::collections::HashMap::new();
     let mut handlers = Vec::new();
+    let mut subscribers = std::collections::HashMap::new();
     let (mut hits, mut misses) = (0, 0);
     for (id, c) in &app.components {
         let (component, cache) = compile::load(&engine, &c.source, &args.cache_dir)?;
@@ -118,22 +129,37 @@ async fn run() -> Result<()> {
             compile::Cache::Miss => misses += 1,
         }
         let pre = linker.instantiate_pre(&component).map_err(|e| anyhow::anyhow!("component {id}: linking: {e:#}"))?;
-        let pre = wasmtime_wasi_http::p3::bindings::ServicePre::new(pre)
-            .map_err(|e| anyhow::anyhow!("component {id}: not a wasi:http/handler@0.3 component: {e:#}"))?;
-        let pre = ProxyPre::P3(pre);
         let grants = Arc::new(spin_host::Grants {
             sqlite_databases: c.sqlite_databases.clone(),
             key_value_stores: c.key_value_stores.clone(),
             variables: c.variables.clone(),
+            allowed_outbound_hosts: c.allowed_outbound_hosts.clone(),
         });
-        let shared = stores.clone();
+        let (shared, redis) = (stores.clone(), redis_clients.clone());
+        let make_spin = move || spin_host::SpinCtx { grants: grants.clone(), stores: shared.clone(), redis: redis.clone() };
+        let allowed_outbound_hosts = Arc::new(c.allowed_outbound_hosts.clone());
+        if subscribed.contains(id.as_str()) {
+            let pre = redis_host::subscriber_pre(pre).with_context(|| format!("component {id}"))?;
+            subscribers.insert(
+                id.clone(),
+                Arc::new(redis_host::Subscriber {
+                    component: id.clone(),
+                    pre,
+                    make_host: Box::new(move || server::Host::new(allowed_outbound_hosts.clone(), make_spin())),
+                    running: Arc::new(tokio::sync::Semaphore::new(server::MAX_CONCURRENT_PER_INSTANCE)),
+                }),
+            );
+            continue;
+        }
+        let pre = wasmtime_wasi_http::p3::bindings::ServicePre::new(pre)
+            .map_err(|e| anyhow::anyhow!("component {id}: not a wasi:http/handler@0.3 component: {e:#}"))?;
         index.insert(id.clone(), handlers.len());
         handlers.push(ProxyHandler::new(server::ComponentState {
             id: id.clone(),
             engine: engine.clone(),
-            pre,
-            make_spin: Box::new(move || spin_host::SpinCtx { grants: grants.clone(), stores: shared.clone() }),
-            allowed_outbound_hosts: Arc::new(c.allowed_outbound_hosts.clone()),
+            pre: ProxyPre::P3(pre),
+            make_spin: Box::new(make_spin),
+            allowed_outbound_hosts,
         }));
     }
     let routes = app
@@ -143,11 +169,30 @@ async fn run() -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
     let served = Arc::new(server::App { router: vaultx_core::router::Router::new(routes), handlers });
 
+    // The Redis trigger: one subscriber per address, each channel to its components.
+    let mut by_address: std::collections::HashMap<String, std::collections::HashMap<String, Vec<Arc<redis_host::Subscriber>>>> = Default::default();
+    for t in app.redis.iter().filter(|t| {
+        let skip = t.address.is_empty();
+        if skip {
+            println!("vaultx-runtime: {} has no Redis address; it runs on the sweep alone", t.component);
+        }
+        !skip
+    }) {
+        by_address.entry(t.address.clone()).or_default().entry(t.channel.clone()).or_default().push(subscribers[&t.component].clone());
+    }
+    for (address, channels) in by_address {
+        tokio::spawn(redis_host::listen(engine.clone(), address, channels));
+    }
+    if args.sweep_interval > 0 && !subscribers.is_empty() {
+        tokio::spawn(sweep(engine.clone(), subscribers.values().cloned().collect(), std::time::Duration::from_secs(args.sweep_interval)));
+    }
+
     println!(
-        "vaultx-runtime: {} serving {} routes from {} components on http://{local} (compiled {misses}, cached {hits}; ready in {} ms)",
+        "vaultx-runtime: {} serving {} routes from {} components on http://{local}, {} redis-triggered (compiled {misses}, cached {hits}; ready in {} ms)",
         app.name,
         app.routes.len(),
         app.components.len(),
+        subscribers.len(),
         started.elapsed().as_millis()
     );
     if let Some(file) = &args.ready_file {
@@ -179,4 +224,25 @@ async fn run() -> Result<()> {
     }
     println!("vaultx-runtime: stopped");
     Ok(())
+}
+
+/// The runtime's timer: every `every`, each Redis-triggered component gets the message
+/// `sweep`, delivered directly (no Redis needed) and never twice at once per component.
+async fn sweep(engine: wasmtime::Engine, subscribers: Vec<Arc<redis_host::Subscriber>>, every: std::time::Duration) {
+    let busy: Vec<Arc<std::sync::atomic::AtomicBool>> = subscribers.iter().map(|_| Default::default()).collect();
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        for (s, busy) in subscribers.iter().zip(&busy) {
+            if busy.swap(true, std::sync::atomic::Ordering::AcqRel) {
+                continue;
+            }
+            let (s, busy, engine) = (s.clone(), busy.clone(), engine.clone());
+            tokio::spawn(async move {
+                s.deliver(engine, b"sweep".to_vec()).await;
+                busy.store(false, std::sync::atomic::Ordering::Release);
+            });
+        }
+    }
 }

@@ -22,6 +22,20 @@ struct RawManifest {
 #[derive(Deserialize)]
 struct RawApplication {
     name: String,
+    #[serde(default)]
+    trigger: RawApplicationTriggers,
+}
+
+#[derive(Deserialize, Default)]
+struct RawApplicationTriggers {
+    redis: Option<RawRedisApplication>,
+}
+
+/// `[application.trigger.redis]`, as Spin's trigger-redis reads it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRedisApplication {
+    address: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -38,6 +52,17 @@ struct RawVariable {
 struct RawTriggers {
     #[serde(default)]
     http: Vec<RawHttpTrigger>,
+    #[serde(default)]
+    redis: Vec<RawRedisTrigger>,
+}
+
+/// `[[trigger.redis]]`: Spin rejects unknown fields here, so do we.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRedisTrigger {
+    channel: String,
+    component: String,
+    address: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -78,10 +103,19 @@ pub struct HttpRoute {
     pub component: String,
 }
 
+/// A component run for each message published on `channel` at `address`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RedisTrigger {
+    pub address: String,
+    pub channel: String,
+    pub component: String,
+}
+
 #[derive(Clone, Debug)]
 pub struct App {
     pub name: String,
     pub routes: Vec<HttpRoute>,
+    pub redis: Vec<RedisTrigger>,
     pub components: BTreeMap<String, Component>,
 }
 
@@ -145,7 +179,8 @@ pub fn parse(text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -> R
             source: base.join(&c.source),
             key_value_stores: c.key_value_stores,
             sqlite_databases: c.sqlite_databases,
-            allowed_outbound_hosts: c.allowed_outbound_hosts,
+            // Spin expands application variables here too (e.g. "{{ redis_address }}").
+            allowed_outbound_hosts: c.allowed_outbound_hosts.iter().map(|h| expand(h, &app_vars, &id)).collect::<Result<_>>()?,
             variables,
         };
         components.insert(id, component);
@@ -160,7 +195,22 @@ pub fn parse(text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -> R
         }
         routes.push(HttpRoute { route: t.route, component: t.component });
     }
-    Ok(App { name: raw.application.name, routes, components })
+    let default_address = raw.application.trigger.redis.map(|r| r.address);
+    let mut redis = Vec::new();
+    for t in raw.trigger.redis {
+        if !components.contains_key(&t.component) {
+            bail!("redis trigger on {}: no component named {:?}", t.channel, t.component);
+        }
+        if routes.iter().any(|r| r.component == t.component) {
+            bail!("component {} cannot serve both HTTP and Redis triggers", t.component);
+        }
+        let template = t.address.or_else(|| default_address.clone()).with_context(|| {
+            format!("redis trigger on {}: no address (set [application.trigger.redis] address or the trigger's own)", t.channel)
+        })?;
+        let address = expand(&template, &app_vars, &t.component)?;
+        redis.push(RedisTrigger { address, channel: expand(&t.channel, &app_vars, &t.component)?, component: t.component });
+    }
+    Ok(App { name: raw.application.name, routes, redis, components })
 }
 
 #[cfg(test)]
@@ -206,6 +256,29 @@ jwt_expiration_time = "{{ttl}}"
     fn a_required_variable_without_a_value_stops_startup() {
         let err = parse(MANIFEST, Path::new("."), &env(&[])).unwrap_err().to_string();
         assert!(err.contains("SPIN_VARIABLE_SECRET"), "{err}");
+    }
+
+    #[test]
+    fn redis_triggers_take_the_application_address_and_variables() {
+        let manifest = format!(
+            "{MANIFEST}{}",
+            r#"
+[variables.redis_address]
+default = "redis://127.0.0.1:6379"
+[[trigger.redis]]
+channel = "jobs"
+component = "worker"
+[component.worker]
+source = "worker.wasm"
+allowed_outbound_hosts = ["{{ redis_address }}"]
+"#
+        )
+        .replace("name = \"demo\"", "name = \"demo\"\n[application.trigger.redis]\naddress = \"{{ redis_address }}\"");
+        let app = parse(&manifest, Path::new("."), &env(&[("SPIN_VARIABLE_SECRET", "x")])).unwrap();
+        assert_eq!(app.redis, [RedisTrigger { address: "redis://127.0.0.1:6379".into(), channel: "jobs".into(), component: "worker".into() }]);
+        assert_eq!(app.components["worker"].allowed_outbound_hosts, ["redis://127.0.0.1:6379"]);
+        let unknown = manifest.replace("channel = \"jobs\"", "channel = \"jobs\"\nqueue = 1");
+        assert!(parse(&unknown, Path::new("."), &env(&[("SPIN_VARIABLE_SECRET", "x")])).is_err());
     }
 
     #[test]

@@ -33,6 +33,21 @@ pub struct Host {
     spin: SpinCtx,
 }
 
+impl Host {
+    /// A fresh instance's store data: WASI with no environment and no preopened
+    /// directories — a component reaches only what the manifest grants through the spin:*
+    /// interfaces; its stdout/stderr are our log.
+    pub fn new(allowed_outbound_hosts: Arc<Vec<String>>, spin: SpinCtx) -> Self {
+        Host {
+            table: ResourceTable::new(),
+            wasi: WasiCtx::builder().inherit_stdout().inherit_stderr().build(),
+            http: WasiHttpCtx::new(),
+            outbound: Outbound { allowed: allowed_outbound_hosts },
+            spin,
+        }
+    }
+}
+
 impl WasiView for Host {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
@@ -76,15 +91,7 @@ impl HandlerState for ComponentState {
     type WorkerState = Reuse;
 
     async fn instantiate(&self) -> wasmtime::Result<Instance<Host, Expiration, Reuse>> {
-        let host = Host {
-            table: ResourceTable::new(),
-            // No environment, no preopened directories: a component reaches only what the
-            // manifest grants through the spin:* interfaces. Its stdout/stderr are our log.
-            wasi: WasiCtx::builder().inherit_stdout().inherit_stderr().build(),
-            http: WasiHttpCtx::new(),
-            outbound: Outbound { allowed: self.allowed_outbound_hosts.clone() },
-            spin: (self.make_spin)(),
-        };
+        let host = Host::new(self.allowed_outbound_hosts.clone(), (self.make_spin)());
         let mut store = Store::new(&self.engine, host);
         let proxy = self.pre.instantiate_async(&mut store).await?;
         Ok(Instance {

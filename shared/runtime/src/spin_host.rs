@@ -1,6 +1,7 @@
 //! Host side of the `spin:*` interfaces: SQLite (`spin:sqlite@3.1.0`), key-value
-//! (`spin:key-value@3.0.0`) and variables (`spin:variables@3.0.0`), each checked against
-//! what the manifest granted the calling component. A component that did not list a store
+//! (`spin:key-value@3.0.0`), variables (`spin:variables@3.0.0`) and outbound Redis
+//! (`spin:redis@3.0.0`, in `redis_host.rs`), each checked against what the manifest granted
+//! the calling component. A component that did not list a store
 //! gets `access-denied`, as on Spin.
 
 use crate::stores::{self, Stores};
@@ -16,6 +17,7 @@ wasmtime::component::bindgen!({
     with: {
         "spin:sqlite/sqlite.connection": SqliteConnection,
         "spin:key-value/key-value.store": KvStore,
+        "spin:redis/redis.connection": crate::redis_host::RedisConnection,
     },
 });
 
@@ -38,11 +40,14 @@ pub struct Grants {
     pub sqlite_databases: Vec<String>,
     pub key_value_stores: Vec<String>,
     pub variables: HashMap<String, String>,
+    /// For `redis://` addresses (outbound HTTP checks its own copy in `Outbound`).
+    pub allowed_outbound_hosts: Vec<String>,
 }
 
 pub struct SpinCtx {
     pub grants: Arc<Grants>,
     pub stores: Arc<Stores>,
+    pub redis: Arc<crate::redis_host::Clients>,
 }
 
 pub struct SpinView<'a> {
@@ -63,6 +68,7 @@ pub fn add_to_linker<T: HasSpin>(linker: &mut Linker<T>) -> Result<()> {
     sqlite::add_to_linker::<_, Spin>(linker, T::spin)?;
     kv::add_to_linker::<_, Spin>(linker, T::spin)?;
     variables::add_to_linker::<_, Spin>(linker, T::spin)?;
+    spin::redis::redis::add_to_linker::<_, Spin>(linker, T::spin)?;
     Ok(())
 }
 

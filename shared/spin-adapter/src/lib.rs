@@ -1,6 +1,8 @@
 //! The VaultX ports on Spin (spin-sdk 7, WASIp3): metadata on Spin SQLite, configuration
-//! and secrets from Spin variables, time and entropy from WASI. Plus [`route!`], which turns
-//! one `vaultx_api::routes::*` module into a Spin HTTP component.
+//! and secrets from Spin variables, time and entropy from WASI, job wake-ups as Redis
+//! publishes. Plus [`route!`], which turns one `vaultx_api::routes::*` module into a Spin HTTP
+//! component, and [`job!`], which turns one `vaultx_api::jobs::*` kind into a Redis-triggered
+//! component.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -8,8 +10,11 @@ use spin_sdk::key_value::Store;
 use spin_sdk::sqlite::{Connection, Value};
 use vaultx_core::Problem;
 use vaultx_core::http::{ApiRequest, ApiResponse, AuditOnDrop, BlobSlice, Body};
-use vaultx_core::ports::{AuditLog, Blobs, Clock, Config, Entropy, Kv, Platform, Row, Sql, SqlValue, Statement, StoreError};
+use vaultx_core::ports::{AuditLog, Blobs, Clock, Config, Entropy, Kv, Platform, Queue, Row, Sql, SqlValue, Statement, StoreError};
 use vaultx_core::problem::ProblemKind;
+
+/// For [`job!`]'s expansion in function crates.
+pub use anyhow;
 
 /// The response type every VaultX Spin component returns.
 pub type Response = http::Response<spin_sdk::http::BoxBody>;
@@ -33,6 +38,24 @@ macro_rules! route {
         #[::spin_sdk::http_service]
         async fn handle(request: ::spin_sdk::http::Request) -> $crate::Response {
             $crate::serve_route(request, $($module)::+::MAX_BODY, |request| $($module)::+::handle(&$crate::SpinPlatform, request)).await
+        }
+    };
+}
+
+/// Binds one job kind (`KIND` + `run`) as this component's Redis message handler: each
+/// message (a job id, or `sweep`) goes to `vaultx_api::jobs::consume`.
+///
+/// ```ignore
+/// vaultx_spin::job!(vaultx_api::jobs::compress);
+/// ```
+#[macro_export]
+macro_rules! job {
+    ($($module:ident)::+) => {
+        #[::spin_sdk::redis_subscriber]
+        async fn on_message(message: ::std::vec::Vec<u8>) -> $crate::anyhow::Result<()> {
+            ::vaultx_api::jobs::consume(&$crate::SpinPlatform, $($module)::+::KIND, &message, $($module)::+::run)
+                .await
+                .map_err(|problem| $crate::anyhow::anyhow!("{problem}"))
         }
     };
 }
@@ -169,6 +192,19 @@ impl Config for SpinPlatform {
             Err(spin_sdk::variables::Error::Undefined(_)) => Ok(None),
             Err(e) => Err(StoreError::Unavailable(format!("variable {name}: {e:?}"))),
         }
+    }
+}
+
+impl Queue for SpinPlatform {
+    /// Publishes the job id on the kind's channel at `redis_address`. An empty or unset
+    /// address means no broker: the job waits for the sweep.
+    async fn wake(&self, kind: &str, job_id: &str) -> Result<(), StoreError> {
+        let Some(address) = self.get("redis_address").await?.filter(|a| !a.is_empty()) else {
+            return Ok(());
+        };
+        let redis = |e: spin_sdk::redis::Error| StoreError::Unavailable(format!("redis {address}: {e:?}"));
+        let conn = spin_sdk::redis::Connection::open(&address).await.map_err(redis)?;
+        conn.publish(vaultx_core::ports::job_channel(kind), job_id.as_bytes()).await.map_err(redis)
     }
 }
 

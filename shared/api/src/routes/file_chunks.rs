@@ -19,8 +19,14 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
     let id = req.segments().get(2).copied().unwrap_or("").to_owned();
     let db = p.metadata().await.map_err(store_failure)?;
     let file = files::find_owned(&db, &user.user_id, &id).await?;
-    let have: Vec<u64> = files::received(&db, &file.id).await?.into_iter().map(|c| c.0).collect();
     let total = file.plan().count();
+    // Once available, every chunk arrived (and background jobs may have re-cut the stored
+    // blocks, which are not the upload's chunks).
+    let have: Vec<u64> = if file.status == files::AVAILABLE {
+        (0..total).collect()
+    } else {
+        files::received(&db, &file.id).await?.into_iter().map(|c| c.0).collect()
+    };
     let mut it = have.iter().peekable();
     let missing: Vec<u64> = (0..total)
         .filter(|i| {

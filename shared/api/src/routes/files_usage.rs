@@ -1,5 +1,6 @@
 //! `GET /api/files/stats/usage` — the caller's storage: how many files, their logical bytes,
-//! and the bytes their distinct blobs really occupy (lower when deduplication finds repeats).
+//! the bytes their distinct blobs really occupy (lower when deduplication finds repeats and
+//! the compression job shrinks blocks), and the difference (`savedBytes`).
 
 use crate::accounts::store_failure;
 use crate::auth;
@@ -37,7 +38,7 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
     let stored = stored.first().map(|r| r.int(0)).transpose().map_err(store_failure)?.unwrap_or(0);
     Ok(ApiResponse::json(
         200,
-        &serde_json::json!({"files": count, "availableFiles": available, "logicalBytes": logical, "storedBytes": stored}),
+        &serde_json::json!({"files": count, "availableFiles": available, "logicalBytes": logical, "storedBytes": stored, "savedBytes": (logical - stored).max(0)}),
     )
     .with_header("cache-control", "private, no-store"))
 }

@@ -1,6 +1,8 @@
 //! One module per route. `functions/<name>` binds `routes::<name>` and nothing else.
 
 pub mod admin_integrity;
+pub mod admin_job_retry;
+pub mod admin_jobs;
 pub mod auth_login;
 pub mod auth_register;
 pub mod file;
@@ -59,6 +61,8 @@ route_table! {
     "/api/files/:id/signed-url" => "file-signed-url": file_signed_url,
     "/api/files/download/:token" => "file-download": file_download,
     "/api/admin/integrity" => "admin-integrity": admin_integrity,
+    "/api/admin/jobs" => "admin-jobs": admin_jobs,
+    "/api/admin/jobs/:id/retry" => "admin-job-retry": admin_job_retry,
     "/health" => "health": health,
     "/health/liveness" => "health-liveness": health_liveness,
     "/health/readiness" => "health-readiness": health_readiness,

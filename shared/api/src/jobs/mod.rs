@@ -1,4 +1,7 @@
-//! The job outbox: background work that is never lost (issue 8 builds the consumers on it).
+//! Background jobs: work that is never lost, and the job kinds (one module each, bound by
+//! `functions/job-<kind>` on Spin and by the Worker's queue consumer).
+//!
+//! The outbox:
 //!
 //! - **Enqueue** with [`enqueue`]: a statement to put in the same guarded batch as the change
 //!   that causes the job, so the change and its job commit together or not at all.
@@ -15,15 +18,118 @@
 //! Consumers must be idempotent: a job may run more than once (a consumer can die after doing
 //! the work and before recording it).
 
+pub mod compress;
+pub mod dedup;
+
 use crate::accounts::store_failure;
 use vaultx_core::Problem;
 use vaultx_core::guard;
-use vaultx_core::ports::{Row, Sql, SqlValue, Statement, StoreError};
+use vaultx_core::ports::{Config, Platform, Queue, Row, Sql, SqlValue, Statement, StoreError};
+
+macro_rules! job_table {
+    ($($kind:literal: $module:ident),* $(,)?) => {
+        /// Every job kind. On Spin each has its own Redis-triggered component
+        /// (`functions/job-<kind>`, spin.toml); on Workers the queue consumer dispatches here.
+        pub const KINDS: &[&str] = &[$($kind),*];
+
+        /// Runs one message for the consumer of `kind` ([`consume`] with that kind's `run`).
+        pub async fn dispatch<P: Platform>(p: &P, kind: &str, message: &[u8]) -> Result<(), Problem> {
+            match kind {
+                $($kind => consume(p, $kind, message, $module::run).await,)*
+                _ => Err(Problem::not_found(format!("no job kind {kind}"))),
+            }
+        }
+    };
+}
+
+job_table! {
+    "dedup": dedup,
+    "compress": compress,
+}
+
+/// The message that asks a consumer to run whatever of its kind is due.
+pub const SWEEP: &[u8] = b"sweep";
+/// Jobs of one kind running at once, across all consumers, unless `job_concurrency` says
+/// otherwise (the seed's `BULL_CONCURRENCY`).
+pub const DEFAULT_CONCURRENCY: i64 = 2;
+
+async fn concurrency(p: &impl Config) -> i64 {
+    match p.get("job_concurrency").await {
+        Ok(Some(v)) => v.trim().parse().ok().filter(|n| (1..=64).contains(n)).unwrap_or_else(|| {
+            eprintln!("vaultx: job_concurrency {v:?} is not a number from 1 to 64; using {DEFAULT_CONCURRENCY}");
+            DEFAULT_CONCURRENCY
+        }),
+        _ => DEFAULT_CONCURRENCY,
+    }
+}
+
+/// Wakes each job's consumer after the batch that enqueued it committed. A failed wake-up
+/// is logged, not returned: the job is in the outbox and the next sweep runs it.
+pub async fn wake(p: &impl Queue, woken: &[(&str, &str)]) {
+    for (kind, id) in woken {
+        if let Err(e) = p.wake(kind, id).await {
+            eprintln!("vaultx: waking the {kind} consumer for job {id} failed ({e}); the sweep will run it");
+        }
+    }
+}
+
+/// What a consumer does with one message: the message names a job (a wake-up), or is
+/// [`SWEEP`] (run what is due). Each job is claimed first — within `job_concurrency` running
+/// jobs of its kind — run, and settled; each run is one log line.
+pub async fn consume<P, F>(p: &P, kind: &str, message: &[u8], run: F) -> Result<(), Problem>
+where
+    P: Platform,
+    F: AsyncFn(&P, &Job) -> Result<(), Problem>,
+{
+    let db = p.metadata().await.map_err(store_failure)?;
+    let limit = concurrency(p).await;
+    let ids = if message == SWEEP {
+        crate::blobs::collect_garbage(&db, &p.blobs().await.map_err(store_failure)?, p.now_ms()).await?;
+        due(&db, kind, p.now_ms(), limit as u32).await?
+    } else {
+        match std::str::from_utf8(message) {
+            Ok(id) if vaultx_core::ids::is_id(id) => vec![id.to_owned()],
+            _ => return Err(Problem::new(vaultx_core::problem::ProblemKind::BadRequest, "a job message is a job id or \"sweep\"")),
+        }
+    };
+    let runs = ids.iter().map(|id| run_one(p, &db, kind, id, limit, &run));
+    for outcome in futures_util::future::join_all(runs).await {
+        outcome?;
+    }
+    Ok(())
+}
+
+async fn run_one<P: Platform, F: AsyncFn(&P, &Job) -> Result<(), Problem>>(p: &P, db: &P::Metadata, kind: &str, id: &str, limit: i64, run: &F) -> Result<(), Problem> {
+    let started = p.now_ms();
+    let Some(job) = claim(db, id, kind, started, limit).await? else { return Ok(()) };
+    let result = run(p, &job).await;
+    let now = p.now_ms();
+    let (outcome, settled) = match &result {
+        Ok(()) => ("done", succeed(db, &job, now).await?),
+        Err(problem) => {
+            let error = format!("{}: {}", problem.kind.slug(), problem.detail);
+            let outcome = if job.attempts >= MAX_ATTEMPTS { "dead" } else { "retry" };
+            (outcome, fail(db, &job, now, &error).await?)
+        }
+    };
+    p.record(&serde_json::json!({
+        "event": "job",
+        "job": job.id,
+        "kind": job.kind,
+        "subject": job.subject,
+        "attempt": job.attempts,
+        "durationMs": now - started,
+        "outcome": if settled { outcome } else { "lease-lost" },
+        "error": result.err().map(|e| e.detail),
+    }));
+    Ok(())
+}
 
 pub const QUEUED: &str = "queued";
 pub const RUNNING: &str = "running";
 pub const DONE: &str = "done";
 pub const DEAD: &str = "dead";
+pub const STATES: &[&str] = &[QUEUED, RUNNING, DONE, DEAD];
 
 /// Attempts before a job is parked as `dead`.
 pub const MAX_ATTEMPTS: i64 = 5;
@@ -97,16 +203,19 @@ pub async fn find(db: &impl Sql, id: &str) -> Result<Option<Job>, Problem> {
 /// Claims the job if it is due (queued and its time has come, or running past its lease):
 /// `Some(job)` with the claim's token in `attempts`, or `None` when someone else holds it or
 /// it is not due. The compare-and-set makes two consumers woken for one job run it once.
-pub async fn claim(db: &impl Sql, id: &str, now_ms: i64) -> Result<Option<Job>, Problem> {
+pub async fn claim(db: &impl Sql, id: &str, kind: &str, now_ms: i64, concurrency: i64) -> Result<Option<Job>, Problem> {
     let now = SqlValue::Integer(now_ms);
     let result = db
         .batch(vec![
             guard!(
-                "EXISTS (SELECT 1 FROM jobs WHERE id = ? AND ((state = 'queued' AND next_attempt_at <= ?) OR (state = 'running' AND lease_until < ?)))",
+                "EXISTS (SELECT 1 FROM jobs WHERE id = ? AND kind = ? AND ((state = 'queued' AND next_attempt_at <= ?) OR (state = 'running' AND lease_until < ?)))",
                 id,
+                kind,
                 now.clone(),
                 now.clone()
             ),
+            // At most `concurrency` live claims of this kind, whoever holds them.
+            guard!("(SELECT count(*) FROM jobs WHERE kind = ? AND state = 'running' AND lease_until >= ?) < ?", kind, now.clone(), concurrency),
             Statement {
                 sql: "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = ?, updated_at = ? WHERE id = ?",
                 params: vec![SqlValue::Integer(now_ms + LEASE_MS), now, id.into()],
@@ -166,16 +275,28 @@ pub async fn fail(db: &impl Sql, job: &Job, now_ms: i64, error: &str) -> Result<
 
 /// The ids of jobs a sweep should wake: queued and due, or running past their lease, oldest
 /// first.
-pub async fn due(db: &impl Sql, now_ms: i64, limit: u32) -> Result<Vec<String>, Problem> {
+pub async fn due(db: &impl Sql, kind: &str, now_ms: i64, limit: u32) -> Result<Vec<String>, Problem> {
     let rows = db
         .query(
-            "SELECT id FROM jobs WHERE (state = 'queued' AND next_attempt_at <= ?) OR (state = 'running' AND lease_until < ?) \
+            "SELECT id FROM jobs WHERE kind = ? AND ((state = 'queued' AND next_attempt_at <= ?) OR (state = 'running' AND lease_until < ?)) \
              ORDER BY next_attempt_at, id LIMIT ?",
-            vec![SqlValue::Integer(now_ms), SqlValue::Integer(now_ms), SqlValue::Integer(i64::from(limit))],
+            vec![kind.into(), SqlValue::Integer(now_ms), SqlValue::Integer(now_ms), SqlValue::Integer(i64::from(limit))],
         )
         .await
         .map_err(store_failure)?;
     rows.iter().map(|r| r.text(0).map(str::to_owned)).collect::<Result<_, _>>().map_err(store_failure)
+}
+
+/// Jobs by state and kind (either may be left open), most recently changed first.
+pub async fn list(db: &impl Sql, state: Option<&str>, kind: Option<&str>, limit: i64) -> Result<Vec<Job>, Problem> {
+    let rows = db
+        .query(
+            &format!("SELECT {COLUMNS} FROM jobs WHERE (? IS NULL OR state = ?) AND (? IS NULL OR kind = ?) ORDER BY updated_at DESC, id LIMIT ?"),
+            vec![state.into(), state.into(), kind.into(), kind.into(), SqlValue::Integer(limit)],
+        )
+        .await
+        .map_err(store_failure)?;
+    rows.iter().map(from_row).collect::<Result<_, _>>().map_err(store_failure)
 }
 
 /// Puts a dead job back in the queue with a fresh set of attempts. `false` if it is not dead.
@@ -205,22 +326,22 @@ mod tests {
     fn one_claim_wins_and_the_attempt_is_its_token() {
         let p = TestPlatform::new();
         let db = queued(&p, "j1", 1000);
-        let first = run(claim(&db, "j1", 1000)).unwrap().unwrap();
+        let first = run(claim(&db, "j1", "compress", 1000, 10)).unwrap().unwrap();
         assert_eq!((first.state.as_str(), first.attempts, first.lease_until), (RUNNING, 1, Some(1000 + LEASE_MS)));
-        assert_eq!(run(claim(&db, "j1", 1001)).unwrap(), None, "held");
+        assert_eq!(run(claim(&db, "j1", "compress", 1001, 10)).unwrap(), None, "held");
         assert!(run(succeed(&db, &first, 1002)).unwrap());
         assert_eq!(run(find(&db, "j1")).unwrap().unwrap().state, DONE);
-        assert_eq!(run(claim(&db, "j1", 1003)).unwrap(), None, "done is done");
+        assert_eq!(run(claim(&db, "j1", "compress", 1003, 10)).unwrap(), None, "done is done");
     }
 
     #[test]
     fn an_expired_lease_is_taken_over_and_fences_the_old_holder() {
         let p = TestPlatform::new();
         let db = queued(&p, "j1", 0);
-        let stale = run(claim(&db, "j1", 0)).unwrap().unwrap();
-        assert_eq!(run(due(&db, LEASE_MS - 1, 10)).unwrap(), Vec::<String>::new());
-        assert_eq!(run(due(&db, LEASE_MS + 1, 10)).unwrap(), ["j1"], "a sweep finds the dead consumer's job");
-        let fresh = run(claim(&db, "j1", LEASE_MS + 1)).unwrap().unwrap();
+        let stale = run(claim(&db, "j1", "compress", 0, 10)).unwrap().unwrap();
+        assert_eq!(run(due(&db, "compress", LEASE_MS - 1, 10)).unwrap(), Vec::<String>::new());
+        assert_eq!(run(due(&db, "compress", LEASE_MS + 1, 10)).unwrap(), ["j1"], "a sweep finds the dead consumer's job");
+        let fresh = run(claim(&db, "j1", "compress", LEASE_MS + 1, 10)).unwrap().unwrap();
         assert_eq!(fresh.attempts, 2);
         assert!(!run(succeed(&db, &stale, LEASE_MS + 2)).unwrap(), "the old holder cannot finish it");
         assert!(!run(fail(&db, &stale, LEASE_MS + 2, "late")).unwrap(), "nor fail it");
@@ -233,22 +354,22 @@ mod tests {
         let db = queued(&p, "j1", 0);
         let mut now = 0;
         for attempt in 1..=MAX_ATTEMPTS {
-            let job = run(claim(&db, "j1", now)).unwrap().unwrap();
+            let job = run(claim(&db, "j1", "compress", now, 10)).unwrap().unwrap();
             assert_eq!(job.attempts, attempt);
             assert!(run(fail(&db, &job, now, "boom")).unwrap());
             let after = run(find(&db, "j1")).unwrap().unwrap();
             if attempt < MAX_ATTEMPTS {
                 assert_eq!((after.state.as_str(), after.next_attempt_at), (QUEUED, now + backoff_ms(attempt)));
-                assert_eq!(run(claim(&db, "j1", now + backoff_ms(attempt) - 1)).unwrap(), None, "not before its time");
+                assert_eq!(run(claim(&db, "j1", "compress", now + backoff_ms(attempt) - 1, 10)).unwrap(), None, "not before its time");
                 now += backoff_ms(attempt);
             } else {
                 assert_eq!((after.state.as_str(), after.last_error.as_deref()), (DEAD, Some("boom")));
             }
         }
-        assert_eq!(run(due(&db, now + MAX_BACKOFF_MS, 10)).unwrap(), Vec::<String>::new(), "dead jobs are not woken");
+        assert_eq!(run(due(&db, "compress", now + MAX_BACKOFF_MS, 10)).unwrap(), Vec::<String>::new(), "dead jobs are not woken");
         assert!(run(retry(&db, "j1", now)).unwrap());
         assert!(!run(retry(&db, "j1", now)).unwrap(), "only a dead job is retried");
-        let again = run(claim(&db, "j1", now)).unwrap().unwrap();
+        let again = run(claim(&db, "j1", "compress", now, 10)).unwrap().unwrap();
         assert_eq!(again.attempts, 1);
     }
 

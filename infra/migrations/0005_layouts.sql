@@ -1,0 +1,19 @@
+-- Background jobs that rewrite how a file's content is stored (compression, content-defined
+-- deduplication; shared/api/src/layout.rs) stage the new block list here, a few rows per
+-- statement, then swap it in with one set-based compare-and-set: the swap's size does not
+-- grow with the file, which D1 (bound-parameter limits) and PostgreSQL both need.
+-- Rows live only between a job's staging and its swap; a job that died leaves rows that its
+-- next attempt (same job id) replaces.
+CREATE TABLE IF NOT EXISTS layout_staging (
+    job_id      TEXT NOT NULL,
+    idx         BIGINT NOT NULL,
+    blob_key    TEXT NOT NULL,
+    size        BIGINT NOT NULL,
+    stored_size BIGINT NOT NULL,
+    gen         BIGINT NOT NULL,
+    PRIMARY KEY (job_id, idx)
+);
+
+-- Live blobs nothing references: what a crash between a release and its sweep leaves, found
+-- by the jobs' periodic sweep (blobs::collect_garbage) without scanning every blob.
+CREATE INDEX IF NOT EXISTS blobs_unreferenced ON blobs (refcount, state);

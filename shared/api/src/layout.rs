@@ -1,0 +1,255 @@
+//! How an available file's content is stored — its *layout*: the ordered blocks (blob key,
+//! logical length) its manifest names — and the one way background jobs change it.
+//!
+//! A file becomes available with the layout of its upload (its 5 MiB chunks). The
+//! compression job replaces blocks by compressed twins (`<key>.deflate`), the deduplication
+//! job re-cuts the content into content-defined blocks; both end in [`swap`], which never
+//! changes the file's bytes, size or ETag, only where they are kept:
+//!
+//! 1. The job writes the blocks that are not stored yet ([`store_block`], the rules of
+//!    `blobs::attach`: a live blob is reused, not rewritten) and stages the new block list
+//!    (`layout_staging`, a few rows per statement).
+//! 2. One guarded batch — the file still `available` at the `row_version` the job read —
+//!    revives or creates the new blocks' rows, checks they are all live, moves every
+//!    reference from the old blocks to the new ones, bumps `row_version`, and enqueues what
+//!    follows. A job that lost to a delete or any other change applies nothing and discards
+//!    the bytes it wrote; it reads the file again.
+//! 3. The published manifest is rewritten from the rows ([`sync_manifest`]: same id, same
+//!    ETag, so signed URLs already handed out keep working); then the old blocks nothing
+//!    references any more are swept.
+//!
+//! A crash between 2 and 3 leaves the manifest naming the old blocks (still stored: only
+//! step 3 sweeps them); the job's next attempt finds nothing left to change and runs step 3.
+//! A download that read the old manifest just before step 3 may be cut short when its
+//! blocks go; the ETag is unchanged, so the client resumes with `Range` + `If-Range`.
+
+use crate::accounts::store_failure;
+use crate::blobs::{self, STALE_SWEEP_MS};
+use crate::files::{self, AVAILABLE, FileRecord, Manifest};
+use vaultx_core::Problem;
+use vaultx_core::guard;
+use vaultx_core::ports::{Blobs, Kv, Sql, SqlValue, Statement, StoreError};
+
+/// One block: (blob key, logical length).
+pub type Part = (String, u64);
+
+/// The file's current layout, from its rows (the source of truth), in order.
+pub async fn current(db: &impl Sql, file_id: &str) -> Result<Vec<Part>, Problem> {
+    Ok(files::received(db, file_id).await?.into_iter().map(|(_, key, size)| (key, size)).collect())
+}
+
+/// Whether a live copy of `key` is stored (its row says so).
+pub async fn is_live(db: &impl Sql, key: &str) -> Result<bool, Problem> {
+    let rows = db.query("SELECT state FROM blobs WHERE blob_key = ?", vec![key.into()]).await.map_err(store_failure)?;
+    Ok(rows.first().map(|r| r.text(0).map(|s| s == "live")).transpose().map_err(store_failure)? == Some(true))
+}
+
+/// A block the job has in hand for the new layout.
+#[derive(Debug)]
+pub struct Staged {
+    pub key: String,
+    pub len: u64,
+    /// Bytes in the blob store (smaller than `len` when compressed).
+    pub stored_size: u64,
+    /// The row generation read before writing (see `blobs`), 0 for a row that did not exist.
+    pub generation: i64,
+    /// Whether this job wrote the bytes (to discard if the swap loses).
+    pub wrote: bool,
+}
+
+/// Makes sure the blob `key` holds `data` (`stored` bytes, `len` logical): reuses a live copy,
+/// finishes a sweep that died, writes the bytes otherwise. `Err(busy)` while a sweep of the
+/// same key is under way: the job retries later.
+pub async fn store_block(db: &impl Sql, store: &impl Blobs, now_ms: i64, key: &str, len: u64, stored: &[u8]) -> Result<Staged, Problem> {
+    let rows = db.query("SELECT state, gen, changed_at, size FROM blobs WHERE blob_key = ?", vec![key.into()]).await.map_err(store_failure)?;
+    let row = rows
+        .first()
+        .map(|r| Ok::<_, StoreError>((r.text(0)?.to_owned(), r.int(1)?, r.int(2)?, r.int(3)?)))
+        .transpose()
+        .map_err(store_failure)?;
+    let generation = match row {
+        Some((state, _, _, size)) if state == "live" => {
+            return Ok(Staged { key: key.to_owned(), len, stored_size: size as u64, generation: 0, wrote: false });
+        }
+        Some((state, _, changed_at, _)) if state == "deleting" && now_ms - changed_at < STALE_SWEEP_MS => return Err(blobs::busy()),
+        Some((state, g, _, _)) if state == "deleting" => {
+            // A sweep that died: finish it (the row becomes a tombstone at the same `gen`).
+            blobs::finish_sweep(db, store, now_ms, key).await?;
+            g
+        }
+        Some((_, g, _, _)) => g,
+        None => 0,
+    };
+    store.put(key, stored).await.map_err(store_failure)?;
+    Ok(Staged { key: key.to_owned(), len, stored_size: stored.len() as u64, generation, wrote: true })
+}
+
+/// Rows per staging statement: 6 parameters each, under D1's 100 bound parameters.
+const STAGE_ROWS: usize = 16;
+
+/// What [`swap`] did.
+#[derive(Debug, PartialEq)]
+pub enum Swapped {
+    /// The new layout is the file's; the manifest says so; the old blocks were swept.
+    Done,
+    /// The file changed or went away first: nothing applied, the job's bytes discarded.
+    Lost,
+}
+
+/// Replaces the layout of `f` (read at `f.row_version`, `available`) with `blocks`, plus
+/// `follow_up` statements (e.g. the next job) in the same transaction. See the module docs.
+pub async fn swap(
+    db: &impl Sql,
+    store: &impl Blobs,
+    kv: &impl Kv,
+    now_ms: i64,
+    job_id: &str,
+    f: &FileRecord,
+    blocks: &[Staged],
+    follow_up: Vec<Statement>,
+) -> Result<Swapped, Problem> {
+    let total: u64 = blocks.iter().map(|b| b.len).sum();
+    if total != f.size {
+        eprintln!("vaultx: job {job_id}: new layout of file {} covers {total} bytes, not {}", f.id, f.size);
+        return Err(Problem::internal());
+    }
+    let old = current(db, &f.id).await?;
+    db.execute("DELETE FROM layout_staging WHERE job_id = ?", vec![job_id.into()]).await.map_err(store_failure)?;
+    let mut staging = Vec::new();
+    for (n, rows) in blocks.chunks(STAGE_ROWS).enumerate() {
+        let mut params = Vec::with_capacity(rows.len() * 6);
+        for (i, b) in rows.iter().enumerate() {
+            params.extend([
+                SqlValue::from(job_id),
+                SqlValue::Integer((n * STAGE_ROWS + i) as i64),
+                b.key.as_str().into(),
+                SqlValue::Integer(b.len as i64),
+                SqlValue::Integer(b.stored_size as i64),
+                SqlValue::Integer(b.generation),
+            ]);
+        }
+        staging.push(Statement { sql: STAGE_SQL[rows.len() - 1], params });
+    }
+    db.batch(staging).await.map_err(store_failure)?;
+
+    let now = SqlValue::Integer(now_ms);
+    let mut statements = vec![
+        guard!("EXISTS (SELECT 1 FROM files WHERE id = ? AND status = 'available' AND row_version = ?)", &f.id, f.row_version),
+        // Create the new blocks' rows, or revive tombstones no sweep touched since we looked.
+        // One row per key (PostgreSQL refuses to upsert one key twice in a statement).
+        Statement {
+            sql: "INSERT INTO blobs (blob_key, size, refcount, state, gen, changed_at) \
+                  SELECT blob_key, MAX(stored_size), 0, 'live', MAX(gen), ? FROM layout_staging WHERE job_id = ? GROUP BY blob_key \
+                  ON CONFLICT (blob_key) DO UPDATE SET state = 'live', size = excluded.size, changed_at = excluded.changed_at \
+                  WHERE blobs.state = 'deleted' AND blobs.gen = excluded.gen",
+            params: vec![now.clone(), job_id.into()],
+        },
+        guard!(
+            "NOT EXISTS (SELECT 1 FROM layout_staging s LEFT JOIN blobs b ON b.blob_key = s.blob_key WHERE s.job_id = ? AND (b.state IS NULL OR b.state <> 'live'))",
+            job_id
+        ),
+        Statement {
+            sql: "UPDATE blobs SET refcount = refcount - (SELECT count(*) FROM file_chunks c WHERE c.file_id = ? AND c.blob_key = blobs.blob_key), changed_at = ? \
+                  WHERE blob_key IN (SELECT blob_key FROM file_chunks WHERE file_id = ?)",
+            params: vec![f.id.clone().into(), now.clone(), f.id.clone().into()],
+        },
+        Statement { sql: "DELETE FROM file_chunks WHERE file_id = ?", params: vec![f.id.clone().into()] },
+        Statement {
+            sql: "INSERT INTO file_chunks (file_id, idx, blob_key, size) SELECT ?, idx, blob_key, size FROM layout_staging WHERE job_id = ?",
+            params: vec![f.id.clone().into(), job_id.into()],
+        },
+        Statement {
+            sql: "UPDATE blobs SET refcount = refcount + (SELECT count(*) FROM layout_staging s WHERE s.job_id = ? AND s.blob_key = blobs.blob_key) \
+                  WHERE blob_key IN (SELECT blob_key FROM layout_staging WHERE job_id = ?)",
+            params: vec![job_id.into(), job_id.into()],
+        },
+        Statement {
+            sql: "UPDATE files SET row_version = row_version + 1, updated_at = ? WHERE id = ?",
+            params: vec![now.clone(), f.id.clone().into()],
+        },
+        Statement { sql: "DELETE FROM layout_staging WHERE job_id = ?", params: vec![job_id.into()] },
+    ];
+    statements.extend(follow_up);
+    match db.batch(statements).await {
+        Ok(()) => {
+            sync_manifest(db, kv, &f.id).await?;
+            let released: Vec<String> = old.into_iter().map(|(k, _)| k).filter(|k| !blocks.iter().any(|b| &b.key == k)).collect();
+            blobs::sweep(db, store, now_ms, &released).await?;
+            Ok(Swapped::Done)
+        }
+        Err(StoreError::Conflict) => {
+            db.execute("DELETE FROM layout_staging WHERE job_id = ?", vec![job_id.into()]).await.map_err(store_failure)?;
+            discard_written(db, store, now_ms, blocks).await?;
+            Ok(Swapped::Lost)
+        }
+        Err(e) => Err(store_failure(e)),
+    }
+}
+
+/// Removes the bytes a job wrote for a layout it will not apply (unless a live row owns
+/// them by now: `blobs::discard`).
+pub async fn discard_written(db: &impl Sql, store: &impl Blobs, now_ms: i64, blocks: &[Staged]) -> Result<(), Problem> {
+    for b in blocks.iter().filter(|b| b.wrote) {
+        blobs::discard(db, store, now_ms, &b.key).await?;
+    }
+    Ok(())
+}
+
+/// `INSERT INTO layout_staging … VALUES (…), (…)` for 1..=STAGE_ROWS rows.
+static STAGE_SQL: [&str; STAGE_ROWS] = {
+    macro_rules! values {
+        ($($n:literal)*) => {
+            [$(concat!("INSERT INTO layout_staging (job_id, idx, blob_key, size, stored_size, gen) VALUES (?, ?, ?, ?, ?, ?)", $n)),*]
+        };
+    }
+    values!(
+        ""
+        ", (?, ?, ?, ?, ?, ?)"
+        ", (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?)"
+        ", (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?)"
+        ", (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?)"
+        ", (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?)"
+        ", (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?)"
+        ", (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?)"
+        ", (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?)"
+        ", (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?)"
+        ", (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?)"
+        ", (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?)"
+        ", (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?)"
+        ", (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?)"
+        ", (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?)"
+        ", (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?)"
+    )
+};
+
+/// Makes the file's published manifest name exactly its current blocks (its rows), keeping
+/// its id, size and ETag. Idempotent. Like every manifest writer it checks the file after
+/// writing: a delete that ran meanwhile had removed the manifest before our write, so the
+/// write is undone — a deleted file's manifest never comes back.
+#[cfg(test)]
+#[test]
+fn each_staging_statement_binds_six_parameters_per_row() {
+    for (i, sql) in STAGE_SQL.iter().enumerate() {
+        assert_eq!(sql.matches('?').count(), 6 * (i + 1), "{sql}");
+    }
+}
+
+pub async fn sync_manifest(db: &impl Sql, kv: &impl Kv, file_id: &str) -> Result<(), Problem> {
+    let Some(f) = files::find(db, file_id).await? else { return Ok(()) };
+    let (Some(manifest_id), Some(etag)) = (f.manifest_id.clone(), f.etag.clone()) else { return Ok(()) };
+    if f.status != AVAILABLE {
+        return Ok(());
+    }
+    let chunks = current(db, &f.id).await?;
+    if files::read_manifest(kv, &f.id, &manifest_id).await?.is_some_and(|m| m.chunks == chunks) {
+        return Ok(());
+    }
+    let manifest = Manifest { id: f.id.clone(), size: f.size, etag, chunks };
+    let bytes = serde_json::to_vec(&manifest).map_err(|_| Problem::internal())?;
+    let key = files::manifest_key(&f.id, &manifest_id);
+    kv.set(&key, &bytes).await.map_err(store_failure)?;
+    if files::find(db, file_id).await?.is_none_or(|now| now.manifest_id.as_deref() != Some(&manifest_id) || now.status != AVAILABLE) {
+        kv.delete(&key).await.map_err(store_failure)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,36 @@
+//! `POST /api/admin/jobs/:id/retry` — puts a `dead` job back in the queue with a fresh set
+//! of attempts and wakes its consumer (after the cause is fixed). `200` with the job;
+//! `404` for no such job; `409 job-not-dead` for a job that is not dead (a queued or running
+//! job is already being tried). Administrators only (`admin_emails`).
+
+use crate::accounts::store_failure;
+use crate::{auth, jobs};
+use vaultx_core::Problem;
+use vaultx_core::http::{ApiRequest, ApiResponse, respond};
+use vaultx_core::ports::Platform;
+use vaultx_core::problem::ProblemKind;
+
+pub const MAX_BODY: usize = super::JSON_BODY_LIMIT;
+
+pub async fn handle<P: Platform>(p: &P, req: ApiRequest) -> ApiResponse {
+    respond(run(p, req).await)
+}
+
+async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem> {
+    req.expect_method(&["POST"])?;
+    auth::require_admin(p, &req).await?;
+    let id = req.segments().get(3).copied().unwrap_or("").to_owned();
+    let not_found = || Problem::not_found(format!("no job {id}"));
+    if !vaultx_core::ids::is_id(&id) {
+        return Err(not_found());
+    }
+    let db = p.metadata().await.map_err(store_failure)?;
+    if !jobs::retry(&db, &id, p.now_ms()).await? {
+        let job = jobs::find(&db, &id).await?.ok_or_else(not_found)?;
+        return Err(Problem::new(ProblemKind::JobNotDead, format!("job {id} is {}; only a dead job can be retried", job.state)));
+    }
+    let job = jobs::find(&db, &id).await?.ok_or_else(not_found)?;
+    jobs::wake(p, &[(job.kind.as_str(), job.id.as_str())]).await;
+    Ok(ApiResponse::json(200, &serde_json::json!({"id": job.id, "kind": job.kind, "subject": job.subject, "state": job.state, "attempts": job.attempts}))
+        .with_header("cache-control", "no-store"))
+}

@@ -1,0 +1,292 @@
+//! Redis, both ways, as Spin does it:
+//!
+//! - **Outbound** `spin:redis/redis@3.0.0`: a component opens `redis://host:port` only if the
+//!   manifest lists that address in its `allowed_outbound_hosts` (else `invalid-address`, as
+//!   Spin answers a denied address). Connections are real (`redis` crate, multiplexed) and
+//!   shared per address across instances.
+//! - **The Redis trigger** (`[application.trigger.redis] address`, `[[trigger.redis]]
+//!   channel/component`, Spin's `trigger-redis` schema): one subscriber per address; each
+//!   message runs `spin:redis/inbound-redis#handle-message` of the channel's components in a
+//!   fresh instance. A lost connection is retried every second; messages published meanwhile
+//!   are lost, as with any Redis pub/sub, which is why VaultX's jobs also have a sweep.
+
+use crate::outbound::is_allowed;
+use crate::server::Host;
+use crate::spin_host::{Spin, SpinView};
+use futures::StreamExt;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use wasmtime::Result;
+use wasmtime::component::{Accessor, Resource};
+
+use crate::spin_host::spin::redis::redis as r;
+
+/// Multiplexed connections by address, shared by every instance of every component.
+#[derive(Default)]
+pub struct Clients(Mutex<HashMap<String, redis::aio::MultiplexedConnection>>);
+
+impl Clients {
+    async fn connect(&self, address: &str) -> Result<redis::aio::MultiplexedConnection, r::Error> {
+        if let Some(c) = self.0.lock().map_err(|e| r::Error::Other(e.to_string()))?.get(address) {
+            return Ok(c.clone());
+        }
+        let client = redis::Client::open(address).map_err(|_| r::Error::InvalidAddress)?;
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(10)));
+        let conn = client.get_multiplexed_async_connection_with_config(&config).await.map_err(other)?;
+        self.0.lock().map_err(|e| r::Error::Other(e.to_string()))?.insert(address.to_owned(), conn.clone());
+        Ok(conn)
+    }
+
+    fn forget(&self, address: &str) {
+        if let Ok(mut map) = self.0.lock() {
+            map.remove(address);
+        }
+    }
+}
+
+/// A guest's open connection: the address (to forget a broken connection) and the connection.
+pub struct RedisConnection {
+    address: String,
+    conn: redis::aio::MultiplexedConnection,
+}
+
+fn other(e: redis::RedisError) -> r::Error {
+    r::Error::Other(e.to_string())
+}
+
+/// `redis://host[:port][/db]` → (host, port), for the outbound check.
+fn host_port(address: &str) -> Option<(String, u16)> {
+    let rest = address.strip_prefix("redis://")?;
+    let authority = rest.split('/').next()?;
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+    match authority.rsplit_once(':') {
+        Some((h, p)) => Some((h.to_owned(), p.parse().ok()?)),
+        None => Some((authority.to_owned(), 6379)),
+    }
+}
+
+impl r::Host for SpinView<'_> {}
+
+impl r::HostConnection for SpinView<'_> {
+    fn drop(&mut self, c: Resource<RedisConnection>) -> Result<()> {
+        self.table.delete(c)?;
+        Ok(())
+    }
+}
+
+/// Runs one command on the guest's connection; a broken connection is forgotten, so the
+/// next `open` reconnects.
+async fn run<T: 'static, R: redis::FromRedisValue + Send>(a: &Accessor<T, Spin>, c: &Resource<RedisConnection>, cmd: redis::Cmd) -> Result<Result<R, r::Error>> {
+    let (address, mut conn, clients) = a.with(|mut x| {
+        let view = x.get();
+        let c = view.table.get(c)?;
+        Ok::<_, wasmtime::Error>((c.address.clone(), c.conn.clone(), view.ctx.redis.clone()))
+    })?;
+    let result: redis::RedisResult<R> = cmd.query_async(&mut conn).await;
+    Ok(result.map_err(|e| {
+        if e.is_io_error() || e.is_connection_dropped() {
+            clients.forget(&address);
+        }
+        match e.kind() {
+            redis::ErrorKind::UnexpectedReturnType => r::Error::TypeError,
+            _ => other(e),
+        }
+    }))
+}
+
+impl<T: 'static> r::HostConnectionWithStore<T> for Spin {
+    async fn open(a: &Accessor<T, Self>, address: String) -> Result<Result<Resource<RedisConnection>, r::Error>> {
+        let (allowed, clients) = a.with(|mut x| {
+            let view = x.get();
+            (view.ctx.grants.allowed_outbound_hosts.clone(), view.ctx.redis.clone())
+        });
+        let Some((host, port)) = host_port(&address) else {
+            return Ok(Err(r::Error::InvalidAddress));
+        };
+        if !is_allowed(&allowed, "redis", &host, port) {
+            eprintln!("vaultx-runtime: outbound redis to {host}:{port} is not in allowed_outbound_hosts");
+            return Ok(Err(r::Error::InvalidAddress));
+        }
+        let conn = match clients.connect(&address).await {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(e)),
+        };
+        a.with(|mut x| Ok(Ok(x.get().table.push(RedisConnection { address, conn })?)))
+    }
+
+    async fn publish(a: &Accessor<T, Self>, c: Resource<RedisConnection>, channel: String, payload: Vec<u8>) -> Result<Result<(), r::Error>> {
+        run::<_, i64>(a, &c, redis::cmd("PUBLISH").arg(channel).arg(payload).clone()).await.map(|r| r.map(drop))
+    }
+
+    async fn get(a: &Accessor<T, Self>, c: Resource<RedisConnection>, key: String) -> Result<Result<Option<Vec<u8>>, r::Error>> {
+        run(a, &c, redis::cmd("GET").arg(key).clone()).await
+    }
+
+    async fn set(a: &Accessor<T, Self>, c: Resource<RedisConnection>, key: String, value: Vec<u8>) -> Result<Result<(), r::Error>> {
+        run::<_, ()>(a, &c, redis::cmd("SET").arg(key).arg(value).clone()).await
+    }
+
+    async fn incr(a: &Accessor<T, Self>, c: Resource<RedisConnection>, key: String) -> Result<Result<i64, r::Error>> {
+        run(a, &c, redis::cmd("INCR").arg(key).clone()).await
+    }
+
+    async fn del(a: &Accessor<T, Self>, c: Resource<RedisConnection>, keys: Vec<String>) -> Result<Result<u32, r::Error>> {
+        run(a, &c, redis::cmd("DEL").arg(keys).clone()).await
+    }
+
+    async fn sadd(a: &Accessor<T, Self>, c: Resource<RedisConnection>, key: String, values: Vec<String>) -> Result<Result<u32, r::Error>> {
+        run(a, &c, redis::cmd("SADD").arg(key).arg(values).clone()).await
+    }
+
+    async fn smembers(a: &Accessor<T, Self>, c: Resource<RedisConnection>, key: String) -> Result<Result<Vec<String>, r::Error>> {
+        run(a, &c, redis::cmd("SMEMBERS").arg(key).clone()).await
+    }
+
+    async fn srem(a: &Accessor<T, Self>, c: Resource<RedisConnection>, key: String, values: Vec<String>) -> Result<Result<u32, r::Error>> {
+        run(a, &c, redis::cmd("SREM").arg(key).arg(values).clone()).await
+    }
+
+    async fn execute(
+        a: &Accessor<T, Self>,
+        c: Resource<RedisConnection>,
+        command: String,
+        arguments: Vec<r::RedisParameter>,
+    ) -> Result<Result<Vec<r::RedisResult>, r::Error>> {
+        let mut cmd = redis::cmd(&command);
+        for arg in arguments {
+            match arg {
+                r::RedisParameter::Int64(n) => cmd.arg(n),
+                r::RedisParameter::Binary(b) => cmd.arg(b),
+            };
+        }
+        let value = match run::<_, redis::Value>(a, &c, cmd).await? {
+            Ok(v) => v,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(results(value))
+    }
+}
+
+/// A reply as Spin's `execute` returns it: arrays flattened one level, as Spin does.
+fn results(value: redis::Value) -> Result<Vec<r::RedisResult>, r::Error> {
+    fn one(v: redis::Value) -> Result<r::RedisResult, r::Error> {
+        Ok(match v {
+            redis::Value::Nil => r::RedisResult::Nil,
+            redis::Value::Int(n) => r::RedisResult::Int64(n),
+            redis::Value::BulkString(b) => r::RedisResult::Binary(b),
+            redis::Value::SimpleString(s) => r::RedisResult::Status(s),
+            redis::Value::Okay => r::RedisResult::Status("OK".into()),
+            redis::Value::Boolean(b) => r::RedisResult::Int64(b as i64),
+            redis::Value::Double(d) => r::RedisResult::Binary(d.to_string().into_bytes()),
+            redis::Value::ServerError(e) => return Err(r::Error::Other(format!("{e:?}"))),
+            other => return Err(r::Error::Other(format!("unsupported reply {other:?}"))),
+        })
+    }
+    match value {
+        redis::Value::Array(items) | redis::Value::Set(items) => items.into_iter().map(one).collect(),
+        v => Ok(vec![one(v)?]),
+    }
+}
+
+// ---- the trigger ----
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "wit",
+        world: "redis-trigger",
+        exports: { default: async | store },
+        with: { "spin:redis/redis": crate::spin_host::spin::redis::redis },
+    });
+}
+
+/// One Redis-triggered component, ready to instantiate per message.
+pub struct Subscriber {
+    pub component: String,
+    pub pre: bindings::RedisTriggerPre<Host>,
+    pub make_host: Box<dyn Fn() -> Host + Send + Sync>,
+    /// A message runs at most this many instances of the component at once; more wait.
+    pub running: Arc<tokio::sync::Semaphore>,
+}
+
+pub fn subscriber_pre(pre: wasmtime::component::InstancePre<Host>) -> anyhow::Result<bindings::RedisTriggerPre<Host>> {
+    bindings::RedisTriggerPre::new(pre).map_err(|e| anyhow::anyhow!("not a spin:redis/inbound-redis@3.0.0 component: {e:#}"))
+}
+
+impl Subscriber {
+    /// Runs `handle-message` in a fresh instance. Errors are the component's to report; the
+    /// runtime logs them and carries on, as Spin does.
+    pub async fn deliver(self: Arc<Self>, engine: wasmtime::Engine, payload: Vec<u8>) {
+        let Ok(_permit) = self.running.clone().acquire_owned().await else { return };
+        let outcome = async {
+            let mut store = wasmtime::Store::new(&engine, (self.make_host)());
+            let instance = self.pre.instantiate_async(&mut store).await?;
+            store
+                .run_concurrent(async move |accessor| instance.spin_redis_inbound_redis().call_handle_message(accessor, payload).await)
+                .await?
+        }
+        .await;
+        match outcome {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("vaultx-runtime: component {}: handle-message failed: {e:?}", self.component),
+            Err(e) => eprintln!("vaultx-runtime: component {}: instance ended with an error: {e:?}", self.component),
+        }
+    }
+}
+
+/// Subscribes to `channels` at `address` and delivers each message to the channel's
+/// subscribers, reconnecting after a lost connection. Runs until the process stops.
+pub async fn listen(engine: wasmtime::Engine, address: String, channels: HashMap<String, Vec<Arc<Subscriber>>>) {
+    let mut announced = false;
+    loop {
+        match subscribe(&address, &channels).await {
+            Ok(mut pubsub) => {
+                println!("vaultx-runtime: redis trigger subscribed to {} channel(s) at {address}", channels.len());
+                announced = false;
+                let mut messages = pubsub.on_message();
+                while let Some(message) = messages.next().await {
+                    let channel = message.get_channel_name().to_owned();
+                    for s in channels.get(&channel).into_iter().flatten() {
+                        tokio::spawn(s.clone().deliver(engine.clone(), message.get_payload_bytes().to_vec()));
+                    }
+                }
+                eprintln!("vaultx-runtime: redis trigger lost its connection to {address}; reconnecting");
+            }
+            Err(e) if !announced => {
+                eprintln!("vaultx-runtime: redis trigger cannot reach {address} ({e}); retrying every second (jobs wait for the sweep meanwhile)");
+                announced = true;
+            }
+            Err(_) => {}
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+async fn subscribe(address: &str, channels: &HashMap<String, Vec<Arc<Subscriber>>>) -> redis::RedisResult<redis::aio::PubSub> {
+    let client = redis::Client::open(address)?;
+    let mut pubsub = tokio::time::timeout(Duration::from_secs(2), client.get_async_pubsub())
+        .await
+        .map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "connection timed out")))??;
+    for channel in channels.keys() {
+        pubsub.subscribe(channel).await?;
+    }
+    Ok(pubsub)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redis_addresses_are_checked_by_host_and_port() {
+        assert_eq!(host_port("redis://127.0.0.1:6379"), Some(("127.0.0.1".into(), 6379)));
+        assert_eq!(host_port("redis://cache.internal"), Some(("cache.internal".into(), 6379)));
+        assert_eq!(host_port("redis://user:pw@cache:6380/2"), Some(("cache".into(), 6380)));
+        assert_eq!(host_port("http://cache:6379"), None);
+        let allowed = vec!["redis://127.0.0.1:6379".to_owned()];
+        assert!(is_allowed(&allowed, "redis", "127.0.0.1", 6379));
+        assert!(!is_allowed(&allowed, "redis", "127.0.0.1", 6380));
+    }
+}
