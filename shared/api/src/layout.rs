@@ -44,6 +44,15 @@ pub async fn is_live(db: &impl Sql, key: &str) -> Result<bool, Problem> {
     Ok(rows.first().map(|r| r.text(0).map(|s| s == "live")).transpose().map_err(store_failure)? == Some(true))
 }
 
+/// The answer when a block of the layout read at `f.row_version` is not in the blob store:
+/// `None` if the layout changed since (read it again), else the error the job fails with.
+pub async fn missing_block(db: &impl Sql, f: &FileRecord, key: &str) -> Result<Option<Problem>, Problem> {
+    if files::find(db, &f.id).await?.is_none_or(|now| now.row_version != f.row_version) {
+        return Ok(None);
+    }
+    Ok(Some(Problem::new(vaultx_core::problem::ProblemKind::Internal, format!("block {key} of file {} is missing from the blob store", f.id))))
+}
+
 /// A block the job has in hand for the new layout.
 #[derive(Debug)]
 pub struct Staged {

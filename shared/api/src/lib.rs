@@ -23,3 +23,6 @@ mod files_tests;
 
 #[cfg(test)]
 mod race_tests;
+
+#[cfg(test)]
+mod jobs_tests;

@@ -54,8 +54,11 @@ pub async fn run<P: Platform>(p: &P, job: &Job) -> Result<(), Problem> {
                 continue;
             }
             let Some(data) = store.get(&key).await.map_err(store_failure)? else {
-                // Swept under us: the file's layout changed since we read it. Read it again.
                 layout::discard_written(&db, &store, p.now_ms(), &blocks).await?;
+                if let Some(lost) = layout::missing_block(&db, &f, &key).await? {
+                    return Err(lost);
+                }
+                // Swept under us: the file's layout changed since we read it. Read it again.
                 reread = true;
                 break;
             };

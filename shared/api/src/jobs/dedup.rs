@@ -67,8 +67,11 @@ pub async fn run<P: Platform>(p: &P, job: &Job) -> Result<(), Problem> {
         for (key, len) in &current {
             let slice = BlobSlice { key: key.clone(), start: 0, end: *len };
             let Ok(data) = slice.read(&store).await else {
-                // Swept under us: the layout changed since we read it. Start over.
                 layout::discard_written(&db, &store, p.now_ms(), &blocks).await?;
+                if let Some(lost) = layout::missing_block(&db, &f, key).await? {
+                    return Err(lost);
+                }
+                // Swept under us: the layout changed since we read it. Start over.
                 continue 'attempt;
             };
             buffer.drain(..start);

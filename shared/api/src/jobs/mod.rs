@@ -49,17 +49,40 @@ job_table! {
 
 /// The message that asks a consumer to run whatever of its kind is due.
 pub const SWEEP: &[u8] = b"sweep";
-/// Jobs of one kind running at once, across all consumers, unless `job_concurrency` says
-/// otherwise (the seed's `BULL_CONCURRENCY`).
-pub const DEFAULT_CONCURRENCY: i64 = 2;
+/// How jobs run, from configuration: `job_concurrency` (the seed's `BULL_CONCURRENCY`: jobs
+/// of one kind running at once across all consumers), `job_lease_seconds` (how long a claim
+/// holds a job before a sweep hands it to another consumer: longer than the longest run),
+/// `job_retry_base_ms` (the first retry's wait; each next one doubles).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Tuning {
+    pub concurrency: i64,
+    pub lease_ms: i64,
+    pub backoff_base_ms: i64,
+}
 
-async fn concurrency(p: &impl Config) -> i64 {
-    match p.get("job_concurrency").await {
-        Ok(Some(v)) => v.trim().parse().ok().filter(|n| (1..=64).contains(n)).unwrap_or_else(|| {
-            eprintln!("vaultx: job_concurrency {v:?} is not a number from 1 to 64; using {DEFAULT_CONCURRENCY}");
-            DEFAULT_CONCURRENCY
-        }),
-        _ => DEFAULT_CONCURRENCY,
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning { concurrency: 2, lease_ms: LEASE_MS, backoff_base_ms: BASE_BACKOFF_MS }
+    }
+}
+
+impl Tuning {
+    pub async fn from_config(p: &impl Config) -> Tuning {
+        async fn number(p: &impl Config, name: &str, range: std::ops::RangeInclusive<i64>, default: i64) -> i64 {
+            match p.get(name).await {
+                Ok(Some(v)) if !v.trim().is_empty() => v.trim().parse().ok().filter(|n| range.contains(n)).unwrap_or_else(|| {
+                    eprintln!("vaultx: {name} {v:?} is not a whole number from {} to {}; using {default}", range.start(), range.end());
+                    default
+                }),
+                _ => default,
+            }
+        }
+        let d = Tuning::default();
+        Tuning {
+            concurrency: number(p, "job_concurrency", 1..=64, d.concurrency).await,
+            lease_ms: number(p, "job_lease_seconds", 1..=86_400, d.lease_ms / 1000).await * 1000,
+            backoff_base_ms: number(p, "job_retry_base_ms", 1..=3_600_000, d.backoff_base_ms).await,
+        }
     }
 }
 
@@ -82,26 +105,26 @@ where
     F: AsyncFn(&P, &Job) -> Result<(), Problem>,
 {
     let db = p.metadata().await.map_err(store_failure)?;
-    let limit = concurrency(p).await;
+    let tuning = Tuning::from_config(p).await;
     let ids = if message == SWEEP {
         crate::blobs::collect_garbage(&db, &p.blobs().await.map_err(store_failure)?, p.now_ms()).await?;
-        due(&db, kind, p.now_ms(), limit as u32).await?
+        due(&db, kind, p.now_ms(), tuning.concurrency as u32).await?
     } else {
         match std::str::from_utf8(message) {
             Ok(id) if vaultx_core::ids::is_id(id) => vec![id.to_owned()],
             _ => return Err(Problem::new(vaultx_core::problem::ProblemKind::BadRequest, "a job message is a job id or \"sweep\"")),
         }
     };
-    let runs = ids.iter().map(|id| run_one(p, &db, kind, id, limit, &run));
+    let runs = ids.iter().map(|id| run_one(p, &db, kind, id, &tuning, &run));
     for outcome in futures_util::future::join_all(runs).await {
         outcome?;
     }
     Ok(())
 }
 
-async fn run_one<P: Platform, F: AsyncFn(&P, &Job) -> Result<(), Problem>>(p: &P, db: &P::Metadata, kind: &str, id: &str, limit: i64, run: &F) -> Result<(), Problem> {
+async fn run_one<P: Platform, F: AsyncFn(&P, &Job) -> Result<(), Problem>>(p: &P, db: &P::Metadata, kind: &str, id: &str, tuning: &Tuning, run: &F) -> Result<(), Problem> {
     let started = p.now_ms();
-    let Some(job) = claim(db, id, kind, started, limit).await? else { return Ok(()) };
+    let Some(job) = claim(db, id, kind, started, tuning).await? else { return Ok(()) };
     let result = run(p, &job).await;
     let now = p.now_ms();
     let (outcome, settled) = match &result {
@@ -109,7 +132,7 @@ async fn run_one<P: Platform, F: AsyncFn(&P, &Job) -> Result<(), Problem>>(p: &P
         Err(problem) => {
             let error = format!("{}: {}", problem.kind.slug(), problem.detail);
             let outcome = if job.attempts >= MAX_ATTEMPTS { "dead" } else { "retry" };
-            (outcome, fail(db, &job, now, &error).await?)
+            (outcome, fail(db, &job, now, &error, tuning).await?)
         }
     };
     p.record(&serde_json::json!({
@@ -181,9 +204,9 @@ fn from_row(r: &Row) -> Result<Job, StoreError> {
 
 /// The wait before attempt `attempts + 1`, after `attempts` failed ones: 2 s, 4 s, 8 s, …,
 /// capped at ten minutes.
-pub fn backoff_ms(attempts: i64) -> i64 {
+pub fn backoff_ms(attempts: i64, base_ms: i64) -> i64 {
     let doublings = (attempts - 1).clamp(0, 30) as u32;
-    BASE_BACKOFF_MS.saturating_mul(1i64 << doublings).min(MAX_BACKOFF_MS)
+    base_ms.saturating_mul(1i64 << doublings).min(MAX_BACKOFF_MS)
 }
 
 /// The statement that enqueues a job, for the batch that makes the change it follows.
@@ -203,7 +226,7 @@ pub async fn find(db: &impl Sql, id: &str) -> Result<Option<Job>, Problem> {
 /// Claims the job if it is due (queued and its time has come, or running past its lease):
 /// `Some(job)` with the claim's token in `attempts`, or `None` when someone else holds it or
 /// it is not due. The compare-and-set makes two consumers woken for one job run it once.
-pub async fn claim(db: &impl Sql, id: &str, kind: &str, now_ms: i64, concurrency: i64) -> Result<Option<Job>, Problem> {
+pub async fn claim(db: &impl Sql, id: &str, kind: &str, now_ms: i64, tuning: &Tuning) -> Result<Option<Job>, Problem> {
     let now = SqlValue::Integer(now_ms);
     let result = db
         .batch(vec![
@@ -215,10 +238,10 @@ pub async fn claim(db: &impl Sql, id: &str, kind: &str, now_ms: i64, concurrency
                 now.clone()
             ),
             // At most `concurrency` live claims of this kind, whoever holds them.
-            guard!("(SELECT count(*) FROM jobs WHERE kind = ? AND state = 'running' AND lease_until >= ?) < ?", kind, now.clone(), concurrency),
+            guard!("(SELECT count(*) FROM jobs WHERE kind = ? AND state = 'running' AND lease_until >= ?) < ?", kind, now.clone(), tuning.concurrency),
             Statement {
                 sql: "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = ?, updated_at = ? WHERE id = ?",
-                params: vec![SqlValue::Integer(now_ms + LEASE_MS), now, id.into()],
+                params: vec![SqlValue::Integer(now_ms + tuning.lease_ms), now, id.into()],
             },
         ])
         .await;
@@ -257,7 +280,7 @@ pub async fn succeed(db: &impl Sql, job: &Job, now_ms: i64) -> Result<bool, Prob
 
 /// Records a failed run: queued again after [`backoff_ms`], or `dead` once the job has had
 /// [`MAX_ATTEMPTS`]. `false`: the claim was lost, and nothing changed.
-pub async fn fail(db: &impl Sql, job: &Job, now_ms: i64, error: &str) -> Result<bool, Problem> {
+pub async fn fail(db: &impl Sql, job: &Job, now_ms: i64, error: &str, tuning: &Tuning) -> Result<bool, Problem> {
     let error: String = error.chars().take(1000).collect();
     let set = if job.attempts >= MAX_ATTEMPTS {
         Statement {
@@ -267,7 +290,7 @@ pub async fn fail(db: &impl Sql, job: &Job, now_ms: i64, error: &str) -> Result<
     } else {
         Statement {
             sql: "UPDATE jobs SET state = 'queued', lease_until = NULL, next_attempt_at = ?, last_error = ?, updated_at = ? WHERE id = ?",
-            params: vec![SqlValue::Integer(now_ms + backoff_ms(job.attempts)), error.into(), SqlValue::Integer(now_ms), job.id.clone().into()],
+            params: vec![SqlValue::Integer(now_ms + backoff_ms(job.attempts, tuning.backoff_base_ms)), error.into(), SqlValue::Integer(now_ms), job.id.clone().into()],
         }
     };
     settle(db, job, set).await
@@ -316,6 +339,8 @@ mod tests {
     use super::*;
     use crate::testing::{TestDb, TestPlatform, run};
 
+    const T: Tuning = Tuning { concurrency: 10, lease_ms: LEASE_MS, backoff_base_ms: BASE_BACKOFF_MS };
+
     fn queued(p: &TestPlatform, id: &str, now: i64) -> TestDb {
         let db = TestDb(p.conn.clone());
         run(db.batch(vec![enqueue(id, "compress", "file-1", now)])).unwrap();
@@ -326,25 +351,25 @@ mod tests {
     fn one_claim_wins_and_the_attempt_is_its_token() {
         let p = TestPlatform::new();
         let db = queued(&p, "j1", 1000);
-        let first = run(claim(&db, "j1", "compress", 1000, 10)).unwrap().unwrap();
+        let first = run(claim(&db, "j1", "compress", 1000, &T)).unwrap().unwrap();
         assert_eq!((first.state.as_str(), first.attempts, first.lease_until), (RUNNING, 1, Some(1000 + LEASE_MS)));
-        assert_eq!(run(claim(&db, "j1", "compress", 1001, 10)).unwrap(), None, "held");
+        assert_eq!(run(claim(&db, "j1", "compress", 1001, &T)).unwrap(), None, "held");
         assert!(run(succeed(&db, &first, 1002)).unwrap());
         assert_eq!(run(find(&db, "j1")).unwrap().unwrap().state, DONE);
-        assert_eq!(run(claim(&db, "j1", "compress", 1003, 10)).unwrap(), None, "done is done");
+        assert_eq!(run(claim(&db, "j1", "compress", 1003, &T)).unwrap(), None, "done is done");
     }
 
     #[test]
     fn an_expired_lease_is_taken_over_and_fences_the_old_holder() {
         let p = TestPlatform::new();
         let db = queued(&p, "j1", 0);
-        let stale = run(claim(&db, "j1", "compress", 0, 10)).unwrap().unwrap();
+        let stale = run(claim(&db, "j1", "compress", 0, &T)).unwrap().unwrap();
         assert_eq!(run(due(&db, "compress", LEASE_MS - 1, 10)).unwrap(), Vec::<String>::new());
         assert_eq!(run(due(&db, "compress", LEASE_MS + 1, 10)).unwrap(), ["j1"], "a sweep finds the dead consumer's job");
-        let fresh = run(claim(&db, "j1", "compress", LEASE_MS + 1, 10)).unwrap().unwrap();
+        let fresh = run(claim(&db, "j1", "compress", LEASE_MS + 1, &T)).unwrap().unwrap();
         assert_eq!(fresh.attempts, 2);
         assert!(!run(succeed(&db, &stale, LEASE_MS + 2)).unwrap(), "the old holder cannot finish it");
-        assert!(!run(fail(&db, &stale, LEASE_MS + 2, "late")).unwrap(), "nor fail it");
+        assert!(!run(fail(&db, &stale, LEASE_MS + 2, "late", &T)).unwrap(), "nor fail it");
         assert!(run(succeed(&db, &fresh, LEASE_MS + 3)).unwrap());
     }
 
@@ -354,14 +379,14 @@ mod tests {
         let db = queued(&p, "j1", 0);
         let mut now = 0;
         for attempt in 1..=MAX_ATTEMPTS {
-            let job = run(claim(&db, "j1", "compress", now, 10)).unwrap().unwrap();
+            let job = run(claim(&db, "j1", "compress", now, &T)).unwrap().unwrap();
             assert_eq!(job.attempts, attempt);
-            assert!(run(fail(&db, &job, now, "boom")).unwrap());
+            assert!(run(fail(&db, &job, now, "boom", &T)).unwrap());
             let after = run(find(&db, "j1")).unwrap().unwrap();
             if attempt < MAX_ATTEMPTS {
-                assert_eq!((after.state.as_str(), after.next_attempt_at), (QUEUED, now + backoff_ms(attempt)));
-                assert_eq!(run(claim(&db, "j1", "compress", now + backoff_ms(attempt) - 1, 10)).unwrap(), None, "not before its time");
-                now += backoff_ms(attempt);
+                assert_eq!((after.state.as_str(), after.next_attempt_at), (QUEUED, now + backoff_ms(attempt, BASE_BACKOFF_MS)));
+                assert_eq!(run(claim(&db, "j1", "compress", now + backoff_ms(attempt, BASE_BACKOFF_MS) - 1, &T)).unwrap(), None, "not before its time");
+                now += backoff_ms(attempt, BASE_BACKOFF_MS);
             } else {
                 assert_eq!((after.state.as_str(), after.last_error.as_deref()), (DEAD, Some("boom")));
             }
@@ -369,15 +394,15 @@ mod tests {
         assert_eq!(run(due(&db, "compress", now + MAX_BACKOFF_MS, 10)).unwrap(), Vec::<String>::new(), "dead jobs are not woken");
         assert!(run(retry(&db, "j1", now)).unwrap());
         assert!(!run(retry(&db, "j1", now)).unwrap(), "only a dead job is retried");
-        let again = run(claim(&db, "j1", "compress", now, 10)).unwrap().unwrap();
+        let again = run(claim(&db, "j1", "compress", now, &T)).unwrap().unwrap();
         assert_eq!(again.attempts, 1);
     }
 
     #[test]
     fn backoff_doubles_up_to_a_cap() {
-        assert_eq!([1, 2, 3, 4].map(backoff_ms), [2_000, 4_000, 8_000, 16_000]);
-        assert_eq!(backoff_ms(40), MAX_BACKOFF_MS);
-        assert_eq!(backoff_ms(0), BASE_BACKOFF_MS);
+        assert_eq!([1, 2, 3, 4].map(|a| backoff_ms(a, BASE_BACKOFF_MS)), [2_000, 4_000, 8_000, 16_000]);
+        assert_eq!(backoff_ms(40, BASE_BACKOFF_MS), MAX_BACKOFF_MS);
+        assert_eq!(backoff_ms(0, BASE_BACKOFF_MS), BASE_BACKOFF_MS);
     }
 
     #[test]

@@ -1,0 +1,303 @@
+//! The job kinds on the native test platform (chunk size 64 KiB): what each does to a file's
+//! storage, that downloads never see the difference, and that reference counts stay exact
+//! when jobs meet uploads and deletes.
+
+use crate::files_tests::*;
+use crate::jobs::{self, Tuning};
+use crate::layout::{self, Swapped};
+use crate::routes::*;
+use crate::testing::*;
+use crate::files;
+use vaultx_core::compression::STORED_SUFFIX;
+use vaultx_core::ports::Sql;
+
+/// Words, as a text file would have them (compressible, not repetitive at the block level).
+fn text(len: usize, seed: u64) -> Vec<u8> {
+    const WORDS: &[&str] = &["object", "store", "edge", "region", "replica", "chunk", "manifest", "signed", "download", "upload", "the", "of", "and", "queue"];
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 16);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(WORDS[(x % WORDS.len() as u64) as usize].as_bytes());
+        out.push(if x % 11 == 0 { b'\n' } else { b' ' });
+    }
+    out.truncate(len);
+    out
+}
+
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// Creates a file with `options` (JSON members) and uploads `data` in chunks.
+fn upload(p: &TestPlatform, token: &str, data: &[u8], options: &str) -> String {
+    let file = create(p, token, &format!(r#"{{"name":"f.bin","size":{}{options}}}"#, data.len()));
+    let id = file["id"].as_str().unwrap().to_owned();
+    for (i, chunk) in data.chunks(CHUNK).enumerate() {
+        assert!(put_chunk(p, token, &id, i as u64, chunk).status < 300);
+    }
+    id
+}
+
+/// Runs every due job of every kind, as the sweep does, until none is left.
+fn run_jobs(p: &TestPlatform) {
+    for _ in 0..10 {
+        for kind in jobs::KINDS {
+            run(jobs::dispatch(p, kind, jobs::SWEEP)).unwrap();
+        }
+        let db = TestDb(p.conn.clone());
+        if jobs::KINDS.iter().all(|k| run(jobs::due(&db, k, i64::MAX / 2, 1)).unwrap().is_empty()) {
+            return;
+        }
+    }
+    panic!("jobs kept being due");
+}
+
+fn layout_of(p: &TestPlatform, id: &str) -> Vec<(String, u64)> {
+    run(layout::current(&TestDb(p.conn.clone()), id)).unwrap()
+}
+
+#[track_caller]
+fn assert_intact(p: &TestPlatform) {
+    let report = run(crate::integrity::check(&TestDb(p.conn.clone()), &p.blobs, &p.kv)).unwrap();
+    assert!(report.ok, "{:#?}", report.violations);
+}
+
+/// Downloads the whole file and the given ranges, and checks them against `data`.
+#[track_caller]
+fn assert_reads_back(p: &TestPlatform, token: &str, id: &str, data: &[u8], ranges: &[(usize, usize)]) {
+    let signed = body_json(&signed_url(p, token, id, "{}"));
+    let path = signed["path"].as_str().unwrap();
+    let whole = download(p, path, &[]);
+    assert_eq!(whole.status, 200);
+    assert_eq!(read_body(p, &whole), data);
+    for &(start, end) in ranges {
+        let r = download(p, path, &[("range", &format!("bytes={start}-{end}"))]);
+        assert_eq!(r.status, 206, "bytes={start}-{end}");
+        assert_eq!(read_body(p, &r), &data[start..=end], "bytes={start}-{end}");
+    }
+}
+
+fn usage(p: &TestPlatform, token: &str) -> serde_json::Value {
+    body_json(&run(files_usage::handle(p, authed("GET", "/api/files/stats/usage", token, "application/json", vec![]))))
+}
+
+#[test]
+fn completion_enqueues_the_first_job_with_the_file_and_wakes_its_consumer() {
+    let p = TestPlatform::new();
+    let token = signed_in(&p);
+    let plain = upload(&p, &token, &text(1000, 1), r#","deduplicationEnabled":false"#);
+    let compressed = upload(&p, &token, &text(1000, 2), r#","deduplicationEnabled":false,"compressionEnabled":true"#);
+    let deduplicated = upload(&p, &token, &text(1000, 3), "");
+    let woken: Vec<(String, String)> = p.woken.borrow().clone();
+    let subjects: Vec<(String, String)> = woken
+        .iter()
+        .map(|(kind, id)| (kind.clone(), run(jobs::find(&TestDb(p.conn.clone()), id)).unwrap().unwrap().subject))
+        .collect();
+    assert_eq!(subjects, [("compress".to_owned(), compressed), ("dedup".to_owned(), deduplicated)]);
+    assert!(!subjects.iter().any(|(_, s)| s == &plain), "no job for a file that asked for none");
+}
+
+#[test]
+fn a_compressible_file_is_stored_smaller_and_reads_back_byte_exact_at_any_range() {
+    let p = TestPlatform::new();
+    let token = signed_in(&p);
+    let data = text(3 * CHUNK + 999, 7);
+    let id = upload(&p, &token, &data, r#","deduplicationEnabled":false,"compressionEnabled":true"#);
+    let before = body_json(&run(file::handle(&p, authed("GET", &format!("/api/files/{id}"), &token, "application/json", vec![]))));
+    run_jobs(&p);
+    let blocks = layout_of(&p, &id);
+    assert_eq!(blocks.len(), 4);
+    assert!(blocks.iter().all(|(k, _)| k.ends_with(STORED_SUFFIX)), "{blocks:?}");
+    let u = usage(&p, &token);
+    assert!(u["storedBytes"].as_i64().unwrap() * 2 < u["logicalBytes"].as_i64().unwrap(), "{u}");
+    assert_eq!(u["savedBytes"].as_i64().unwrap(), u["logicalBytes"].as_i64().unwrap() - u["storedBytes"].as_i64().unwrap());
+    let after = body_json(&run(file::handle(&p, authed("GET", &format!("/api/files/{id}"), &token, "application/json", vec![]))));
+    assert_eq!((&after["etag"], &after["size"]), (&before["etag"], &before["size"]), "ETag and size never change");
+    let c = CHUNK;
+    assert_reads_back(&p, &token, &id, &data, &[(0, 0), (c - 1, c), (c, 2 * c - 1), (100, 3 * c + 500), (3 * c, data.len() - 1)]);
+    assert_intact(&p);
+}
+
+#[test]
+fn an_incompressible_file_is_stored_as_it_is() {
+    let p = TestPlatform::new();
+    let token = signed_in(&p);
+    let data = noise(2 * CHUNK + 5, 3);
+    let id = upload(&p, &token, &data, r#","deduplicationEnabled":false,"compressionEnabled":true"#);
+    let before = layout_of(&p, &id);
+    run_jobs(&p);
+    assert_eq!(layout_of(&p, &id), before);
+    let done = run(jobs::list(&TestDb(p.conn.clone()), Some(jobs::DONE), Some("compress"), 10)).unwrap();
+    assert_eq!(done.len(), 1, "the job ran and found nothing worth compressing");
+    assert_reads_back(&p, &token, &id, &data, &[(CHUNK - 3, CHUNK + 3)]);
+    assert_intact(&p);
+}
+
+#[test]
+fn an_edited_copy_shares_all_but_a_few_blocks_after_the_dedup_job() {
+    let p = TestPlatform::new();
+    let token = signed_in(&p);
+    let original = noise(40 * CHUNK, 11);
+    let mut edited = original.clone();
+    edited.splice(1000..1000, b"an insert near the start shifts every later byte".iter().copied());
+    let a = upload(&p, &token, &original, "");
+    let b = upload(&p, &token, &edited, "");
+    // Fixed chunks share nothing after an insert: every chunk boundary moved.
+    let (ka, kb) = (layout_of(&p, &a), layout_of(&p, &b));
+    assert!(kb.iter().all(|k| !ka.contains(k)));
+    run_jobs(&p);
+    let (ka, kb) = (layout_of(&p, &a), layout_of(&p, &b));
+    let fresh = kb.iter().filter(|k| !ka.contains(k)).count();
+    assert!(fresh <= 2, "{fresh} of {} blocks of the copy are its own", kb.len());
+    assert!(kb.len() > 10, "content-defined blocks, not 5 MiB chunks");
+    // The upload's chunk blobs are gone: only blocks are stored.
+    let stored = p.blobs.0.borrow().len();
+    let distinct: std::collections::BTreeSet<&String> = ka.iter().chain(&kb).map(|(k, _)| k).collect();
+    assert_eq!(stored, distinct.len());
+    assert_reads_back(&p, &token, &b, &edited, &[(990, 1100), (500_000, 900_000)]);
+    assert_reads_back(&p, &token, &a, &original, &[]);
+    assert_intact(&p);
+    // Deleting one keeps the other whole and releases exactly its own blocks.
+    assert_eq!(run(file::handle(&p, authed("DELETE", &format!("/api/files/{a}"), &token, "application/json", vec![]))).status, 204);
+    assert_reads_back(&p, &token, &b, &edited, &[]);
+    assert_intact(&p);
+}
+
+#[test]
+fn dedup_then_compression_on_one_file() {
+    let p = TestPlatform::new();
+    let token = signed_in(&p);
+    let data = text(20 * CHUNK, 5);
+    let id = upload(&p, &token, &data, r#","compressionEnabled":true"#);
+    run_jobs(&p);
+    let blocks = layout_of(&p, &id);
+    assert!(blocks.len() > 5 && blocks.iter().all(|(k, _)| k.ends_with(STORED_SUFFIX)), "{blocks:?}");
+    let kinds: Vec<String> = run(jobs::list(&TestDb(p.conn.clone()), Some(jobs::DONE), None, 10)).unwrap().into_iter().map(|j| j.kind).collect();
+    assert_eq!(kinds.len(), 2);
+    assert_reads_back(&p, &token, &id, &data, &[(12_345, 300_000)]);
+    // Running them again changes nothing: jobs are idempotent.
+    let f = run(files::find(&TestDb(p.conn.clone()), &id)).unwrap().unwrap();
+    for kind in jobs::KINDS {
+        let db = TestDb(p.conn.clone());
+        run(db.batch(vec![jobs::enqueue(&format!("00000000-0000-4000-8000-00000000000{}", kind.len()), kind, &id, p.now.get())])).unwrap();
+    }
+    run_jobs(&p);
+    assert_eq!(layout_of(&p, &id), blocks);
+    assert_eq!(run(files::find(&TestDb(p.conn.clone()), &id)).unwrap().unwrap().row_version, f.row_version);
+    assert_intact(&p);
+}
+
+#[test]
+fn a_job_for_a_deleted_file_does_nothing_and_is_done() {
+    let p = TestPlatform::new();
+    let token = signed_in(&p);
+    let id = upload(&p, &token, &text(2 * CHUNK, 9), r#","compressionEnabled":true"#);
+    assert_eq!(run(file::handle(&p, authed("DELETE", &format!("/api/files/{id}"), &token, "application/json", vec![]))).status, 204);
+    run_jobs(&p);
+    assert!(p.blobs.0.borrow().is_empty() && p.kv.0.borrow().is_empty());
+    assert_eq!(run(jobs::list(&TestDb(p.conn.clone()), Some(jobs::DONE), None, 10)).unwrap().len(), 1);
+    assert_intact(&p);
+}
+
+#[test]
+fn a_swap_that_loses_to_a_delete_changes_nothing_and_leaves_no_bytes() {
+    let p = TestPlatform::new();
+    let token = signed_in(&p);
+    let data = text(3 * CHUNK, 4);
+    let id = upload(&p, &token, &data, r#","deduplicationEnabled":false"#);
+    let db = TestDb(p.conn.clone());
+    let f = run(files::find(&db, &id)).unwrap().unwrap();
+    // The job has read the file and written its compressed blocks…
+    let mut blocks = Vec::new();
+    for (key, len) in run(layout::current(&db, &id)).unwrap() {
+        let packed = vaultx_core::compression::compress_block(&p.blobs.0.borrow()[&key], 0.1).unwrap();
+        blocks.push(run(layout::store_block(&db, &p.blobs, p.now.get(), &format!("{key}{STORED_SUFFIX}"), len, &packed)).unwrap());
+    }
+    // …when the owner deletes the file.
+    assert_eq!(run(file::handle(&p, authed("DELETE", &format!("/api/files/{id}"), &token, "application/json", vec![]))).status, 204);
+    let swapped = run(layout::swap(&db, &p.blobs, &p.kv, p.now.get(), "job-1", &f, &blocks, vec![])).unwrap();
+    assert_eq!(swapped, Swapped::Lost);
+    assert!(p.blobs.0.borrow().is_empty(), "{:?}", p.blobs.0.borrow().keys().collect::<Vec<_>>());
+    assert!(run(db.query("SELECT 1 FROM layout_staging", vec![])).unwrap().is_empty());
+    assert_intact(&p);
+}
+
+#[test]
+fn a_swap_that_loses_to_another_swap_leaves_counts_exact() {
+    let p = TestPlatform::new();
+    let token = signed_in(&p);
+    let data = text(3 * CHUNK, 6);
+    let id = upload(&p, &token, &data, r#","deduplicationEnabled":false,"compressionEnabled":true"#);
+    let db = TestDb(p.conn.clone());
+    let stale = run(files::find(&db, &id)).unwrap().unwrap();
+    run_jobs(&p);
+    // A second consumer that read the file before the first swapped cannot apply its layout.
+    let blocks = vec![run(crate::jobs::compress::kept(&db, &layout_of(&p, &id)[0].0, data.len() as u64)).unwrap()];
+    assert_eq!(run(layout::swap(&db, &p.blobs, &p.kv, p.now.get(), "job-2", &stale, &blocks, vec![])).unwrap(), Swapped::Lost);
+    assert_reads_back(&p, &token, &id, &data, &[]);
+    assert_intact(&p);
+}
+
+#[test]
+fn a_job_whose_blocks_are_lost_fails_until_dead_and_a_retry_after_the_fix_finishes_it() {
+    let p = TestPlatform::new();
+    let token = signed_in(&p);
+    p.vars.borrow_mut().insert("job_retry_base_ms".into(), "1000".into());
+    let data = text(2 * CHUNK, 8);
+    let id = upload(&p, &token, &data, r#","deduplicationEnabled":false,"compressionEnabled":true"#);
+    let key = layout_of(&p, &id)[0].0.clone();
+    let saved = p.blobs.0.borrow_mut().remove(&key).unwrap();
+    let db = TestDb(p.conn.clone());
+    for _ in 0..jobs::MAX_ATTEMPTS {
+        run(jobs::dispatch(&p, "compress", jobs::SWEEP)).unwrap();
+        p.now.set(p.now.get() + jobs::MAX_BACKOFF_MS);
+    }
+    let dead = run(jobs::list(&db, Some(jobs::DEAD), Some("compress"), 10)).unwrap();
+    assert_eq!(dead.len(), 1);
+    assert!(dead[0].last_error.as_deref().unwrap().contains("missing"), "{:?}", dead[0].last_error);
+    assert!(run(jobs::due(&db, "compress", p.now.get(), 10)).unwrap().is_empty(), "dead jobs are not swept");
+    let lines: Vec<_> = p.audit.borrow().iter().filter(|e| e["event"] == "job").cloned().collect();
+    assert_eq!(lines.len() as i64, jobs::MAX_ATTEMPTS);
+    assert_eq!(lines.last().unwrap()["outcome"], "dead");
+    // The operator restores the bytes and retries.
+    p.blobs.0.borrow_mut().insert(key, saved);
+    assert!(run(jobs::retry(&db, &dead[0].id, p.now.get())).unwrap());
+    run_jobs(&p);
+    assert_eq!(run(jobs::find(&db, &dead[0].id)).unwrap().unwrap().state, jobs::DONE);
+    assert_reads_back(&p, &token, &id, &data, &[]);
+    assert_intact(&p);
+}
+
+#[test]
+fn concurrency_bounds_running_jobs_of_a_kind() {
+    let p = TestPlatform::new();
+    let db = TestDb(p.conn.clone());
+    let one = Tuning { concurrency: 1, ..Tuning::default() };
+    run(db.batch(vec![jobs::enqueue("a", "compress", "f1", 0), jobs::enqueue("b", "compress", "f2", 0), jobs::enqueue("c", "dedup", "f3", 0)])).unwrap();
+    let a = run(jobs::claim(&db, "a", "compress", 1, &one)).unwrap().unwrap();
+    assert_eq!(run(jobs::claim(&db, "b", "compress", 1, &one)).unwrap(), None, "one compress job at a time");
+    assert!(run(jobs::claim(&db, "c", "dedup", 1, &one)).unwrap().is_some(), "kinds are counted apart");
+    assert!(run(jobs::succeed(&db, &a, 2)).unwrap());
+    assert!(run(jobs::claim(&db, "b", "compress", 3, &one)).unwrap().is_some());
+}
+
+#[test]
+fn tuning_comes_from_configuration_and_refuses_nonsense() {
+    let p = TestPlatform::new();
+    assert_eq!(run(Tuning::from_config(&p)), Tuning::default());
+    p.vars.borrow_mut().extend([("job_concurrency".to_owned(), "8".to_owned()), ("job_lease_seconds".to_owned(), "30".to_owned())]);
+    assert_eq!(run(Tuning::from_config(&p)), Tuning { concurrency: 8, lease_ms: 30_000, ..Tuning::default() });
+    p.vars.borrow_mut().insert("job_concurrency".into(), "lots".into());
+    assert_eq!(run(Tuning::from_config(&p)).concurrency, Tuning::default().concurrency);
+}
