@@ -17,3 +17,11 @@ CREATE TABLE IF NOT EXISTS layout_staging (
 -- Live blobs nothing references: what a crash between a release and its sweep leaves, found
 -- by the jobs' periodic sweep (blobs::collect_garbage) without scanning every blob.
 CREATE INDEX IF NOT EXISTS blobs_unreferenced ON blobs (refcount, state);
+
+-- Blocks a layout swap stopped referencing, kept until `sweep_after` so a download that read
+-- the old manifest can finish; the periodic sweep removes them then (unless referenced again).
+CREATE TABLE IF NOT EXISTS replaced_blocks (
+    blob_key    TEXT PRIMARY KEY,
+    sweep_after BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS replaced_blocks_due ON replaced_blocks (sweep_after);

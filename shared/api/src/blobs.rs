@@ -234,17 +234,38 @@ pub async fn sweep(db: &impl Sql, blobs: &impl Blobs, now_ms: i64, keys: &[Strin
 
 /// Blobs swept per [`collect_garbage`] call: the periodic sweep bounds its own work.
 const GARBAGE_BATCH: i64 = 256;
+/// How long a block replaced by a background job (`layout::swap`) stays stored after nothing
+/// references it: a download that read the file's manifest just before the swap has this
+/// long to finish. Releases by a delete or a re-sent chunk are swept at once.
+pub const REPLACED_GRACE_MS: i64 = 10 * 60 * 1000;
 
-/// Sweeps live blobs that nothing references: a release always sweeps what it released, so
-/// these are left by a process that died in between. Safe at any time: the sweep claims a
-/// blob only while its `refcount` is 0, and nothing attaches a blob that is not live.
+/// The periodic sweep: removes the blocks layout swaps replaced once their grace period is
+/// over (`replaced_blocks`), and live blobs nothing has referenced for [`REPLACED_GRACE_MS`]
+/// (what a process that died between a release and its sweep left). Safe at any time: the
+/// sweep claims a blob only while its `refcount` is 0, and nothing attaches a blob that is not
+/// live (a blob referenced again meanwhile is kept).
 pub async fn collect_garbage(db: &impl Sql, blobs: &impl Blobs, now_ms: i64) -> Result<(), Problem> {
-    let rows = db
-        .query("SELECT blob_key FROM blobs WHERE refcount <= 0 AND state = 'live' LIMIT ?", vec![SqlValue::Integer(GARBAGE_BATCH)])
+    let keys = |rows: Vec<vaultx_core::ports::Row>| -> Result<Vec<String>, Problem> {
+        rows.iter().map(|r| r.text(0).map(str::to_owned)).collect::<Result<_, _>>().map_err(store_failure)
+    };
+    let replaced = keys(
+        db.query("SELECT blob_key FROM replaced_blocks WHERE sweep_after < ? LIMIT ?", vec![SqlValue::Integer(now_ms), SqlValue::Integer(GARBAGE_BATCH)])
+            .await
+            .map_err(store_failure)?,
+    )?;
+    sweep(db, blobs, now_ms, &replaced).await?;
+    for key in &replaced {
+        db.execute("DELETE FROM replaced_blocks WHERE blob_key = ? AND sweep_after < ?", vec![key.into(), SqlValue::Integer(now_ms)]).await.map_err(store_failure)?;
+    }
+    let leftovers = keys(
+        db.query(
+            "SELECT blob_key FROM blobs WHERE refcount <= 0 AND state = 'live' AND changed_at < ? LIMIT ?",
+            vec![SqlValue::Integer(now_ms - REPLACED_GRACE_MS), SqlValue::Integer(GARBAGE_BATCH)],
+        )
         .await
-        .map_err(store_failure)?;
-    let keys: Vec<String> = rows.iter().map(|r| r.text(0).map(str::to_owned)).collect::<Result<_, _>>().map_err(store_failure)?;
-    sweep(db, blobs, now_ms, &keys).await
+        .map_err(store_failure)?,
+    )?;
+    sweep(db, blobs, now_ms, &leftovers).await
 }
 
 pub(crate) async fn finish_sweep(db: &impl Sql, blobs: &impl Blobs, now_ms: i64, key: &str) -> Result<(), Problem> {

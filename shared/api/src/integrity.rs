@@ -8,7 +8,8 @@
 //! - each blob's `refcount` equals the number of chunks that name it;
 //! - every chunk names a `live` blob whose bytes are in the blob store;
 //! - no bytes are in the blob store without a `live` row (orphans), and no `live` blob is
-//!   unreferenced (a sweep that never ran);
+//!   unreferenced (a sweep that never ran) — except blocks a background job replaced less than
+//!   `blobs::REPLACED_GRACE_MS` ago, kept for downloads under way (`pendingSweeps`);
 //! - every `available` file's manifest is in the key-value store and names exactly its chunks;
 //!   no other manifest exists (a deleted file's, or one a lost race wrote), except one whose
 //!   write is still recorded (`manifest_writes`: in flight, or left by a crash and removed by
@@ -32,17 +33,20 @@ pub struct Report {
     pub stored_blobs: u64,
     pub manifests: u64,
     pub pending_manifests: u64,
+    pub pending_sweeps: u64,
     /// One line per violation, naming the rows or keys involved.
     pub violations: Vec<String>,
 }
 
-pub async fn check(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv) -> Result<Report, Problem> {
+pub async fn check(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, now_ms: i64) -> Result<Report, Problem> {
     let mut report = Report::default();
     let rows = db.query("SELECT blob_key, refcount, state FROM blobs", vec![]).await.map_err(store_failure)?;
     let mut blob_rows: BTreeMap<String, (i64, String)> = BTreeMap::new();
     for r in &rows {
         blob_rows.insert(r.text(0).map_err(store_failure)?.to_owned(), (r.int(1).map_err(store_failure)?, r.text(2).map_err(store_failure)?.to_owned()));
     }
+    let rows = db.query("SELECT blob_key FROM replaced_blocks WHERE sweep_after >= ?", vec![now_ms.into()]).await.map_err(store_failure)?;
+    let in_grace: BTreeSet<String> = rows.iter().map(|r| r.text(0).map(str::to_owned)).collect::<Result<_, _>>().map_err(store_failure)?;
     let rows = db.query("SELECT file_id, idx, blob_key FROM file_chunks ORDER BY file_id, idx", vec![]).await.map_err(store_failure)?;
     let mut references: BTreeMap<String, i64> = BTreeMap::new();
     let mut chunks_of: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -65,7 +69,9 @@ pub async fn check(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv) -> Result<Re
             if !stored.contains(key) {
                 v.push(format!("blob {key}: live, but its bytes are not in the blob store"));
             }
-            if refs == 0 {
+            if refs == 0 && in_grace.contains(key) {
+                report.pending_sweeps += 1;
+            } else if refs == 0 {
                 v.push(format!("blob {key}: live and unreferenced (never swept)"));
             }
         } else if refs > 0 {

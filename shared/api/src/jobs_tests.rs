@@ -69,7 +69,7 @@ fn layout_of(p: &TestPlatform, id: &str) -> Vec<(String, u64)> {
 
 #[track_caller]
 fn assert_intact(p: &TestPlatform) {
-    let report = run(crate::integrity::check(&TestDb(p.conn.clone()), &p.blobs, &p.kv)).unwrap();
+    let report = run(crate::integrity::check(&TestDb(p.conn.clone()), &p.blobs, &p.kv, p.now.get())).unwrap();
     assert!(report.ok, "{:#?}", report.violations);
 }
 
@@ -156,15 +156,19 @@ fn an_edited_copy_shares_all_but_a_few_blocks_after_the_dedup_job() {
     // Fixed chunks share nothing after an insert: every chunk boundary moved.
     let (ka, kb) = (layout_of(&p, &a), layout_of(&p, &b));
     assert!(kb.iter().all(|k| !ka.contains(k)));
+    let chunks = ka.len() + kb.len();
     run_jobs(&p);
     let (ka, kb) = (layout_of(&p, &a), layout_of(&p, &b));
     let fresh = kb.iter().filter(|k| !ka.contains(k)).count();
     assert!(fresh <= 2, "{fresh} of {} blocks of the copy are its own", kb.len());
     assert!(kb.len() > 10, "content-defined blocks, not 5 MiB chunks");
-    // The upload's chunk blobs are gone: only blocks are stored.
-    let stored = p.blobs.0.borrow().len();
+    // The upload's chunk blobs stay through the grace period (downloads under way), then go:
+    // only the blocks are stored.
     let distinct: std::collections::BTreeSet<&String> = ka.iter().chain(&kb).map(|(k, _)| k).collect();
-    assert_eq!(stored, distinct.len());
+    assert_eq!(p.blobs.0.borrow().len(), distinct.len() + chunks);
+    p.now.set(p.now.get() + crate::blobs::REPLACED_GRACE_MS + 1);
+    run_jobs(&p);
+    assert_eq!(p.blobs.0.borrow().len(), distinct.len());
     assert_reads_back(&p, &token, &b, &edited, &[(990, 1100), (500_000, 900_000)]);
     assert_reads_back(&p, &token, &a, &original, &[]);
     assert_intact(&p);

@@ -15,13 +15,12 @@
 //!    follows. A job that lost to a delete or any other change applies nothing and discards
 //!    the bytes it wrote; it reads the file again.
 //! 3. The published manifest is rewritten from the rows ([`sync_manifest`]: same id, same
-//!    ETag, so signed URLs already handed out keep working); then the old blocks nothing
-//!    references any more are swept.
+//!    ETag, so signed URLs already handed out keep working). The old blocks nothing references
+//!    any more stay stored for `blobs::REPLACED_GRACE_MS`, so a download that read the old
+//!    manifest finishes; the periodic sweep removes them after that (`blobs::collect_garbage`).
 //!
-//! A crash between 2 and 3 leaves the manifest naming the old blocks (still stored: only
-//! step 3 sweeps them); the job's next attempt finds nothing left to change and runs step 3.
-//! A download that read the old manifest just before step 3 may be cut short when its
-//! blocks go; the ETag is unchanged, so the client resumes with `Range` + `If-Range`.
+//! A crash between 2 and 3 leaves the manifest naming the old blocks (still stored, for the
+//! grace period); the job's next attempt finds nothing left to change and runs step 3.
 
 use crate::accounts::store_failure;
 use crate::blobs::{self, STALE_SWEEP_MS};
@@ -99,7 +98,8 @@ const STAGE_ROWS: usize = 16;
 /// What [`swap`] did.
 #[derive(Debug, PartialEq)]
 pub enum Swapped {
-    /// The new layout is the file's; the manifest says so; the old blocks were swept.
+    /// The new layout is the file's and the manifest says so; the old blocks go after the
+    /// grace period.
     Done,
     /// The file changed or went away first: nothing applied, the job's bytes discarded.
     Lost,
@@ -122,7 +122,6 @@ pub async fn swap(
         eprintln!("vaultx: job {job_id}: new layout of file {} covers {total} bytes, not {}", f.id, f.size);
         return Err(Problem::internal());
     }
-    let old = current(db, &f.id).await?;
     db.execute("DELETE FROM layout_staging WHERE job_id = ?", vec![job_id.into()]).await.map_err(store_failure)?;
     let mut staging = Vec::new();
     for (n, rows) in blocks.chunks(STAGE_ROWS).enumerate() {
@@ -162,6 +161,12 @@ pub async fn swap(
                   WHERE blob_key IN (SELECT blob_key FROM file_chunks WHERE file_id = ?)",
             params: vec![f.id.clone().into(), now.clone(), f.id.clone().into()],
         },
+        // The old blocks stay stored through the grace period (downloads under way).
+        Statement {
+            sql: "INSERT INTO replaced_blocks (blob_key, sweep_after) SELECT DISTINCT blob_key, ? FROM file_chunks WHERE file_id = ? \
+                  ON CONFLICT (blob_key) DO UPDATE SET sweep_after = excluded.sweep_after",
+            params: vec![SqlValue::Integer(now_ms + blobs::REPLACED_GRACE_MS), f.id.clone().into()],
+        },
         Statement { sql: "DELETE FROM file_chunks WHERE file_id = ?", params: vec![f.id.clone().into()] },
         Statement {
             sql: "INSERT INTO file_chunks (file_id, idx, blob_key, size) SELECT ?, idx, blob_key, size FROM layout_staging WHERE job_id = ?",
@@ -182,8 +187,6 @@ pub async fn swap(
     match db.batch(statements).await {
         Ok(()) => {
             sync_manifest(db, kv, &f.id).await?;
-            let released: Vec<String> = old.into_iter().map(|(k, _)| k).filter(|k| !blocks.iter().any(|b| &b.key == k)).collect();
-            blobs::sweep(db, store, now_ms, &released).await?;
             Ok(Swapped::Done)
         }
         Err(StoreError::Conflict) => {

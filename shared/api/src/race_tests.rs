@@ -53,7 +53,7 @@ impl Sql for Hooked<'_> {
 #[track_caller]
 fn assert_intact(p: &TestPlatform) {
     let db = TestDb(p.conn.clone());
-    let report = run(crate::integrity::check(&db, &p.blobs, &p.kv)).unwrap();
+    let report = run(crate::integrity::check(&db, &p.blobs, &p.kv, p.now.get())).unwrap();
     assert!(report.ok, "{:#?}", report.violations);
 }
 
@@ -267,7 +267,7 @@ fn manifests_of_dead_completions_are_removed() {
         let f = run(files::find(&db, &id)).unwrap().unwrap();
         let (dead, _) = run(files::write_manifest(&db, &p.kv, &p, p.now(), &f, vec![(key, 100)])).unwrap();
         let dead_key = files::manifest_key(&id, &dead);
-        let report = run(crate::integrity::check(&db, &p.blobs, &p.kv)).unwrap();
+        let report = run(crate::integrity::check(&db, &p.blobs, &p.kv, p.now.get())).unwrap();
         assert!(report.ok && report.pending_manifests == 1, "{report:?}");
         p.now.set(p.now.get() + blobs::STALE_SWEEP_MS + 1);
         match finish {
@@ -275,7 +275,7 @@ fn manifests_of_dead_completions_are_removed() {
             _ => assert_eq!(run(file::handle(&p, delete_request(&token, &id))).status, 204),
         }
         assert!(!p.kv.0.borrow().contains_key(&dead_key), "{finish} removes the dead manifest");
-        assert_eq!(run(crate::integrity::check(&db, &p.blobs, &p.kv)).unwrap().pending_manifests, 0);
+        assert_eq!(run(crate::integrity::check(&db, &p.blobs, &p.kv, p.now.get())).unwrap().pending_manifests, 0);
     }
     assert_intact(&p);
 }

@@ -234,10 +234,31 @@ pub fn admin_token(c: &Client) -> String {
     r.json()["accessToken"].as_str().unwrap().to_owned()
 }
 
+/// Waits until no background job is queued or running (the deployment is at rest), up to a
+/// minute; returns the job counts by state and kind (`GET /api/admin/jobs`).
+#[track_caller]
+pub fn wait_for_jobs(c: &Client) -> Value {
+    let token = admin_token(c);
+    let started = std::time::Instant::now();
+    loop {
+        let r = c.get("/api/admin/jobs?limit=1", Some(&token));
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let counts = r.json()["counts"].clone();
+        let busy = ["queued", "running"].iter().any(|s| counts[s].as_object().is_some_and(|k| k.values().any(|n| n.as_i64() > Some(0))));
+        if !busy {
+            return counts;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "jobs still queued or running after a minute: {counts}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Runs the deployment's integrity check and panics with its violations unless it is clean.
-/// Only meaningful at rest: call it when no other request is in flight.
+/// Only meaningful at rest: call it when no other request is in flight; it waits for the
+/// background jobs to finish first.
 #[track_caller]
 pub fn assert_integrity(c: &Client) -> Value {
+    wait_for_jobs(c);
     let token = admin_token(c);
     let r = c.get("/api/admin/integrity", Some(&token));
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
