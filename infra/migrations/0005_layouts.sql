@@ -25,3 +25,11 @@ CREATE TABLE IF NOT EXISTS replaced_blocks (
     sweep_after BIGINT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS replaced_blocks_due ON replaced_blocks (sweep_after);
+
+-- Blobs a job is about to write, recorded before the bytes (layout::store_block): if the job
+-- dies before its swap, the sweep finds them and removes what no live row claims.
+CREATE TABLE IF NOT EXISTS job_writes (
+    job_id   TEXT NOT NULL,
+    blob_key TEXT NOT NULL,
+    PRIMARY KEY (job_id, blob_key)
+);

@@ -1,12 +1,13 @@
 //! VaultX as one Cloudflare Worker: the same route handlers the Spin components bind, behind
-//! one router over `vaultx_api::routes::TABLE`, on the Workers adapter (D1, KV, R2).
+//! one router over `vaultx_api::routes::TABLE`, on the Workers adapter (D1, KV, R2); the same
+//! job kinds, as the consumer of the `JOBS` Queue and on a Cron Trigger (the sweep).
 
 use std::sync::OnceLock;
 use vaultx_api::routes::{TABLE, dispatch};
 use vaultx_core::http::serve;
 use vaultx_core::router::{Route, Router};
-use vaultx_worker::{WorkerPlatform, into_response, read_request};
-use worker::{Context, Env, Request, Response, Result, event};
+use vaultx_worker::{JobMessage, WorkerPlatform, into_response, read_request};
+use worker::{Context, Env, MessageBatch, MessageExt, Request, Response, Result, ScheduleContext, ScheduledEvent, event};
 
 fn router() -> &'static Router {
     static ROUTER: OnceLock<Router> = OnceLock::new();
@@ -28,4 +29,37 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let read = read_request(req, TABLE[route].max_body, &allowed_hosts).await;
     let response = serve(read, |request| dispatch(TABLE[route].function, &platform, request)).await;
     into_response(&platform, response)
+}
+
+/// Job wake-ups from the Queue (`[[queues.consumers]]`): each message runs its job through
+/// the outbox (claim, run, settle: retries and `dead` are the outbox's, in SQL). A message is
+/// retried by the Queue only when the job could not even be claimed or recorded (the stores
+/// failed); after `max_retries` it goes to the dead-letter queue, and the job still waits in
+/// the outbox for the sweep.
+#[event(queue)]
+async fn queue(batch: MessageBatch<JobMessage>, env: Env, _ctx: Context) -> Result<()> {
+    let platform = WorkerPlatform::new(env);
+    for message in batch.messages()? {
+        let JobMessage { kind, id } = message.body();
+        match vaultx_api::jobs::dispatch(&platform, kind, id.as_bytes()).await {
+            Ok(()) => message.ack(),
+            Err(problem) => {
+                worker::console_error!("job {id} ({kind}): {problem}");
+                message.retry();
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The sweep (`[triggers] crons`): every kind runs what is due — lost wake-ups, expired
+/// leases, retries whose backoff is over — and collects replaced blocks past their grace.
+#[event(scheduled)]
+async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    let platform = WorkerPlatform::new(env);
+    for kind in vaultx_api::jobs::KINDS {
+        if let Err(problem) = vaultx_api::jobs::dispatch(&platform, kind, vaultx_api::jobs::SWEEP).await {
+            worker::console_error!("sweep of {kind} jobs: {problem}");
+        }
+    }
 }

@@ -265,7 +265,23 @@ pub async fn collect_garbage(db: &impl Sql, blobs: &impl Blobs, now_ms: i64) -> 
         .await
         .map_err(store_failure)?,
     )?;
-    sweep(db, blobs, now_ms, &leftovers).await
+    sweep(db, blobs, now_ms, &leftovers).await?;
+    // Bytes jobs wrote and did not swap in (the job died, or is waiting to run again): gone
+    // unless a live row owns them. A job that runs again writes them again.
+    let rows = db
+        .query(
+            "SELECT w.job_id, w.blob_key FROM job_writes w LEFT JOIN jobs j ON j.id = w.job_id \
+             WHERE j.id IS NULL OR NOT (j.state = 'running' AND j.lease_until >= ?) LIMIT ?",
+            vec![SqlValue::Integer(now_ms), SqlValue::Integer(GARBAGE_BATCH)],
+        )
+        .await
+        .map_err(store_failure)?;
+    for r in &rows {
+        let (job, key) = (r.text(0).map_err(store_failure)?, r.text(1).map_err(store_failure)?);
+        discard(db, blobs, now_ms, key).await?;
+        db.execute("DELETE FROM job_writes WHERE job_id = ? AND blob_key = ?", vec![job.into(), key.into()]).await.map_err(store_failure)?;
+    }
+    Ok(())
 }
 
 pub(crate) async fn finish_sweep(db: &impl Sql, blobs: &impl Blobs, now_ms: i64, key: &str) -> Result<(), Problem> {

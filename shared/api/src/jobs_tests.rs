@@ -226,7 +226,7 @@ fn a_swap_that_loses_to_a_delete_changes_nothing_and_leaves_no_bytes() {
     let mut blocks = Vec::new();
     for (key, len) in run(layout::current(&db, &id)).unwrap() {
         let packed = vaultx_core::compression::compress_block(&p.blobs.0.borrow()[&key], 0.1).unwrap();
-        blocks.push(run(layout::store_block(&db, &p.blobs, p.now.get(), &format!("{key}{STORED_SUFFIX}"), len, &packed)).unwrap());
+        blocks.push(run(layout::store_block(&db, &p.blobs, p.now.get(), "job-1", &format!("{key}{STORED_SUFFIX}"), len, &packed)).unwrap());
     }
     // …when the owner deletes the file.
     assert_eq!(run(file::handle(&p, authed("DELETE", &format!("/api/files/{id}"), &token, "application/json", vec![]))).status, 204);
@@ -304,4 +304,31 @@ fn tuning_comes_from_configuration_and_refuses_nonsense() {
     assert_eq!(run(Tuning::from_config(&p)), Tuning { concurrency: 8, lease_ms: 30_000, ..Tuning::default() });
     p.vars.borrow_mut().insert("job_concurrency".into(), "lots".into());
     assert_eq!(run(Tuning::from_config(&p)).concurrency, Tuning::default().concurrency);
+}
+
+#[test]
+fn bytes_a_dead_consumer_wrote_are_swept_unless_a_live_row_owns_them() {
+    let p = TestPlatform::new();
+    let token = signed_in(&p);
+    let data = text(2 * CHUNK, 12);
+    let id = upload(&p, &token, &data, r#","deduplicationEnabled":false,"compressionEnabled":true"#);
+    let db = TestDb(p.conn.clone());
+    let job = run(jobs::list(&db, Some(jobs::QUEUED), Some("compress"), 1)).unwrap().remove(0);
+    let claimed = run(jobs::claim(&db, &job.id, "compress", p.now.get(), &Tuning::default())).unwrap().unwrap();
+    // The consumer writes one compressed block, then dies (kill -9): no swap.
+    let (key, len) = layout_of(&p, &id)[0].clone();
+    let packed = vaultx_core::compression::compress_block(&p.blobs.0.borrow()[&key], 0.1).unwrap();
+    let twin = format!("{key}{STORED_SUFFIX}");
+    run(layout::store_block(&db, &p.blobs, p.now.get(), &claimed.id, &twin, len, &packed)).unwrap();
+    // While its lease holds, the sweep leaves the bytes alone.
+    run(crate::blobs::collect_garbage(&db, &p.blobs, p.now.get())).unwrap();
+    assert!(p.blobs.0.borrow().contains_key(&twin));
+    // Past the lease the sweep removes them; the job runs again and finishes.
+    p.now.set(p.now.get() + jobs::LEASE_MS + 1);
+    run(crate::blobs::collect_garbage(&db, &p.blobs, p.now.get())).unwrap();
+    assert!(!p.blobs.0.borrow().contains_key(&twin));
+    run_jobs(&p);
+    assert!(layout_of(&p, &id).iter().all(|(k, _)| k.ends_with(STORED_SUFFIX)));
+    assert_reads_back(&p, &token, &id, &data, &[]);
+    assert_intact(&p);
 }

@@ -68,7 +68,7 @@ pub struct Staged {
 /// Makes sure the blob `key` holds `data` (`stored` bytes, `len` logical): reuses a live copy,
 /// finishes a sweep that died, writes the bytes otherwise. `Err(busy)` while a sweep of the
 /// same key is under way: the job retries later.
-pub async fn store_block(db: &impl Sql, store: &impl Blobs, now_ms: i64, key: &str, len: u64, stored: &[u8]) -> Result<Staged, Problem> {
+pub async fn store_block(db: &impl Sql, store: &impl Blobs, now_ms: i64, job_id: &str, key: &str, len: u64, stored: &[u8]) -> Result<Staged, Problem> {
     let rows = db.query("SELECT state, gen, changed_at, size FROM blobs WHERE blob_key = ?", vec![key.into()]).await.map_err(store_failure)?;
     let row = rows
         .first()
@@ -88,6 +88,13 @@ pub async fn store_block(db: &impl Sql, store: &impl Blobs, now_ms: i64, key: &s
         Some((_, g, _, _)) => g,
         None => 0,
     };
+    // Recorded before the bytes: if the job dies before its swap, the sweep can find them.
+    db.execute(
+        "INSERT INTO job_writes (job_id, blob_key) VALUES (?, ?) ON CONFLICT (job_id, blob_key) DO NOTHING",
+        vec![job_id.into(), key.into()],
+    )
+    .await
+    .map_err(store_failure)?;
     store.put(key, stored).await.map_err(store_failure)?;
     Ok(Staged { key: key.to_owned(), len, stored_size: stored.len() as u64, generation, wrote: true })
 }
@@ -184,6 +191,8 @@ pub async fn swap(
         Statement { sql: "DELETE FROM layout_staging WHERE job_id = ?", params: vec![job_id.into()] },
     ];
     statements.extend(follow_up);
+    // The job's writes are settled either way: now owned by live rows, or discarded below.
+    statements.push(Statement { sql: "DELETE FROM job_writes WHERE job_id = ?", params: vec![job_id.into()] });
     match db.batch(statements).await {
         Ok(()) => {
             sync_manifest(db, kv, &f.id).await?;
@@ -192,6 +201,7 @@ pub async fn swap(
         Err(StoreError::Conflict) => {
             db.execute("DELETE FROM layout_staging WHERE job_id = ?", vec![job_id.into()]).await.map_err(store_failure)?;
             discard_written(db, store, now_ms, blocks).await?;
+            db.execute("DELETE FROM job_writes WHERE job_id = ?", vec![job_id.into()]).await.map_err(store_failure)?;
             Ok(Swapped::Lost)
         }
         Err(e) => Err(store_failure(e)),

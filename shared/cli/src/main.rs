@@ -47,6 +47,9 @@ enum Command {
         /// Send at most this many chunks now and stop (exit 3); run again to send the rest.
         #[arg(long)]
         max_chunks: Option<usize>,
+        /// Store the file compressed (DEFLATE, by a background job) where that saves space.
+        #[arg(long)]
+        compress: bool,
         #[arg(long)]
         quiet: bool,
     },
@@ -97,8 +100,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
             config.save()?;
             println!("signed in as {email}");
         }
-        Command::Put { file, parallel, name, max_chunks, quiet } => {
-            let id = transfer::put(&api, &file, name, parallel.max(1), max_chunks, quiet)?;
+        Command::Put { file, parallel, name, max_chunks, compress, quiet } => {
+            let id = transfer::put(&api, &file, name, parallel.max(1), max_chunks, compress, quiet)?;
             println!("{id}");
         }
         Command::Get { id, output, quiet } => transfer::get(&api, &id, &output, quiet)?,

@@ -97,7 +97,7 @@ fn entry_for(api: &Api, config: &mut Config, key: &str, create: Value) -> Result
     Ok((id, chunk_size, (0..count).collect()))
 }
 
-pub fn put(api: &Api, path: &Path, name: Option<String>, parallel: usize, max_chunks: Option<usize>, quiet: bool) -> Result<String, CliError> {
+pub fn put(api: &Api, path: &Path, name: Option<String>, parallel: usize, max_chunks: Option<usize>, compress: bool, quiet: bool) -> Result<String, CliError> {
     api.token()?;
     let size = std::fs::metadata(path).map_err(|e| local(path, e))?.len();
     let sha = sha256_file(path)?;
@@ -111,6 +111,7 @@ pub fn put(api: &Api, path: &Path, name: Option<String>, parallel: usize, max_ch
         "size": size,
         "checksum": format!("sha256:{sha}"),
         "deduplicationEnabled": true,
+        "compressionEnabled": compress,
     });
     let mut config = Config::load();
     let (id, chunk_size, mut missing) = entry_for(api, &mut config, &key, create)?;

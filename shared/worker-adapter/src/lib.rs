@@ -3,7 +3,7 @@
 //! audit log on the Workers console. Plus the request/response translation for the one Worker.
 
 use vaultx_core::http::{ApiRequest, ApiResponse, AuditOnDrop, BlobSlice, Body};
-use vaultx_core::ports::{AuditLog, Blobs, Clock, Config, Entropy, Kv, Platform, Row, Sql, SqlValue, Statement, StoreError};
+use vaultx_core::ports::{AuditLog, Blobs, Clock, Config, Entropy, Kv, Platform, Queue, Row, Sql, SqlValue, Statement, StoreError};
 use vaultx_core::problem::ProblemKind;
 use vaultx_core::Problem;
 use worker::wasm_bindgen::JsValue;
@@ -13,6 +13,15 @@ use worker::{D1Database, Env, Headers, Request, Response, ResponseBody};
 pub const D1_BINDING: &str = "DB";
 pub const BLOBS_BINDING: &str = "BLOBS";
 pub const MANIFESTS_BINDING: &str = "MANIFESTS";
+/// The Queue the job wake-ups go to; the same Worker consumes it (`#[event(queue)]`).
+pub const JOBS_BINDING: &str = "JOBS";
+
+/// A job wake-up as it travels through the Queue.
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
+pub struct JobMessage {
+    pub kind: String,
+    pub id: String,
+}
 
 #[derive(Clone)]
 pub struct WorkerPlatform {
@@ -51,6 +60,13 @@ impl Config for WorkerPlatform {
             return Ok(Some(secret.to_string()));
         }
         Ok(self.env.var(&binding).ok().map(|v| v.to_string()))
+    }
+}
+
+impl Queue for WorkerPlatform {
+    async fn wake(&self, kind: &str, job_id: &str) -> Result<(), StoreError> {
+        let queue = self.env.queue(JOBS_BINDING).map_err(|e| StoreError::AccessDenied(format!("Queue binding {JOBS_BINDING}: {e}")))?;
+        queue.send(JobMessage { kind: kind.to_owned(), id: job_id.to_owned() }).await.map_err(|e| unavailable("Queue send", e))
     }
 }
 

@@ -64,7 +64,7 @@ pub async fn run<P: Platform>(p: &P, job: &Job) -> Result<(), Problem> {
             };
             match compression::compress_block(&data, min_saving) {
                 Some(packed) => {
-                    blocks.push(layout::store_block(&db, &store, p.now_ms(), &twin, len, &packed).await?);
+                    blocks.push(layout::store_block(&db, &store, p.now_ms(), &job.id, &twin, len, &packed).await?);
                     changed = true;
                 }
                 None => blocks.push(kept(&db, &key, len).await?),

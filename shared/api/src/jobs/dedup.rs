@@ -30,6 +30,7 @@ async fn cut(
     db: &impl Sql,
     store: &impl Blobs,
     now_ms: i64,
+    job_id: &str,
     f: &FileRecord,
     buffer: &[u8],
     start: &mut usize,
@@ -45,7 +46,7 @@ async fn cut(
         blocks.push(if layout::is_live(db, &twin).await? {
             compress::kept(db, &twin, length as u64).await?
         } else {
-            layout::store_block(db, store, now_ms, &key, length as u64, block).await?
+            layout::store_block(db, store, now_ms, job_id, &key, length as u64, block).await?
         });
         *start += length;
     }
@@ -77,9 +78,9 @@ pub async fn run<P: Platform>(p: &P, job: &Job) -> Result<(), Problem> {
             buffer.drain(..start);
             start = 0;
             buffer.extend_from_slice(&data);
-            cut(&db, &store, p.now_ms(), &f, &buffer, &mut start, false, &mut blocks).await?;
+            cut(&db, &store, p.now_ms(), &job.id, &f, &buffer, &mut start, false, &mut blocks).await?;
         }
-        cut(&db, &store, p.now_ms(), &f, &buffer, &mut start, true, &mut blocks).await?;
+        cut(&db, &store, p.now_ms(), &job.id, &f, &buffer, &mut start, true, &mut blocks).await?;
         let unchanged = blocks.len() == current.len() && blocks.iter().zip(&current).all(|(b, (k, _))| &b.key == k);
         if unchanged {
             // Already cut (an earlier attempt swapped, then died before its manifest).
