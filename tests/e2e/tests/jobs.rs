@@ -197,3 +197,19 @@ fn a_failing_job_ends_dead_and_a_retry_after_the_fix_finishes_it() {
     assert_downloads(&c, &token, &id, &data, &[(cs - 5, cs + 5)]);
     assert_integrity(&c);
 }
+
+/// The Worker's sweep is its Cron Trigger; `wrangler dev --test-scheduled` fires it on
+/// `/__scheduled` (the local runtime's sweep is its timer, exercised by the failing-job test:
+/// every retry after the first attempt is run by the sweep, not by a wake-up).
+#[test]
+fn the_workers_cron_sweep_runs() {
+    if target() != "worker" {
+        return;
+    }
+    let _one = serial();
+    let c = Client::new();
+    let r = c.get("/__scheduled?cron=*+*+*+*+*", None);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    wait_for_jobs(&c);
+    assert_integrity(&c);
+}

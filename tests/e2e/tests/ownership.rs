@@ -98,7 +98,8 @@ fn downloads_need_a_valid_signed_url_and_nothing_else() {
     let data = bytes(300, 43);
     let id = c.create_file(&a.owner, "shared.bin", &data);
     c.upload(&a.owner, &id, &data);
-    let path = c.signed_path(&a.owner, &id, 1);
+    // Long enough to survive a busy deployment (background jobs run beside the suite).
+    let path = c.signed_path(&a.owner, &id, 5);
     // Anyone holding the URL may read; a bearer token neither helps nor hurts.
     assert!(c.get(&path, None).body == data);
     assert!(c.get(&path, Some(&a.other)).body == data);
@@ -114,6 +115,6 @@ fn downloads_need_a_valid_signed_url_and_nothing_else() {
         b64.encode(json)
     };
     c.get(&format!("{head}k1.{forged_payload}.{sig}"), None).assert_problem(403, "invalid-signed-url");
-    std::thread::sleep(std::time::Duration::from_millis(2100));
+    std::thread::sleep(std::time::Duration::from_millis(6100));
     c.get(&path, None).assert_problem(403, "expired-signed-url");
 }
