@@ -33,8 +33,8 @@ WAKES_JOBS = {"file-chunk", "file-complete", "admin-job-retry", "job-dedup"}
 # Background job kinds: component, kind, what it does, key-value stores, variables. Each is
 # triggered by messages on its Redis channel (shared/api/src/jobs/<kind>.rs).
 JOBS = [
-    ("job-dedup", "dedup", "re-cut a file into content-defined blocks (FastCDC) shared with the owner's other files", ["manifests", "blobs"], ["job_concurrency"]),
-    ("job-compress", "compress", "store each compressible block of a file DEFLATE-compressed", ["manifests", "blobs"], ["job_concurrency", "compression_min_saving"]),
+    ("job-dedup", "dedup", "re-cut a file into content-defined blocks (FastCDC) shared with the owner's other files", ["manifests", "blobs"], ["job_concurrency", "job_lease_seconds", "job_retry_base_ms"]),
+    ("job-compress", "compress", "store each compressible block of a file DEFLATE-compressed", ["manifests", "blobs"], ["job_concurrency", "job_lease_seconds", "job_retry_base_ms", "compression_min_saving"]),
 ]
 
 HEADER = '''# VaultX as a Spin application: one component per API route, each granted only the stores
@@ -69,6 +69,10 @@ admin_emails = { default = "" }
 redis_address = { default = "redis://127.0.0.1:6379" }
 # The seed's BULL_CONCURRENCY: jobs of one kind running at once across all consumers.
 job_concurrency = { default = "2" }
+# How long a claim holds a job before the sweep gives it to another consumer (seconds).
+job_lease_seconds = { default = "300" }
+# The first retry's wait after a failed run (ms); each next one doubles, up to 10 minutes.
+job_retry_base_ms = { default = "2000" }
 # A block is stored compressed only if that saves at least this fraction of it.
 compression_min_saving = { default = "0.10" }
 
