@@ -69,6 +69,7 @@ pub enum Attached {
 }
 
 /// Stores `data` as blob `key` (unless a live copy exists) and points chunk `index` of the
+/// file at it (with the chunk's CRC-64/NVME when the file declared a full-object CRC),
 /// file at it, in one compare-and-set: only while the file is `uploading` and the chunk still
 /// names what was read. Re-sending the same chunk is a no-op; different bytes for an index
 /// replace them and release the old blob. If the file stops being `uploading` (completed,
@@ -81,6 +82,7 @@ pub async fn attach(
     index: u64,
     key: &str,
     data: &[u8],
+    crc64: Option<u64>,
 ) -> Result<Attached, Problem> {
     let mut wrote = false;
     for _attempt in 0..ATTEMPTS {
@@ -124,9 +126,16 @@ pub async fn attach(
                 },
                 Statement { sql: "UPDATE blobs SET refcount = refcount + 1 WHERE blob_key = ?", params: vec![key.into()] },
                 Statement {
-                    sql: "INSERT INTO file_chunks (file_id, idx, blob_key, size) VALUES (?, ?, ?, ?) \
-                          ON CONFLICT (file_id, idx) DO UPDATE SET blob_key = excluded.blob_key, size = excluded.size",
-                    params: vec![file_id.into(), idx, key.into(), SqlValue::Integer(data.len() as i64)],
+                    sql: "INSERT INTO file_chunks (file_id, idx, blob_key, size, crc64) VALUES (?, ?, ?, ?, ?) \
+                          ON CONFLICT (file_id, idx) DO UPDATE SET blob_key = excluded.blob_key, size = excluded.size, crc64 = excluded.crc64",
+                    params: vec![
+                        file_id.into(),
+                        idx,
+                        key.into(),
+                        SqlValue::Integer(data.len() as i64),
+                        // The CRC's 64 bits in a signed column (BIGINT everywhere).
+                        crc64.map_or(SqlValue::Null, |c| SqlValue::Integer(c as i64)),
+                    ],
                 },
                 Statement {
                     sql: "UPDATE files SET row_version = row_version + 1, updated_at = ? WHERE id = ?",

@@ -21,6 +21,9 @@ use vaultx_core::{Problem, time};
 
 pub const UPLOADING: &str = "uploading";
 pub const AVAILABLE: &str = "available";
+/// The content contradicts its declared SHA-256 (found by the verify job after the CRC let
+/// the file become available): never served again; the owner can only delete it.
+pub const INVALID: &str = "invalid";
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct FileRecord {
@@ -42,6 +45,10 @@ pub struct FileRecord {
     pub row_version: i64,
     /// The manifest an `available` file serves.
     pub manifest_id: Option<String>,
+    /// The declared full-object CRC-64/NVME (base64), checked at completion.
+    pub checksum_crc64nvme: Option<String>,
+    /// Whether the declared SHA-256 (`checksum`) was checked against the content.
+    pub checksum_verified: bool,
 }
 
 /// A file as the API shows it.
@@ -57,6 +64,9 @@ pub struct FileView {
     pub chunk_size: u64,
     pub chunk_count: u64,
     pub checksum: Option<String>,
+    pub checksum_crc64nvme: Option<String>,
+    /// `true` once the declared `checksum` was checked against the stored content.
+    pub checksum_verified: bool,
     pub compression_enabled: bool,
     pub deduplication_enabled: bool,
     pub etag: Option<String>,
@@ -80,6 +90,8 @@ impl FileRecord {
             chunk_size: self.chunk_size,
             chunk_count: self.plan().count(),
             checksum: self.checksum.clone(),
+            checksum_crc64nvme: self.checksum_crc64nvme.clone(),
+            checksum_verified: self.checksum_verified,
             compression_enabled: self.compression_enabled,
             deduplication_enabled: self.deduplication_enabled,
             etag: self.etag.clone(),
@@ -101,7 +113,8 @@ impl FileRecord {
 macro_rules! file_columns {
     () => {
         "id, owner_id, name, original_name, mime_type, size, chunk_size, checksum, \
-         compression_enabled, deduplication_enabled, status, etag, created_at, updated_at, row_version, manifest_id"
+         compression_enabled, deduplication_enabled, status, etag, created_at, updated_at, row_version, manifest_id, \
+         checksum_crc64nvme, checksum_verified"
     };
 }
 pub const COLUMNS: &str = file_columns!();
@@ -131,6 +144,8 @@ pub fn from_row(row: &Row) -> Result<FileRecord, StoreError> {
         updated_at_ms: row.int(13)?,
         row_version: row.int(14)?,
         manifest_id: opt_text(row, 15)?,
+        checksum_crc64nvme: opt_text(row, 16)?,
+        checksum_verified: row.int(17)? != 0,
     })
 }
 
@@ -140,7 +155,7 @@ pub async fn insert(db: &impl Sql, f: &FileRecord) -> Result<(), Problem> {
     let mut statements = vec![
         guard!("EXISTS (SELECT 1 FROM users WHERE id = ?)", &f.owner_id),
         Statement {
-            sql: concat!("INSERT INTO files (", file_columns!(), ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+            sql: concat!("INSERT INTO files (", file_columns!(), ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
             params: vec![
                 f.id.clone().into(),
                 f.owner_id.clone().into(),
@@ -158,6 +173,8 @@ pub async fn insert(db: &impl Sql, f: &FileRecord) -> Result<(), Problem> {
                 SqlValue::Integer(f.updated_at_ms),
                 SqlValue::Integer(f.row_version),
                 f.manifest_id.clone().into(),
+                f.checksum_crc64nvme.clone().into(),
+                SqlValue::Integer(f.checksum_verified as i64),
             ],
         },
     ];
@@ -281,6 +298,25 @@ pub async fn read_manifest(kv: &impl Kv, file_id: &str, manifest_id: &str) -> Re
     }
 }
 
+/// The file's CRC-64/NVME combined from its chunks' CRCs, in order; `None` if a chunk has
+/// none (stored before CRCs were kept).
+async fn combined_crc(db: &impl Sql, file_id: &str) -> Result<Option<u64>, Problem> {
+    let rows = db
+        .query("SELECT crc64, size FROM file_chunks WHERE file_id = ? ORDER BY idx", vec![file_id.into()])
+        .await
+        .map_err(store_failure)?;
+    let mut crc: Option<u64> = None;
+    for r in &rows {
+        let (SqlValue::Integer(chunk_crc), Ok(len)) = (&r.0[0], r.int(1)) else { return Ok(None) };
+        let chunk_crc = *chunk_crc as u64;
+        crc = Some(match crc {
+            None => chunk_crc,
+            Some(so_far) => vaultx_core::digest::crc64nvme_combine(so_far, chunk_crc, len as u64),
+        });
+    }
+    Ok(Some(crc.unwrap_or(0)))
+}
+
 /// What [`complete`] found.
 #[derive(Debug)]
 pub enum Completion {
@@ -331,7 +367,30 @@ pub async fn complete(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, p: &(impl
             eprintln!("vaultx: file {}: chunks add up to {total} bytes, expected {}", f.id, f.size);
             return Err(Problem::internal());
         }
-        if let Some(expected) = &f.checksum {
+        // With a declared CRC-64/NVME the chunks' CRCs (computed as they arrived) combine into
+        // the file's: no byte is read again, and the SHA-256 is left to the verify job.
+        let crc_checked = match &f.checksum_crc64nvme {
+            Some(declared) => match combined_crc(db, &f.id).await? {
+                Some(actual) => {
+                    let actual = vaultx_core::digest::crc64_base64(actual);
+                    if &actual != declared {
+                        if changed(db, &f).await? {
+                            continue 'attempt;
+                        }
+                        return Err(Problem::new(
+                            ProblemKind::ChecksumMismatch,
+                            format!("all chunks arrived but their CRC-64/NVME is {actual}, not {declared}; re-send the chunks that differ, or delete the file"),
+                        ));
+                    }
+                    true
+                }
+                // A chunk stored before CRCs were kept: verify by reading, as without one.
+                None => false,
+            },
+            None => false,
+        };
+        let mut verified = false;
+        if let (Some(expected), false) = (&f.checksum, crc_checked) {
             let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
             for (_, key, _) in &chunks {
                 let Some(bytes) = blobs.get(key).await.map_err(store_failure)? else {
@@ -354,34 +413,42 @@ pub async fn complete(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, p: &(impl
                     format!("all chunks arrived but the content is {actual}, not {expected}; re-send the chunks that differ, or delete the file"),
                 ));
             }
+            verified = true;
         }
         let parts: Vec<(String, u64)> = chunks.into_iter().map(|(_, k, s)| (k, s)).collect();
         let (manifest_id, manifest) = write_manifest(db, kv, p, now_ms, &f, parts).await?;
-        // The file's first background job commits with the transition that makes it due.
-        let job = first_job(&f).map(|kind| (kind, vaultx_core::ids::new_id(p)));
+        // The file's background jobs commit with the transition that makes them due.
+        let verify = (f.checksum.is_some() && !verified).then_some(crate::jobs::verify::KIND);
+        let jobs: Vec<(&str, String)> = verify.into_iter().chain(first_job(&f)).map(|kind| (kind, vaultx_core::ids::new_id(p))).collect();
         let result = db
             .batch(vec![
                 guard!("EXISTS (SELECT 1 FROM files WHERE id = ? AND status = 'uploading' AND row_version = ?)", &f.id, f.row_version),
                 Statement {
-                    sql: "UPDATE files SET status = 'available', etag = ?, manifest_id = ?, row_version = row_version + 1, updated_at = ? WHERE id = ?",
-                    params: vec![manifest.etag.clone().into(), manifest_id.clone().into(), SqlValue::Integer(now_ms), f.id.clone().into()],
+                    sql: "UPDATE files SET status = 'available', etag = ?, manifest_id = ?, checksum_verified = ?, row_version = row_version + 1, updated_at = ? WHERE id = ?",
+                    params: vec![
+                        manifest.etag.clone().into(),
+                        manifest_id.clone().into(),
+                        SqlValue::Integer(verified as i64),
+                        SqlValue::Integer(now_ms),
+                        f.id.clone().into(),
+                    ],
                 },
                 published(&f.id, &manifest_id),
             ]
             .into_iter()
-            .chain(job.as_ref().map(|(kind, id)| crate::jobs::enqueue(id, kind, &f.id, now_ms)))
+            .chain(jobs.iter().map(|(kind, id)| crate::jobs::enqueue(id, kind, &f.id, now_ms)))
             .collect())
             .await;
         match result {
             Ok(()) => {
-                if let Some((kind, id)) = &job {
-                    crate::jobs::wake(p, &[(kind, id)]).await;
-                }
+                let woken: Vec<(&str, &str)> = jobs.iter().map(|(kind, id)| (*kind, id.as_str())).collect();
+                crate::jobs::wake(p, &woken).await;
                 remove_dead_manifests(db, kv, now_ms, &f.id, false).await?;
                 return Ok(Completion::Available(Box::new(FileRecord {
                     status: AVAILABLE.into(),
                     etag: Some(manifest.etag),
                     manifest_id: Some(manifest_id),
+                    checksum_verified: verified,
                     row_version: f.row_version + 1,
                     updated_at_ms: now_ms,
                     ..f

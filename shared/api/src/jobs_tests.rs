@@ -332,3 +332,79 @@ fn bytes_a_dead_consumer_wrote_are_swept_unless_a_live_row_owns_them() {
     assert_reads_back(&p, &token, &id, &data, &[]);
     assert_intact(&p);
 }
+
+fn create_with(p: &TestPlatform, token: &str, data: &[u8], sha: &str, crc: &str) -> vaultx_core::http::ApiResponse {
+    run(crate::routes::files::handle(p, authed("POST", "/api/files", token, "application/json", format!(
+        r#"{{"name":"v.bin","size":{},"checksum":"sha256:{sha}","checksumCrc64nvme":"{crc}","deduplicationEnabled":false}}"#, data.len()
+    ).into())))
+}
+
+fn sha_hex(data: &[u8]) -> String {
+    vaultx_core::digest::hex(&vaultx_core::digest::sha256(data))
+}
+
+fn crc_b64(data: &[u8]) -> String {
+    vaultx_core::digest::crc64_base64(vaultx_core::digest::crc64nvme(data))
+}
+
+fn file_json(p: &TestPlatform, token: &str, id: &str) -> serde_json::Value {
+    body_json(&run(file::handle(p, authed("GET", &format!("/api/files/{id}"), token, "application/json", vec![]))))
+}
+
+#[test]
+fn a_declared_crc_makes_the_file_available_at_once_and_the_sha256_is_verified_by_a_job() {
+    let p = TestPlatform::new();
+    let token = signed_in(&p);
+    let data = noise(3 * CHUNK + 17, 21);
+    let r = create_with(&p, &token, &data, &sha_hex(&data), &crc_b64(&data));
+    assert_eq!(r.status, 201);
+    let id = body_json(&r)["id"].as_str().unwrap().to_owned();
+    for (i, chunk) in data.chunks(CHUNK).enumerate() {
+        assert!(put_chunk(&p, &token, &id, i as u64, chunk).status < 300);
+    }
+    let f = file_json(&p, &token, &id);
+    assert_eq!((f["status"].as_str(), f["checksumVerified"].as_bool()), (Some("available"), Some(false)), "{f}");
+    assert_reads_back(&p, &token, &id, &data, &[]);
+    run_jobs(&p);
+    assert_eq!(file_json(&p, &token, &id)["checksumVerified"], true);
+    assert_intact(&p);
+}
+
+#[test]
+fn a_wrong_crc_is_refused_at_completion_and_the_file_stays_uploading() {
+    let p = TestPlatform::new();
+    let token = signed_in(&p);
+    let data = noise(2 * CHUNK + 1, 22);
+    let id = body_json(&create_with(&p, &token, &data, &sha_hex(&data), &crc_b64(b"something else")))["id"].as_str().unwrap().to_owned();
+    assert!(put_chunk(&p, &token, &id, 0, &data[..CHUNK]).status < 300);
+    assert!(put_chunk(&p, &token, &id, 1, &data[CHUNK..2 * CHUNK]).status < 300);
+    let r = put_chunk(&p, &token, &id, 2, &data[2 * CHUNK..]);
+    assert_eq!(r.status, 422, "{}", String::from_utf8_lossy(r.body.bytes()));
+    assert_eq!(body_json(&r)["type"], "urn:vaultx:problem:checksum-mismatch");
+    assert_eq!(file_json(&p, &token, &id)["status"], "uploading");
+    // A malformed CRC is a validation error at creation.
+    let r = create_with(&p, &token, &data, &sha_hex(&data), "not-a-crc");
+    assert_eq!(r.status, 422);
+    assert_eq!(body_json(&r)["errors"][0]["field"], "checksumCrc64nvme");
+}
+
+#[test]
+fn content_that_contradicts_its_sha256_becomes_invalid_and_is_never_served() {
+    let p = TestPlatform::new();
+    let token = signed_in(&p);
+    let data = noise(CHUNK + 5, 23);
+    // The CRC is right, the declared SHA-256 is not: the CRC lets it become available, the
+    // verify job finds the contradiction.
+    let id = body_json(&create_with(&p, &token, &data, &sha_hex(b"other content"), &crc_b64(&data)))["id"].as_str().unwrap().to_owned();
+    assert!(put_chunk(&p, &token, &id, 0, &data[..CHUNK]).status < 300);
+    assert!(put_chunk(&p, &token, &id, 1, &data[CHUNK..]).status < 300);
+    let path = body_json(&signed_url(&p, &token, &id, "{}"))["path"].as_str().unwrap().to_owned();
+    run_jobs(&p);
+    let f = file_json(&p, &token, &id);
+    assert_eq!((f["status"].as_str(), f["checksumVerified"].as_bool()), (Some("invalid"), Some(false)), "{f}");
+    assert_eq!(download(&p, &path, &[]).status, 404, "a URL issued before stops working");
+    assert_eq!(signed_url(&p, &token, &id, "{}").status, 409);
+    assert_intact(&p);
+    assert_eq!(run(file::handle(&p, authed("DELETE", &format!("/api/files/{id}"), &token, "application/json", vec![]))).status, 204);
+    assert_intact(&p);
+}

@@ -91,7 +91,7 @@ fn a_chunk_that_loses_to_completion_changes_nothing() {
         let other = content(CHUNK, 99);
         let key = run(files::find(&TestDb(p.conn.clone()), &id)).unwrap().unwrap().blob_key(&sha256(&other));
         let db = Hooked::new(&p, async { assert_eq!(file_chunk::handle(&p, chunk_request(&token, &id, 1, &data[CHUNK..])).await.status, 201) });
-        let lost = run(blobs::attach(&db, &p.blobs, p.now(), &id, 0, &key, &other)).unwrap_err();
+        let lost = run(blobs::attach(&db, &p.blobs, p.now(), &id, 0, &key, &other, None)).unwrap_err();
         assert_eq!((lost.status(), lost.kind.slug()), (409, "file-not-uploading"), "checksum: {with_checksum}");
         let url = body_json(&signed_url(&p, &token, &id, "{}"))["path"].as_str().unwrap().to_owned();
         let r = download(&p, &url, &[]);
@@ -112,7 +112,7 @@ fn a_delete_is_final_against_a_completion_in_flight() {
     let db = TestDb(p.conn.clone());
     for (i, part) in data.chunks(CHUNK).enumerate() {
         let key = key_for(&p, &id, part);
-        assert!(matches!(run(blobs::attach(&db, &p.blobs, p.now(), &id, i as u64, &key, part)), Ok(Attached::Stored { .. })));
+        assert!(matches!(run(blobs::attach(&db, &p.blobs, p.now(), &id, i as u64, &key, part, None)), Ok(Attached::Stored { .. })));
     }
     let hooked = Hooked::new(&p, async { assert_eq!(file::handle(&p, delete_request(&token, &id)).await.status, 204) });
     let r = run(files::complete(&hooked, &p.blobs, &p.kv, &p, p.now(), &id));
@@ -153,7 +153,7 @@ fn a_chunk_that_loses_to_a_delete_is_404_and_leaves_nothing() {
     put_chunk(&p, &token, &id, 0, &data[..CHUNK]);
     let key = key_for(&p, &id, &data[CHUNK..]);
     let db = Hooked::new(&p, async { assert_eq!(file::handle(&p, delete_request(&token, &id)).await.status, 204) });
-    let lost = run(blobs::attach(&db, &p.blobs, p.now(), &id, 1, &key, &data[CHUNK..])).unwrap_err();
+    let lost = run(blobs::attach(&db, &p.blobs, p.now(), &id, 1, &key, &data[CHUNK..], None)).unwrap_err();
     assert_eq!(lost.status(), 404);
     assert!(p.blobs.0.borrow().is_empty(), "{:?}", p.blobs.0.borrow().keys().collect::<Vec<_>>());
     assert_intact(&p);
@@ -169,7 +169,7 @@ fn two_different_uploads_to_one_index_leak_nothing() {
     let (a, b) = (content(CHUNK, 7), content(CHUNK, 8));
     let key_a = key_for(&p, &id, &a);
     let db = Hooked::new(&p, async { assert_eq!(file_chunk::handle(&p, chunk_request(&token, &id, 0, &b)).await.status, 201) });
-    let Attached::Stored { released } = run(blobs::attach(&db, &p.blobs, p.now(), &id, 0, &key_a, &a)).unwrap() else { panic!() };
+    let Attached::Stored { released } = run(blobs::attach(&db, &p.blobs, p.now(), &id, 0, &key_a, &a, None)).unwrap() else { panic!() };
     assert_eq!(released, [key_for(&p, &id, &b)], "the winner's blob is released, not a stale read's");
     run(blobs::sweep(&TestDb(p.conn.clone()), &p.blobs, p.now(), &released)).unwrap();
     assert_eq!(run(blobs::attached(&TestDb(p.conn.clone()), &id, 0)).unwrap(), Some(key_a));
@@ -188,7 +188,7 @@ fn an_interrupted_completion_is_finished_by_the_resuming_client() {
         let db = TestDb(p.conn.clone());
         for (i, part) in data.chunks(CHUNK).enumerate() {
             let key = key_for(&p, &id, part);
-            run(blobs::attach(&db, &p.blobs, p.now(), &id, i as u64, &key, part)).unwrap();
+            run(blobs::attach(&db, &p.blobs, p.now(), &id, i as u64, &key, part, None)).unwrap();
         }
         assert_eq!(file_status(&p, &id).as_deref(), Some("uploading"));
         let complete = || run(file_complete::handle(&p, authed("POST", &format!("/api/files/{id}/complete"), &token, "application/json", vec![])));
@@ -263,7 +263,7 @@ fn manifests_of_dead_completions_are_removed() {
         let id = file_id(&p, &token, data.len(), None);
         let db = TestDb(p.conn.clone());
         let key = key_for(&p, &id, &data);
-        run(blobs::attach(&db, &p.blobs, p.now(), &id, 0, &key, &data)).unwrap();
+        run(blobs::attach(&db, &p.blobs, p.now(), &id, 0, &key, &data, None)).unwrap();
         let f = run(files::find(&db, &id)).unwrap().unwrap();
         let (dead, _) = run(files::write_manifest(&db, &p.kv, &p, p.now(), &f, vec![(key, 100)])).unwrap();
         let dead_key = files::manifest_key(&id, &dead);

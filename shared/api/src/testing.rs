@@ -144,6 +144,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("../../../infra/migrations/0003_integrity.sql"),
     include_str!("../../../infra/migrations/0004_jobs.sql"),
     include_str!("../../../infra/migrations/0005_layouts.sql"),
+    include_str!("../../../infra/migrations/0006_checksums.sql"),
 ];
 
 impl Clock for TestPlatform {

@@ -30,9 +30,13 @@ fn bar(total: u64, quiet: bool) -> ProgressBar {
     bar
 }
 
-fn sha256_file(path: &Path) -> Result<String, CliError> {
+/// The file's SHA-256 (hex) and CRC-64/NVME (base64), in one read: the server checks the CRC
+/// at completion from the chunks' own (no second pass on the upload path) and the SHA-256 in
+/// a background job.
+fn checksums_of(path: &Path) -> Result<(String, String), CliError> {
     let mut file = File::open(path).map_err(|e| local(path, e))?;
     let mut hasher = sha2::Sha256::new();
+    let mut crc = vaultx_core::digest::Crc64Nvme::default();
     let mut buf = vec![0; 1 << 20];
     loop {
         let n = file.read(&mut buf).map_err(|e| local(path, e))?;
@@ -40,8 +44,9 @@ fn sha256_file(path: &Path) -> Result<String, CliError> {
             break;
         }
         hasher.update(&buf[..n]);
+        crc.update(&buf[..n]);
     }
-    Ok(vaultx_core::digest::hex(&hasher.finalize()))
+    Ok((vaultx_core::digest::hex(&hasher.finalize()), vaultx_core::digest::crc64_base64(crc.finish())))
 }
 
 fn mime_for(path: &Path) -> &'static str {
@@ -100,7 +105,7 @@ fn entry_for(api: &Api, config: &mut Config, key: &str, create: Value) -> Result
 pub fn put(api: &Api, path: &Path, name: Option<String>, parallel: usize, max_chunks: Option<usize>, compress: bool, quiet: bool) -> Result<String, CliError> {
     api.token()?;
     let size = std::fs::metadata(path).map_err(|e| local(path, e))?.len();
-    let sha = sha256_file(path)?;
+    let (sha, crc) = checksums_of(path)?;
     let absolute = std::fs::canonicalize(path).map_err(|e| local(path, e))?;
     let key = format!("{}|{size}|{sha}", absolute.display());
     let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "file".into());
@@ -110,6 +115,7 @@ pub fn put(api: &Api, path: &Path, name: Option<String>, parallel: usize, max_ch
         "mimeType": mime_for(path),
         "size": size,
         "checksum": format!("sha256:{sha}"),
+        "checksumCrc64nvme": crc,
         "deduplicationEnabled": true,
         "compressionEnabled": compress,
     });

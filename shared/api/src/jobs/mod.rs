@@ -20,6 +20,7 @@
 
 pub mod compress;
 pub mod dedup;
+pub mod verify;
 
 use crate::accounts::store_failure;
 use vaultx_core::Problem;
@@ -43,6 +44,7 @@ macro_rules! job_table {
 }
 
 job_table! {
+    "verify": verify,
     "dedup": dedup,
     "compress": compress,
 }

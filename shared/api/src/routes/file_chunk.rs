@@ -133,7 +133,9 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
     let key = file.blob_key(&digest);
     let now = p.now_ms();
     let store = p.blobs().await.map_err(store_failure)?;
-    let had_it = match blobs::attach(&db, &store, now, &file.id, index, &key, &data).await? {
+    // Only when the file declared a full-object CRC: completion combines these.
+    let crc = file.checksum_crc64nvme.is_some().then(|| vaultx_core::digest::crc64nvme(&data));
+    let had_it = match blobs::attach(&db, &store, now, &file.id, index, &key, &data, crc).await? {
         blobs::Attached::Already => true,
         blobs::Attached::Stored { released } => {
             blobs::sweep(&db, &store, now, &released).await?;

@@ -2,7 +2,7 @@
 //! arrived), `GET` lists the caller's files, a page at a time.
 //!
 //! `POST` body: `{"name", "originalName"?, "mimeType"?, "size", "chunkSize"?,
-//! "compressionEnabled"?, "deduplicationEnabled"?, "checksum"?}` (unknown fields are refused;
+//! "compressionEnabled"?, "deduplicationEnabled"?, "checksum"?, "checksumCrc64nvme"?}` (unknown fields are refused;
 //! `chunkSize` defaults to the deployment's `chunk_size`, as S3 clients choose a part size) → `201` with the file, `Location: /api/files/<id>`.
 //! `GET ?page=1&limit=20&sort=createdAt|updatedAt|name|size&order=asc|desc[&status=…]` →
 //! `{"items": [...], "page", "limit", "total"}`.
@@ -31,6 +31,7 @@ struct NewFile {
     compression_enabled: Option<bool>,
     deduplication_enabled: Option<bool>,
     checksum: Option<String>,
+    checksum_crc64nvme: Option<String>,
 }
 
 pub async fn handle<P: Platform>(p: &P, req: ApiRequest) -> ApiResponse {
@@ -54,6 +55,16 @@ async fn create<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Prob
         .ok();
     let checksum = match &body.checksum {
         Some(c) => digest::parse_checksum(c).map(Some).map_err(|m| errors.push(FieldError { field: "checksum".into(), message: m })).ok().flatten(),
+        None => None,
+    };
+    let crc = match &body.checksum_crc64nvme {
+        Some(c) => match digest::parse_crc64_base64(c) {
+            Some(_) => Some(c.clone()),
+            None => {
+                errors.push(FieldError { field: "checksumCrc64nvme".into(), message: "must be the CRC-64/NVME as base64 of its 8 bytes, big-endian (as S3's x-amz-checksum-crc64nvme)".into() });
+                None
+            }
+        },
         None => None,
     };
     let chunk_size = match body.chunk_size {
@@ -84,6 +95,8 @@ async fn create<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Prob
         updated_at_ms: now,
         row_version: 0,
         manifest_id: None,
+        checksum_crc64nvme: crc,
+        checksum_verified: false,
     };
     let db = p.metadata().await.map_err(store_failure)?;
     if plan.expect("validated").count() == 0 {
@@ -93,6 +106,11 @@ async fn create<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Prob
             if *c != empty {
                 return Err(Problem::new(ProblemKind::ChecksumMismatch, format!("an empty file's checksum is {empty}")));
             }
+            file.checksum_verified = true;
+        }
+        let empty_crc = digest::crc64_base64(digest::crc64nvme(b""));
+        if file.checksum_crc64nvme.as_ref().is_some_and(|c| *c != empty_crc) {
+            return Err(Problem::new(ProblemKind::ChecksumMismatch, format!("an empty file's CRC-64/NVME is {empty_crc}")));
         }
         // Its manifest is written before the row that publishes it, as for any completion.
         let kv = p.kv().await.map_err(store_failure)?;
@@ -133,8 +151,8 @@ async fn list<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Proble
     };
     let status = match req.query_param("status") {
         None => None,
-        Some(s) if s == UPLOADING || s == AVAILABLE => Some(s),
-        Some(s) => return Err(bad_query(format!("status={s}: use uploading or available"))),
+        Some(s) if s == UPLOADING || s == AVAILABLE || s == files::INVALID => Some(s),
+        Some(s) => return Err(bad_query(format!("status={s}: use uploading, available or invalid"))),
     };
     let db = p.metadata().await.map_err(store_failure)?;
     let mut filter = "owner_id = ?".to_owned();
