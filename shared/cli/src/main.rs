@@ -53,6 +53,8 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// Print a file's SHA-256 and CRC-64/NVME, as `put` declares them (no server involved).
+    Checksum { file: PathBuf },
     /// Download a file through a signed URL.
     Get {
         id: String,
@@ -85,6 +87,11 @@ fn password() -> Result<String, CliError> {
 }
 
 fn run(cli: Cli) -> Result<(), CliError> {
+    if let Command::Checksum { file } = &cli.command {
+        let (sha, crc) = transfer::checksums_of(file)?;
+        println!("sha256:{sha}  crc64nvme:{crc}  {}", file.display());
+        return Ok(());
+    }
     let mut config = api::Config::load();
     if let Some(url) = &cli.url {
         config.url = Some(url.trim_end_matches('/').to_owned());
@@ -105,6 +112,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             println!("{id}");
         }
         Command::Get { id, output, quiet } => transfer::get(&api, &id, &output, quiet)?,
+        Command::Checksum { .. } => unreachable!("answered above, without a server"),
         Command::Ls => {
             let mut page = 1;
             println!("{:<36}  {:<9}  {:>12}  NAME", "ID", "STATUS", "SIZE");

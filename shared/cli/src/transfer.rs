@@ -33,7 +33,7 @@ fn bar(total: u64, quiet: bool) -> ProgressBar {
 /// The file's SHA-256 (hex) and CRC-64/NVME (base64), in one read: the server checks the CRC
 /// at completion from the chunks' own (no second pass on the upload path) and the SHA-256 in
 /// a background job.
-fn checksums_of(path: &Path) -> Result<(String, String), CliError> {
+pub fn checksums_of(path: &Path) -> Result<(String, String), CliError> {
     let mut file = File::open(path).map_err(|e| local(path, e))?;
     let mut hasher = sha2::Sha256::new();
     let mut crc = vaultx_core::digest::Crc64Nvme::default();

@@ -21,7 +21,7 @@ use wasmtime_wasi_http::handler::{ProxyHandler, ProxyPre};
 
 const USAGE: &str = "usage: vaultx-runtime [--manifest spin.toml] [--listen 127.0.0.1:3000] [--data-dir .vaultx/data]
                       [--cache-dir .vaultx/cache] [--migrations DIR] [--ready-file FILE]
-                      [--sweep-interval 5]
+                      [--sweep-interval 5] [--instance-concurrency 16]
        vaultx-runtime --migrate-only --data-dir DIR --migrations DIR
 
 Serves every [[trigger.http]] of the manifest. Application variables come from the
@@ -30,6 +30,8 @@ default SQLite database once each. --ready-file is written with the bound addres
 Every [[trigger.redis]] component also gets the message `sweep` every --sweep-interval
 seconds (0: never), straight from the runtime, with or without Redis: VaultX's job consumers
 then run whatever is due (a lost wake-up, an expired lease, a retry).
+--instance-concurrency is how many requests one instance serves at once (Spin: 16); an
+instance is one thread, so 1 lets concurrent CPU-bound requests use every core.
 --migrate-only applies the migrations and exits (e.g. --data-dir .spin for the Spin CLI's own
 default database, .spin/sqlite_db.db).";
 
@@ -73,6 +75,10 @@ fn args() -> Result<Args> {
             "--cache-dir" => a.cache_dir = value.into(),
             "--migrations" => a.migrations = Some(value.into()),
             "--ready-file" => a.ready_file = Some(value.into()),
+            "--instance-concurrency" => {
+                let n: usize = value.parse().ok().filter(|n| (1..=1024).contains(n)).with_context(|| format!("--instance-concurrency {value}: 1 to 1024"))?;
+                server::INSTANCE_CONCURRENCY.store(n, std::sync::atomic::Ordering::Relaxed);
+            }
             "--sweep-interval" => a.sweep_interval = value.parse().with_context(|| format!("--sweep-interval {value}: whole seconds"))?,
             _ => bail!("unknown option {flag}\n{USAGE}"),
         }

@@ -20,6 +20,10 @@ use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 pub const MAX_REQUESTS_PER_INSTANCE: usize = 128;
 pub const MAX_CONCURRENT_PER_INSTANCE: usize = 16;
+/// Requests one instance serves at once: Spin's 16 unless `--instance-concurrency` says
+/// otherwise. An instance is one thread; requests beyond this get an instance of their own,
+/// which CPU-bound routes (hashing chunks) need to use more than one core.
+pub static INSTANCE_CONCURRENCY: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(MAX_CONCURRENT_PER_INSTANCE);
 pub const IDLE_INSTANCE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Long enough for a 5 MiB chunk over a slow link; a guest stuck past it is cut off.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
@@ -133,7 +137,7 @@ impl WorkerState for Reuse {
     fn should_accept_request(&self, concurrent: usize, total: usize) -> ShouldAccept {
         if total >= MAX_REQUESTS_PER_INSTANCE {
             ShouldAccept::Never
-        } else if concurrent >= MAX_CONCURRENT_PER_INSTANCE {
+        } else if concurrent >= INSTANCE_CONCURRENCY.load(std::sync::atomic::Ordering::Relaxed) {
             ShouldAccept::No
         } else {
             ShouldAccept::Yes

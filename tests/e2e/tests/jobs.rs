@@ -213,3 +213,38 @@ fn the_workers_cron_sweep_runs() {
     wait_for_jobs(&c);
     assert_integrity(&c);
 }
+
+fn crc_b64(data: &[u8]) -> String {
+    vaultx_core::digest::crc64_base64(vaultx_core::digest::crc64nvme(data))
+}
+
+#[test]
+fn a_declared_crc_is_checked_at_completion_and_the_sha256_by_the_verify_job() {
+    let _one = serial();
+    let c = Client::new();
+    let (_, _, token) = c.signed_in_user();
+    let cs = chunk_size();
+    let data = bytes(cs + 4321, 77);
+    let sha = format!("sha256:{}", vaultx_e2e::sha256_hex(&data));
+    // A CRC that is not the content's: the last chunk is refused, the file stays uploading.
+    let id = create(&c, &token, data.len(), json!({"checksum": sha, "checksumCrc64nvme": crc_b64(b"other"), "deduplicationEnabled": false}));
+    assert_eq!(c.put_chunk(&token, &id, 0, &data[..cs]).status, 201);
+    c.put_chunk(&token, &id, 1, &data[cs..]).assert_problem(422, "checksum-mismatch");
+    assert_eq!(c.get(&format!("/api/files/{id}"), Some(&token)).json()["status"], "uploading");
+    // The right CRC: available at once, the SHA-256 verified in the background.
+    let id = create(&c, &token, data.len(), json!({"checksum": sha, "checksumCrc64nvme": crc_b64(&data), "deduplicationEnabled": false}));
+    c.upload(&token, &id, &data);
+    let f = c.get(&format!("/api/files/{id}"), Some(&token)).json();
+    assert_eq!(f["status"], "available", "{f}");
+    assert_downloads(&c, &token, &id, &data, &[(cs - 1, cs)]);
+    wait_for_jobs(&c);
+    assert_eq!(c.get(&format!("/api/files/{id}"), Some(&token)).json()["checksumVerified"], true);
+    // Content that contradicts its declared SHA-256 (its CRC is right) ends invalid, never served.
+    let id = create(&c, &token, data.len(), json!({"checksum": format!("sha256:{}", "0".repeat(64)), "checksumCrc64nvme": crc_b64(&data), "deduplicationEnabled": false}));
+    c.upload(&token, &id, &data);
+    wait_for_jobs(&c);
+    let f = c.get(&format!("/api/files/{id}"), Some(&token)).json();
+    assert_eq!((f["status"].as_str(), f["checksumVerified"].as_bool()), (Some("invalid"), Some(false)), "{f}");
+    c.auth_send("POST", &format!("/api/files/{id}/signed-url"), &token, &[("content-type", "application/json")], Some(b"{}")).assert_problem(409, "file-not-available");
+    assert_integrity(&c);
+}
