@@ -408,3 +408,22 @@ fn content_that_contradicts_its_sha256_becomes_invalid_and_is_never_served() {
     assert_eq!(run(file::handle(&p, authed("DELETE", &format!("/api/files/{id}"), &token, "application/json", vec![]))).status, 204);
     assert_intact(&p);
 }
+
+#[test]
+fn a_small_file_that_is_already_one_block_still_gets_compressed() {
+    let p = TestPlatform::new();
+    let token = signed_in(&p);
+    let data = text(40_000, 31);
+    let id = upload(&p, &token, &data, r#","compressionEnabled":true"#);
+    run_jobs(&p);
+    assert!(layout_of(&p, &id).iter().all(|(k, _)| k.ends_with(STORED_SUFFIX)), "{:?}", layout_of(&p, &id));
+    let kinds: Vec<String> = run(jobs::list(&TestDb(p.conn.clone()), Some(jobs::DONE), None, 10)).unwrap().into_iter().map(|j| j.kind).collect();
+    assert_eq!(kinds.iter().filter(|k| *k == "compress").count(), 1, "{kinds:?}");
+    // A dedup job run again does not queue a second compression.
+    run(TestDb(p.conn.clone()).batch(vec![jobs::enqueue("00000000-0000-4000-8000-0000000000aa", "dedup", &id, p.now.get())])).unwrap();
+    run_jobs(&p);
+    let kinds: Vec<String> = run(jobs::list(&TestDb(p.conn.clone()), Some(jobs::DONE), None, 10)).unwrap().into_iter().map(|j| j.kind).collect();
+    assert_eq!(kinds.iter().filter(|k| *k == "compress").count(), 1, "{kinds:?}");
+    assert_reads_back(&p, &token, &id, &data, &[(100, 30_000)]);
+    assert_intact(&p);
+}

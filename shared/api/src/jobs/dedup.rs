@@ -53,6 +53,26 @@ async fn cut(
     Ok(())
 }
 
+/// Enqueues the compression job for a file whose layout this job left as it was, unless one
+/// exists (a re-run must not queue it twice), and wakes it.
+async fn hand_over<P: Platform>(p: &P, db: &impl Sql, file_id: &str) -> Result<(), Problem> {
+    let id = vaultx_core::ids::new_id(p);
+    let result = db
+        .batch(vec![
+            vaultx_core::guard!("NOT EXISTS (SELECT 1 FROM jobs WHERE kind = 'compress' AND subject = ?)", file_id),
+            jobs::enqueue(&id, compress::KIND, file_id, p.now_ms()),
+        ])
+        .await;
+    match result {
+        Ok(()) => {
+            jobs::wake(p, &[(compress::KIND, id.as_str())]).await;
+            Ok(())
+        }
+        Err(vaultx_core::ports::StoreError::Conflict) => Ok(()),
+        Err(e) => Err(store_failure(e)),
+    }
+}
+
 pub async fn run<P: Platform>(p: &P, job: &Job) -> Result<(), Problem> {
     let db = p.metadata().await.map_err(store_failure)?;
     let store = p.blobs().await.map_err(store_failure)?;
@@ -83,8 +103,13 @@ pub async fn run<P: Platform>(p: &P, job: &Job) -> Result<(), Problem> {
         cut(&db, &store, p.now_ms(), &job.id, &f, &buffer, &mut start, true, &mut blocks).await?;
         let unchanged = blocks.len() == current.len() && blocks.iter().zip(&current).all(|(b, (k, _))| &b.key == k);
         if unchanged {
-            // Already cut (an earlier attempt swapped, then died before its manifest).
-            return layout::sync_manifest(&db, &kv, &f.id).await;
+            // Already cut (a small file is one block; or an earlier attempt swapped, then died
+            // before its manifest or before waking the compression job).
+            layout::sync_manifest(&db, &kv, &f.id).await?;
+            if f.compression_enabled {
+                hand_over(p, &db, &f.id).await?;
+            }
+            return Ok(());
         }
         let mut follow_up = Vec::new();
         let mut woken = Vec::new();

@@ -117,16 +117,37 @@ where
             _ => return Err(Problem::new(vaultx_core::problem::ProblemKind::BadRequest, "a job message is a job id or \"sweep\"")),
         }
     };
-    let runs = ids.iter().map(|id| run_one(p, &db, kind, id, &tuning, &run));
+    let runs = ids.iter().map(|id| drain(p, &db, kind, id, &tuning, &run));
     for outcome in futures_util::future::join_all(runs).await {
         outcome?;
     }
     Ok(())
 }
 
-async fn run_one<P: Platform, F: AsyncFn(&P, &Job) -> Result<(), Problem>>(p: &P, db: &P::Metadata, kind: &str, id: &str, tuning: &Tuning, run: &F) -> Result<(), Problem> {
+/// Jobs one consumer runs in a row before it returns (others wait for the next message).
+const DRAIN: usize = 64;
+
+/// Runs `first`, then keeps taking the next due job of the kind while it can claim one: a
+/// consumer that finishes a job goes on with the backlog, so `job_concurrency` consumers work
+/// through a burst at their own pace, not at the sweep's. A wake-up refused by the
+/// concurrency bound returns at once (the consumers holding the slots will get to its job).
+async fn drain<P: Platform, F: AsyncFn(&P, &Job) -> Result<(), Problem>>(p: &P, db: &P::Metadata, kind: &str, first: &str, tuning: &Tuning, run: &F) -> Result<(), Problem> {
+    if !run_one(p, db, kind, first, tuning, run).await? {
+        return Ok(());
+    }
+    for _ in 0..DRAIN {
+        let Some(next) = due(db, kind, p.now_ms(), 1).await?.pop() else { return Ok(()) };
+        if !run_one(p, db, kind, &next, tuning, run).await? {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// Claims and runs one job; `false` if it could not be claimed (not due, or held).
+async fn run_one<P: Platform, F: AsyncFn(&P, &Job) -> Result<(), Problem>>(p: &P, db: &P::Metadata, kind: &str, id: &str, tuning: &Tuning, run: &F) -> Result<bool, Problem> {
     let started = p.now_ms();
-    let Some(job) = claim(db, id, kind, started, tuning).await? else { return Ok(()) };
+    let Some(job) = claim(db, id, kind, started, tuning).await? else { return Ok(false) };
     let result = run(p, &job).await;
     let now = p.now_ms();
     let (outcome, settled) = match &result {
@@ -147,7 +168,7 @@ async fn run_one<P: Platform, F: AsyncFn(&P, &Job) -> Result<(), Problem>>(p: &P
         "outcome": if settled { outcome } else { "lease-lost" },
         "error": result.err().map(|e| e.detail),
     }));
-    Ok(())
+    Ok(true)
 }
 
 pub const QUEUED: &str = "queued";
