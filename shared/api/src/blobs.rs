@@ -133,8 +133,8 @@ pub async fn attach(
                         idx,
                         key.into(),
                         SqlValue::Integer(data.len() as i64),
-                        // The CRC's 64 bits in a signed column (BIGINT everywhere).
-                        crc64.map_or(SqlValue::Null, |c| SqlValue::Integer(c as i64)),
+                        // Hex text: D1 would round a 64-bit integer to a double.
+                        crc64.map_or(SqlValue::Null, |c| SqlValue::Text(format!("{c:016x}"))),
                     ],
                 },
                 Statement {

@@ -307,8 +307,8 @@ async fn combined_crc(db: &impl Sql, file_id: &str) -> Result<Option<u64>, Probl
         .map_err(store_failure)?;
     let mut crc: Option<u64> = None;
     for r in &rows {
-        let (SqlValue::Integer(chunk_crc), Ok(len)) = (&r.0[0], r.int(1)) else { return Ok(None) };
-        let chunk_crc = *chunk_crc as u64;
+        let (SqlValue::Text(hex), Ok(len)) = (&r.0[0], r.int(1)) else { return Ok(None) };
+        let Ok(chunk_crc) = u64::from_str_radix(hex, 16) else { return Ok(None) };
         crc = Some(match crc {
             None => chunk_crc,
             Some(so_far) => vaultx_core::digest::crc64nvme_combine(so_far, chunk_crc, len as u64),
@@ -389,9 +389,13 @@ pub async fn complete(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, p: &(impl
             },
             None => false,
         };
+        // Otherwise the chunks are read once, for whatever checksum was declared.
         let mut verified = false;
-        if let (Some(expected), false) = (&f.checksum, crc_checked) {
+        let crc_unchecked = f.checksum_crc64nvme.as_ref().filter(|_| !crc_checked);
+        let sha_unchecked = f.checksum.as_ref().filter(|_| !crc_checked);
+        if sha_unchecked.is_some() || crc_unchecked.is_some() {
             let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
+            let mut crc = vaultx_core::digest::Crc64Nvme::default();
             for (_, key, _) in &chunks {
                 let Some(bytes) = blobs.get(key).await.map_err(store_failure)? else {
                     // A chunk replaced since we listed them: its old blob may be gone.
@@ -401,19 +405,30 @@ pub async fn complete(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, p: &(impl
                     eprintln!("vaultx: blob {key} of file {} is missing", f.id);
                     return Err(Problem::internal());
                 };
-                sha2::Digest::update(&mut hasher, &bytes);
+                if sha_unchecked.is_some() {
+                    sha2::Digest::update(&mut hasher, &bytes);
+                }
+                if crc_unchecked.is_some() {
+                    crc.update(&bytes);
+                }
             }
-            let actual = format!("sha256:{}", hex(&sha2::Digest::finalize(hasher)));
-            if &actual != expected {
+            let sha = format!("sha256:{}", hex(&sha2::Digest::finalize(hasher)));
+            let crc = vaultx_core::digest::crc64_base64(crc.finish());
+            let mismatch = match (sha_unchecked, crc_unchecked) {
+                (Some(expected), _) if *expected != sha => Some(format!("the content is {sha}, not {expected}")),
+                (_, Some(expected)) if *expected != crc => Some(format!("its CRC-64/NVME is {crc}, not {expected}")),
+                _ => None,
+            };
+            if let Some(mismatch) = mismatch {
                 if changed(db, &f).await? {
                     continue 'attempt;
                 }
                 return Err(Problem::new(
                     ProblemKind::ChecksumMismatch,
-                    format!("all chunks arrived but the content is {actual}, not {expected}; re-send the chunks that differ, or delete the file"),
+                    format!("all chunks arrived but {mismatch}; re-send the chunks that differ, or delete the file"),
                 ));
             }
-            verified = true;
+            verified = sha_unchecked.is_some();
         }
         let parts: Vec<(String, u64)> = chunks.into_iter().map(|(_, k, s)| (k, s)).collect();
         let (manifest_id, manifest) = write_manifest(db, kv, p, now_ms, &f, parts).await?;

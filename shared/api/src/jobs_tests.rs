@@ -427,3 +427,23 @@ fn a_small_file_that_is_already_one_block_still_gets_compressed() {
     assert_reads_back(&p, &token, &id, &data, &[(100, 30_000)]);
     assert_intact(&p);
 }
+
+#[test]
+fn chunks_without_a_stored_crc_are_read_once_for_both_checksums() {
+    let p = TestPlatform::new();
+    let token = signed_in(&p);
+    let data = noise(2 * CHUNK + 9, 24);
+    for (crc, expected) in [(crc_b64(b"wrong"), 422), (crc_b64(&data), 201)] {
+        let id = body_json(&create_with(&p, &token, &data, &sha_hex(&data), &crc))["id"].as_str().unwrap().to_owned();
+        assert!(put_chunk(&p, &token, &id, 0, &data[..CHUNK]).status < 300);
+        assert!(put_chunk(&p, &token, &id, 1, &data[CHUNK..2 * CHUNK]).status < 300);
+        // As if stored before CRCs were kept: completion cannot combine, so it reads.
+        p.conn.execute("UPDATE file_chunks SET crc64 = NULL WHERE file_id = ?", [&id]).unwrap();
+        let r = put_chunk(&p, &token, &id, 2, &data[2 * CHUNK..]);
+        assert_eq!(r.status, expected, "{}", String::from_utf8_lossy(r.body.bytes()));
+        if expected == 201 {
+            let f = file_json(&p, &token, &id);
+            assert_eq!((f["status"].as_str(), f["checksumVerified"].as_bool()), (Some("available"), Some(true)), "read once: both checked");
+        }
+    }
+}
