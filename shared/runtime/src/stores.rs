@@ -42,6 +42,10 @@ impl Stores {
     pub fn open(data_dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
         let kv = rusqlite::Connection::open(data_dir.join("key_value.db"))?;
+        // Blob pieces are 512 KiB: in 64 KiB pages a piece is 8 overflow pages, not 128
+        // (each its own WAL frame and checksum). Only a new file takes it; an existing one
+        // keeps its page size.
+        kv.pragma_update(None, "page_size", 65536)?;
         tune(&kv)?;
         kv.execute_batch(
             "CREATE TABLE IF NOT EXISTS spin_key_value (store TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, PRIMARY KEY (store, key))",
