@@ -91,7 +91,8 @@ pub async fn read_request(request: spin_sdk::http::Request, max_body: usize) -> 
         Vec::new()
     } else {
         match Limited::new(body, max_body).collect().await {
-            Ok(collected) => collected.to_bytes().to_vec(),
+            // Into the Vec without a copy when the body arrived as one buffer.
+            Ok(collected) => Vec::from(collected.to_bytes()),
             Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
             // The cause (a reset, a malformed chunked encoding) goes to our log, not the client.
             Err(e) => {
