@@ -35,6 +35,7 @@ pub async fn run<P: Platform>(p: &P, job: &Job) -> Result<(), Problem> {
     let store = p.blobs().await.map_err(store_failure)?;
     let kv = p.kv().await.map_err(store_failure)?;
     let min_saving = min_saving(p).await;
+    let lease = crate::jobs::Lease::of(p, job).await;
     for _ in 0..crate::blobs::ATTEMPTS {
         let Some(f) = files::find(&db, &job.subject).await? else { return Ok(()) };
         if f.status != AVAILABLE || !f.compression_enabled {
@@ -43,6 +44,7 @@ pub async fn run<P: Platform>(p: &P, job: &Job) -> Result<(), Problem> {
         let mut blocks = Vec::new();
         let (mut changed, mut reread) = (false, false);
         for (key, len) in layout::current(&db, &f.id).await? {
+            lease.keep(&db, p.now_ms()).await?;
             if key.ends_with(STORED_SUFFIX) {
                 blocks.push(kept(&db, &key, len).await?);
                 continue;

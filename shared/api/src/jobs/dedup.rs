@@ -77,6 +77,7 @@ pub async fn run<P: Platform>(p: &P, job: &Job) -> Result<(), Problem> {
     let db = p.metadata().await.map_err(store_failure)?;
     let store = p.blobs().await.map_err(store_failure)?;
     let kv = p.kv().await.map_err(store_failure)?;
+    let lease = jobs::Lease::of(p, job).await;
     'attempt: for _ in 0..crate::blobs::ATTEMPTS {
         let Some(f) = files::find(&db, &job.subject).await? else { return Ok(()) };
         if f.status != AVAILABLE || !f.deduplication_enabled {
@@ -86,6 +87,7 @@ pub async fn run<P: Platform>(p: &P, job: &Job) -> Result<(), Problem> {
         let mut blocks: Vec<Staged> = Vec::new();
         let (mut buffer, mut start) = (Vec::new(), 0);
         for (key, len) in &current {
+            lease.keep(&db, p.now_ms()).await?;
             let slice = BlobSlice { key: key.clone(), start: 0, end: *len };
             let Ok(data) = slice.read(&store).await else {
                 layout::discard_written(&db, &store, p.now_ms(), &blocks).await?;

@@ -275,6 +275,45 @@ pub async fn claim(db: &impl Sql, id: &str, kind: &str, now_ms: i64, tuning: &Tu
     }
 }
 
+/// Extends the lease of a job still held under this claim, so a sweep does not hand a job
+/// that is making progress to a second consumer. `false`: the claim was lost.
+pub async fn heartbeat(db: &impl Sql, job: &Job, now_ms: i64, lease_ms: i64) -> Result<bool, Problem> {
+    let changed = db
+        .execute(
+            "UPDATE jobs SET lease_until = ? WHERE id = ? AND state = 'running' AND attempts = ?",
+            vec![SqlValue::Integer(now_ms + lease_ms), job.id.clone().into(), SqlValue::Integer(job.attempts)],
+        )
+        .await
+        .map_err(store_failure)?;
+    Ok(changed == 1)
+}
+
+/// A running job's hold on its lease: long jobs call [`Lease::keep`] as they make progress,
+/// which renews the lease once a quarter of it has passed, and stops the job if another
+/// consumer took it over (its work would be fenced off anyway).
+pub struct Lease<'a> {
+    job: &'a Job,
+    lease_ms: i64,
+    renewed_at: std::cell::Cell<i64>,
+}
+
+impl<'a> Lease<'a> {
+    pub async fn of(p: &impl Platform, job: &'a Job) -> Lease<'a> {
+        Lease { job, lease_ms: Tuning::from_config(p).await.lease_ms, renewed_at: std::cell::Cell::new(p.now_ms()) }
+    }
+
+    pub async fn keep(&self, db: &impl Sql, now_ms: i64) -> Result<(), Problem> {
+        if now_ms - self.renewed_at.get() < self.lease_ms / 4 {
+            return Ok(());
+        }
+        if !heartbeat(db, self.job, now_ms, self.lease_ms).await? {
+            return Err(Problem::new(vaultx_core::problem::ProblemKind::Busy, format!("job {} was taken over by another consumer", self.job.id)));
+        }
+        self.renewed_at.set(now_ms);
+        Ok(())
+    }
+}
+
 /// Records the claimed run's outcome, only while the claim is still the job's latest.
 async fn settle(db: &impl Sql, job: &Job, set: Statement) -> Result<bool, Problem> {
     let result = db
@@ -419,6 +458,18 @@ mod tests {
         assert!(!run(retry(&db, "j1", now)).unwrap(), "only a dead job is retried");
         let again = run(claim(&db, "j1", "compress", now, &T)).unwrap().unwrap();
         assert_eq!(again.attempts, 1);
+    }
+
+    #[test]
+    fn a_heartbeat_extends_only_the_current_claim() {
+        let p = TestPlatform::new();
+        let db = queued(&p, "j1", 0);
+        let stale = run(claim(&db, "j1", "compress", 0, &T)).unwrap().unwrap();
+        assert!(run(heartbeat(&db, &stale, LEASE_MS - 1, LEASE_MS)).unwrap());
+        assert_eq!(run(due(&db, "compress", LEASE_MS + 1, 10)).unwrap(), Vec::<String>::new(), "renewed: not due");
+        let fresh = run(claim(&db, "j1", "compress", 3 * LEASE_MS, &T)).unwrap().unwrap();
+        assert!(!run(heartbeat(&db, &stale, 3 * LEASE_MS, LEASE_MS)).unwrap(), "the old holder cannot renew");
+        assert!(run(heartbeat(&db, &fresh, 3 * LEASE_MS, LEASE_MS)).unwrap());
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub async fn run<P: Platform>(p: &P, job: &Job) -> Result<(), Problem> {
     let db = p.metadata().await.map_err(store_failure)?;
     let kv = p.kv().await.map_err(store_failure)?;
     let store = p.blobs().await.map_err(store_failure)?;
+    let lease = crate::jobs::Lease::of(p, job).await;
     'attempt: for _ in 0..crate::blobs::ATTEMPTS {
         let Some(f) = files::find(&db, &job.subject).await? else { return Ok(()) };
         if f.status == INVALID {
@@ -34,6 +35,7 @@ pub async fn run<P: Platform>(p: &P, job: &Job) -> Result<(), Problem> {
         }
         let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
         for (key, len) in layout::current(&db, &f.id).await? {
+            lease.keep(&db, p.now_ms()).await?;
             let Ok(bytes) = (BlobSlice { key: key.clone(), start: 0, end: len }).read(&store).await else {
                 if let Some(lost) = layout::missing_block(&db, &f, &key).await? {
                     return Err(lost);
