@@ -16,6 +16,10 @@ pub struct Stores {
     idle: Mutex<std::collections::HashMap<String, Vec<rusqlite::Connection>>>,
 }
 
+/// The key-value store's write-ahead log may grow to this during a burst of writes before a
+/// checkpoint makes writers wait for it to start over.
+const WAL_LIMIT: i64 = 256 << 20;
+
 /// Idle connections kept per database.
 const IDLE_PER_DATABASE: usize = 16;
 
@@ -47,6 +51,33 @@ impl Stores {
         // keeps its page size.
         kv.pragma_update(None, "page_size", 65536)?;
         tune(&kv)?;
+        // Checkpoints (copying the WAL into the database file) run on a thread of their own,
+        // not inside whichever request's write crosses the threshold while holding the store:
+        // a passive one twice a second, which never blocks a writer, and a restarting one
+        // (which waits for writers, then lets the log start over) only when a burst of writes
+        // has grown the log past WAL_LIMIT.
+        kv.pragma_update(None, "wal_autocheckpoint", 0)?;
+        // The log restarts once checkpointed; past a burst, it shrinks back to this.
+        kv.pragma_update(None, "journal_size_limit", 64 << 20)?;
+        let page_size: i64 = kv.pragma_query_value(None, "page_size", |r| r.get(0))?;
+        let path = data_dir.join("key_value.db");
+        std::thread::Builder::new().name("kv-checkpoint".into()).spawn(move || {
+            let Ok(conn) = rusqlite::Connection::open(&path) else { return };
+            let _ = conn.busy_timeout(Duration::from_secs(10));
+            let checkpoint = |mode: &str| conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| r.get::<_, i64>(1));
+            loop {
+                std::thread::sleep(Duration::from_millis(500));
+                match checkpoint("PASSIVE") {
+                    Ok(frames) if frames * page_size > WAL_LIMIT => {
+                        if let Err(e) = checkpoint("RESTART") {
+                            eprintln!("vaultx-runtime: key-value checkpoint: {e}");
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => eprintln!("vaultx-runtime: key-value checkpoint: {e}"),
+                }
+            }
+        })?;
         kv.execute_batch(
             "CREATE TABLE IF NOT EXISTS spin_key_value (store TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, PRIMARY KEY (store, key))",
         )?;
