@@ -10,9 +10,9 @@
 //!    `blobs::attach`: a live blob is reused, not rewritten) and stages the new block list
 //!    (`layout_staging`, a few rows per statement).
 //! 2. One guarded batch — the file still `available` at the `row_version` the job read —
-//!    revives or creates the new blocks' rows, checks they are all live, moves every
-//!    reference from the old blocks to the new ones, bumps `row_version`, and enqueues what
-//!    follows. A job that lost to a delete or any other change applies nothing and discards
+//!    creates or revives the rows of the blocks it wrote, checks every new block is live,
+//!    moves every reference from the old blocks to the new ones and bumps `row_version`.
+//!    A job that lost to a delete or any other change applies nothing and discards
 //!    the bytes it wrote; it reads the file again.
 //! 3. The published manifest is rewritten from the rows ([`sync_manifest`]: same id, same
 //!    ETag, so signed URLs already handed out keep working). The old blocks nothing references
@@ -57,35 +57,45 @@ pub async fn missing_block(db: &impl Sql, f: &FileRecord, key: &str) -> Result<O
 pub struct Staged {
     pub key: String,
     pub len: u64,
-    /// Bytes in the blob store (smaller than `len` when compressed).
+    /// Set when this job wrote the bytes: the swap creates or revives their row (and a lost
+    /// swap discards them). A block the job found live is only checked to be live still.
+    pub written: Option<Written>,
+}
+
+#[derive(Debug)]
+pub struct Written {
+    /// Bytes in the blob store (smaller than the block's length when compressed).
     pub stored_size: u64,
     /// The row generation read before writing (see `blobs`), 0 for a row that did not exist.
     pub generation: i64,
-    /// Whether this job wrote the bytes (to discard if the swap loses).
-    pub wrote: bool,
+}
+
+impl Staged {
+    /// A block already stored and live, that the new layout references as it is.
+    pub fn kept(key: &str, len: u64) -> Staged {
+        Staged { key: key.to_owned(), len, written: None }
+    }
 }
 
 /// Makes sure the blob `key` holds `data` (`stored` bytes, `len` logical): reuses a live copy,
 /// finishes a sweep that died, writes the bytes otherwise. `Err(busy)` while a sweep of the
 /// same key is under way: the job retries later.
 pub async fn store_block(db: &impl Sql, store: &impl Blobs, now_ms: i64, job_id: &str, key: &str, len: u64, stored: &[u8]) -> Result<Staged, Problem> {
-    let rows = db.query("SELECT state, gen, changed_at, size FROM blobs WHERE blob_key = ?", vec![key.into()]).await.map_err(store_failure)?;
+    let rows = db.query("SELECT state, gen, changed_at FROM blobs WHERE blob_key = ?", vec![key.into()]).await.map_err(store_failure)?;
     let row = rows
         .first()
-        .map(|r| Ok::<_, StoreError>((r.text(0)?.to_owned(), r.int(1)?, r.int(2)?, r.int(3)?)))
+        .map(|r| Ok::<_, StoreError>((r.text(0)?.to_owned(), r.int(1)?, r.int(2)?)))
         .transpose()
         .map_err(store_failure)?;
     let generation = match row {
-        Some((state, _, _, size)) if state == "live" => {
-            return Ok(Staged { key: key.to_owned(), len, stored_size: size as u64, generation: 0, wrote: false });
-        }
-        Some((state, _, changed_at, _)) if state == "deleting" && now_ms - changed_at < STALE_SWEEP_MS => return Err(blobs::busy()),
-        Some((state, g, _, _)) if state == "deleting" => {
+        Some((state, _, _)) if state == "live" => return Ok(Staged::kept(key, len)),
+        Some((state, _, changed_at)) if state == "deleting" && now_ms - changed_at < STALE_SWEEP_MS => return Err(blobs::busy()),
+        Some((state, g, _)) if state == "deleting" => {
             // A sweep that died: finish it (the row becomes a tombstone at the same `gen`).
             blobs::finish_sweep(db, store, now_ms, key).await?;
             g
         }
-        Some((_, g, _, _)) => g,
+        Some((_, g, _)) => g,
         None => 0,
     };
     // Recorded before the bytes: if the job dies before its swap, the sweep can find them.
@@ -96,7 +106,7 @@ pub async fn store_block(db: &impl Sql, store: &impl Blobs, now_ms: i64, job_id:
     .await
     .map_err(store_failure)?;
     store.put(key, stored).await.map_err(store_failure)?;
-    Ok(Staged { key: key.to_owned(), len, stored_size: stored.len() as u64, generation, wrote: true })
+    Ok(Staged { key: key.to_owned(), len, written: Some(Written { stored_size: stored.len() as u64, generation }) })
 }
 
 /// Rows per staging statement: 6 parameters each, under D1's 100 bound parameters.
@@ -112,8 +122,8 @@ pub enum Swapped {
     Lost,
 }
 
-/// Replaces the layout of `f` (read at `f.row_version`, `available`) with `blocks`, plus
-/// `follow_up` statements (e.g. the next job) in the same transaction. See the module docs.
+/// Replaces the layout of `f` (read at `f.row_version`, `available`) with `blocks`. See the
+/// module docs.
 pub async fn swap(
     db: &impl Sql,
     store: &impl Blobs,
@@ -122,7 +132,6 @@ pub async fn swap(
     job_id: &str,
     f: &FileRecord,
     blocks: &[Staged],
-    follow_up: Vec<Statement>,
 ) -> Result<Swapped, Problem> {
     let total: u64 = blocks.iter().map(|b| b.len).sum();
     if total != f.size {
@@ -139,8 +148,9 @@ pub async fn swap(
                 SqlValue::Integer((n * STAGE_ROWS + i) as i64),
                 b.key.as_str().into(),
                 SqlValue::Integer(b.len as i64),
-                SqlValue::Integer(b.stored_size as i64),
-                SqlValue::Integer(b.generation),
+                // Blocks found live are staged with gen -1: the swap creates no row for them.
+                SqlValue::Integer(b.written.as_ref().map_or(0, |w| w.stored_size as i64)),
+                SqlValue::Integer(b.written.as_ref().map_or(-1, |w| w.generation)),
             ]);
         }
         staging.push(Statement { sql: STAGE_SQL[rows.len() - 1], params });
@@ -148,13 +158,14 @@ pub async fn swap(
     db.batch(staging).await.map_err(store_failure)?;
 
     let now = SqlValue::Integer(now_ms);
-    let mut statements = vec![
+    let statements = vec![
         guard!("EXISTS (SELECT 1 FROM files WHERE id = ? AND status = 'available' AND row_version = ?)", &f.id, f.row_version),
-        // Create the new blocks' rows, or revive tombstones no sweep touched since we looked.
-        // One row per key (PostgreSQL refuses to upsert one key twice in a statement).
+        // Create the rows of the blocks this job wrote, or revive tombstones no sweep touched
+        // since it looked. One row per key (PostgreSQL refuses to upsert one key twice in a
+        // statement).
         Statement {
             sql: "INSERT INTO blobs (blob_key, size, refcount, state, gen, changed_at) \
-                  SELECT blob_key, MAX(stored_size), 0, 'live', MAX(gen), ? FROM layout_staging WHERE job_id = ? GROUP BY blob_key \
+                  SELECT blob_key, MAX(stored_size), 0, 'live', MAX(gen), ? FROM layout_staging WHERE job_id = ? AND gen >= 0 GROUP BY blob_key \
                   ON CONFLICT (blob_key) DO UPDATE SET state = 'live', size = excluded.size, changed_at = excluded.changed_at \
                   WHERE blobs.state = 'deleted' AND blobs.gen = excluded.gen",
             params: vec![now.clone(), job_id.into()],
@@ -189,10 +200,9 @@ pub async fn swap(
             params: vec![now.clone(), f.id.clone().into()],
         },
         Statement { sql: "DELETE FROM layout_staging WHERE job_id = ?", params: vec![job_id.into()] },
+        // The job's writes are settled either way: now owned by live rows, or discarded below.
+        Statement { sql: "DELETE FROM job_writes WHERE job_id = ?", params: vec![job_id.into()] },
     ];
-    statements.extend(follow_up);
-    // The job's writes are settled either way: now owned by live rows, or discarded below.
-    statements.push(Statement { sql: "DELETE FROM job_writes WHERE job_id = ?", params: vec![job_id.into()] });
     match db.batch(statements).await {
         Ok(()) => {
             sync_manifest(db, kv, &f.id).await?;
@@ -211,7 +221,7 @@ pub async fn swap(
 /// Removes the bytes a job wrote for a layout it will not apply (unless a live row owns
 /// them by now: `blobs::discard`).
 pub async fn discard_written(db: &impl Sql, store: &impl Blobs, now_ms: i64, blocks: &[Staged]) -> Result<(), Problem> {
-    for b in blocks.iter().filter(|b| b.wrote) {
+    for b in blocks.iter().filter(|b| b.written.is_some()) {
         blobs::discard(db, store, now_ms, &b.key).await?;
     }
     Ok(())

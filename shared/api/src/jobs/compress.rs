@@ -7,11 +7,11 @@
 
 use crate::accounts::store_failure;
 use crate::files::{self, AVAILABLE};
-use crate::jobs::Job;
+use crate::jobs::Lease;
 use crate::layout::{self, Staged, Swapped};
 use vaultx_core::Problem;
 use vaultx_core::compression::{self, STORED_SUFFIX};
-use vaultx_core::ports::{Blobs, Config, Platform, Sql};
+use vaultx_core::ports::{Blobs, Config, Platform};
 
 pub const KIND: &str = "compress";
 
@@ -23,19 +23,12 @@ async fn min_saving(p: &impl Config) -> f64 {
     }
 }
 
-/// The block as stored now (a live row), for a layout that keeps it.
-pub(crate) async fn kept(db: &impl Sql, key: &str, len: u64) -> Result<Staged, Problem> {
-    let rows = db.query("SELECT size FROM blobs WHERE blob_key = ?", vec![key.into()]).await.map_err(store_failure)?;
-    let stored_size = rows.first().map(|r| r.int(0)).transpose().map_err(store_failure)?.unwrap_or(0);
-    Ok(Staged { key: key.to_owned(), len, stored_size: stored_size as u64, generation: 0, wrote: false })
-}
-
-pub async fn run<P: Platform>(p: &P, job: &Job) -> Result<(), Problem> {
+pub async fn run<P: Platform>(p: &P, lease: &Lease) -> Result<(), Problem> {
+    let job = &lease.job;
     let db = p.metadata().await.map_err(store_failure)?;
     let store = p.blobs().await.map_err(store_failure)?;
     let kv = p.kv().await.map_err(store_failure)?;
     let min_saving = min_saving(p).await;
-    let lease = crate::jobs::Lease::of(p, job).await;
     for _ in 0..crate::blobs::ATTEMPTS {
         let Some(f) = files::find(&db, &job.subject).await? else { return Ok(()) };
         if f.status != AVAILABLE || !f.compression_enabled {
@@ -46,12 +39,12 @@ pub async fn run<P: Platform>(p: &P, job: &Job) -> Result<(), Problem> {
         for (key, len) in layout::current(&db, &f.id).await? {
             lease.keep(&db, p.now_ms()).await?;
             if key.ends_with(STORED_SUFFIX) {
-                blocks.push(kept(&db, &key, len).await?);
+                blocks.push(Staged::kept(&key, len));
                 continue;
             }
             let twin = format!("{key}{STORED_SUFFIX}");
             if layout::is_live(&db, &twin).await? {
-                blocks.push(kept(&db, &twin, len).await?);
+                blocks.push(Staged::kept(&twin, len));
                 changed = true;
                 continue;
             }
@@ -69,7 +62,7 @@ pub async fn run<P: Platform>(p: &P, job: &Job) -> Result<(), Problem> {
                     blocks.push(layout::store_block(&db, &store, p.now_ms(), &job.id, &twin, len, &packed).await?);
                     changed = true;
                 }
-                None => blocks.push(kept(&db, &key, len).await?),
+                None => blocks.push(Staged::kept(&key, len)),
             }
         }
         if reread {
@@ -79,7 +72,7 @@ pub async fn run<P: Platform>(p: &P, job: &Job) -> Result<(), Problem> {
             // Nothing (more) to compress; a previous attempt may have died before its manifest.
             return layout::sync_manifest(&db, &kv, &f.id).await;
         }
-        match layout::swap(&db, &store, &kv, p.now_ms(), &job.id, &f, &blocks, Vec::new()).await? {
+        match layout::swap(&db, &store, &kv, p.now_ms(), &job.id, &f, &blocks).await? {
             Swapped::Done => return Ok(()),
             Swapped::Lost => continue,
         }

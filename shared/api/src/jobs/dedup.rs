@@ -13,7 +13,7 @@
 
 use crate::accounts::store_failure;
 use crate::files::{self, AVAILABLE, FileRecord};
-use crate::jobs::{self, Job, compress};
+use crate::jobs::{self, Lease, compress};
 use crate::layout::{self, Staged, Swapped};
 use vaultx_core::Problem;
 use vaultx_core::cdc::{BLOCK_MAX, first_block};
@@ -24,37 +24,52 @@ use vaultx_core::ports::{Blobs, Platform, Sql};
 
 pub const KIND: &str = "dedup";
 
-/// Cuts and stores the blocks of `buffer[*start..]`: all of it when `last`, else every block
-/// FastCDC can already be sure of.
-async fn cut(
-    db: &impl Sql,
-    store: &impl Blobs,
-    now_ms: i64,
-    job_id: &str,
-    f: &FileRecord,
-    buffer: &[u8],
-    start: &mut usize,
-    last: bool,
-    blocks: &mut Vec<Staged>,
-) -> Result<(), Problem> {
-    while *start < buffer.len() && (last || buffer.len() - *start >= BLOCK_MAX) {
-        let rest = &buffer[*start..];
-        let length = first_block(rest);
-        let block = &rest[..length];
-        let key = f.blob_key(&sha256(block));
-        let twin = format!("{key}{STORED_SUFFIX}");
-        blocks.push(if layout::is_live(db, &twin).await? {
-            compress::kept(db, &twin, length as u64).await?
-        } else {
-            layout::store_block(db, store, now_ms, job_id, &key, length as u64, block).await?
-        });
-        *start += length;
-    }
-    Ok(())
+/// The content of one file, re-cut as it streams through: a buffer of at most one stored
+/// block plus one maximum block, and the blocks cut so far (stored, or found stored).
+struct Recut<'a, D, B> {
+    db: &'a D,
+    store: &'a B,
+    job_id: &'a str,
+    file: &'a FileRecord,
+    buffer: Vec<u8>,
+    start: usize,
+    blocks: Vec<Staged>,
 }
 
-/// Enqueues the compression job for a file whose layout this job left as it was, unless one
-/// exists (a re-run must not queue it twice), and wakes it.
+impl<D: Sql, B: Blobs> Recut<'_, D, B> {
+    /// Takes the next stored block of the content and cuts what can be cut already.
+    async fn push(&mut self, data: &[u8], now_ms: i64) -> Result<(), Problem> {
+        self.buffer.drain(..self.start);
+        self.start = 0;
+        self.buffer.extend_from_slice(data);
+        self.cut(now_ms, false).await
+    }
+
+    /// Cuts and stores the blocks of what is buffered: all of it when `last`, else every block
+    /// FastCDC can already be sure of.
+    async fn cut(&mut self, now_ms: i64, last: bool) -> Result<(), Problem> {
+        while self.start < self.buffer.len() && (last || self.buffer.len() - self.start >= BLOCK_MAX) {
+            let rest = &self.buffer[self.start..];
+            let length = first_block(rest);
+            let block = &rest[..length];
+            let key = self.file.blob_key(&sha256(block));
+            let twin = format!("{key}{STORED_SUFFIX}");
+            let staged = if layout::is_live(self.db, &twin).await? {
+                Staged::kept(&twin, length as u64)
+            } else {
+                layout::store_block(self.db, self.store, now_ms, self.job_id, &key, length as u64, block).await?
+            };
+            self.blocks.push(staged);
+            self.start += length;
+        }
+        Ok(())
+    }
+}
+
+/// Enqueues the compression job for the file, unless one exists, and wakes it. Run after the
+/// swap (or when there was nothing to swap): a consumer that dies before it leaves the dedup
+/// job unfinished, and the job's next run finds the layout cut and hands over then; so the
+/// compression job is never lost, and never queued twice.
 async fn hand_over<P: Platform>(p: &P, db: &impl Sql, file_id: &str) -> Result<(), Problem> {
     let id = vaultx_core::ids::new_id(p);
     let result = db
@@ -73,61 +88,45 @@ async fn hand_over<P: Platform>(p: &P, db: &impl Sql, file_id: &str) -> Result<(
     }
 }
 
-pub async fn run<P: Platform>(p: &P, job: &Job) -> Result<(), Problem> {
+pub async fn run<P: Platform>(p: &P, lease: &Lease) -> Result<(), Problem> {
+    let job = &lease.job;
     let db = p.metadata().await.map_err(store_failure)?;
     let store = p.blobs().await.map_err(store_failure)?;
     let kv = p.kv().await.map_err(store_failure)?;
-    let lease = jobs::Lease::of(p, job).await;
     'attempt: for _ in 0..crate::blobs::ATTEMPTS {
         let Some(f) = files::find(&db, &job.subject).await? else { return Ok(()) };
         if f.status != AVAILABLE || !f.deduplication_enabled {
             return Ok(());
         }
         let current = layout::current(&db, &f.id).await?;
-        let mut blocks: Vec<Staged> = Vec::new();
-        let (mut buffer, mut start) = (Vec::new(), 0);
+        let mut recut = Recut { db: &db, store: &store, job_id: &job.id, file: &f, buffer: Vec::new(), start: 0, blocks: Vec::new() };
         for (key, len) in &current {
             lease.keep(&db, p.now_ms()).await?;
             let slice = BlobSlice { key: key.clone(), start: 0, end: *len };
             let Ok(data) = slice.read(&store).await else {
-                layout::discard_written(&db, &store, p.now_ms(), &blocks).await?;
+                layout::discard_written(&db, &store, p.now_ms(), &recut.blocks).await?;
                 if let Some(lost) = layout::missing_block(&db, &f, key).await? {
                     return Err(lost);
                 }
                 // Swept under us: the layout changed since we read it. Start over.
                 continue 'attempt;
             };
-            buffer.drain(..start);
-            start = 0;
-            buffer.extend_from_slice(&data);
-            cut(&db, &store, p.now_ms(), &job.id, &f, &buffer, &mut start, false, &mut blocks).await?;
+            recut.push(&data, p.now_ms()).await?;
         }
-        cut(&db, &store, p.now_ms(), &job.id, &f, &buffer, &mut start, true, &mut blocks).await?;
+        recut.cut(p.now_ms(), true).await?;
+        let blocks = recut.blocks;
         let unchanged = blocks.len() == current.len() && blocks.iter().zip(&current).all(|(b, (k, _))| &b.key == k);
         if unchanged {
             // Already cut (a small file is one block; or an earlier attempt swapped, then died
-            // before its manifest or before waking the compression job).
+            // before its manifest or its handover).
             layout::sync_manifest(&db, &kv, &f.id).await?;
-            if f.compression_enabled {
-                hand_over(p, &db, &f.id).await?;
-            }
-            return Ok(());
+        } else if layout::swap(&db, &store, &kv, p.now_ms(), &job.id, &f, &blocks).await? == Swapped::Lost {
+            continue;
         }
-        let mut follow_up = Vec::new();
-        let mut woken = Vec::new();
         if f.compression_enabled {
-            let id = vaultx_core::ids::new_id(p);
-            follow_up.push(jobs::enqueue(&id, compress::KIND, &f.id, p.now_ms()));
-            woken.push(id);
+            hand_over(p, &db, &f.id).await?;
         }
-        match layout::swap(&db, &store, &kv, p.now_ms(), &job.id, &f, &blocks, follow_up).await? {
-            Swapped::Done => {
-                let woken: Vec<(&str, &str)> = woken.iter().map(|id| (compress::KIND, id.as_str())).collect();
-                jobs::wake(p, &woken).await;
-                return Ok(());
-            }
-            Swapped::Lost => continue,
-        }
+        return Ok(());
     }
     Err(crate::blobs::busy())
 }

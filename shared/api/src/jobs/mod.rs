@@ -104,7 +104,7 @@ pub async fn wake(p: &impl Queue, woken: &[(&str, &str)]) {
 pub async fn consume<P, F>(p: &P, kind: &str, message: &[u8], run: F) -> Result<(), Problem>
 where
     P: Platform,
-    F: AsyncFn(&P, &Job) -> Result<(), Problem>,
+    F: AsyncFn(&P, &Lease) -> Result<(), Problem>,
 {
     let db = p.metadata().await.map_err(store_failure)?;
     let tuning = Tuning::from_config(p).await;
@@ -131,7 +131,7 @@ const DRAIN: usize = 64;
 /// consumer that finishes a job goes on with the backlog, so `job_concurrency` consumers work
 /// through a burst at their own pace, not at the sweep's. A wake-up refused by the
 /// concurrency bound returns at once (the consumers holding the slots will get to its job).
-async fn drain<P: Platform, F: AsyncFn(&P, &Job) -> Result<(), Problem>>(p: &P, db: &P::Metadata, kind: &str, first: &str, tuning: &Tuning, run: &F) -> Result<(), Problem> {
+async fn drain<P: Platform, F: AsyncFn(&P, &Lease) -> Result<(), Problem>>(p: &P, db: &P::Metadata, kind: &str, first: &str, tuning: &Tuning, run: &F) -> Result<(), Problem> {
     if !run_one(p, db, kind, first, tuning, run).await? {
         return Ok(());
     }
@@ -145,10 +145,12 @@ async fn drain<P: Platform, F: AsyncFn(&P, &Job) -> Result<(), Problem>>(p: &P, 
 }
 
 /// Claims and runs one job; `false` if it could not be claimed (not due, or held).
-async fn run_one<P: Platform, F: AsyncFn(&P, &Job) -> Result<(), Problem>>(p: &P, db: &P::Metadata, kind: &str, id: &str, tuning: &Tuning, run: &F) -> Result<bool, Problem> {
+async fn run_one<P: Platform, F: AsyncFn(&P, &Lease) -> Result<(), Problem>>(p: &P, db: &P::Metadata, kind: &str, id: &str, tuning: &Tuning, run: &F) -> Result<bool, Problem> {
     let started = p.now_ms();
     let Some(job) = claim(db, id, kind, started, tuning).await? else { return Ok(false) };
-    let result = run(p, &job).await;
+    let lease = Lease { job, lease_ms: tuning.lease_ms, renewed_at: std::cell::Cell::new(started) };
+    let result = run(p, &lease).await;
+    let job = lease.job;
     let now = p.now_ms();
     let (outcome, settled) = match &result {
         Ok(()) => ("done", succeed(db, &job, now).await?),
@@ -275,38 +277,26 @@ pub async fn claim(db: &impl Sql, id: &str, kind: &str, now_ms: i64, tuning: &Tu
     }
 }
 
-/// Extends the lease of a job still held under this claim, so a sweep does not hand a job
-/// that is making progress to a second consumer. `false`: the claim was lost.
-pub async fn heartbeat(db: &impl Sql, job: &Job, now_ms: i64, lease_ms: i64) -> Result<bool, Problem> {
-    let changed = db
-        .execute(
-            "UPDATE jobs SET lease_until = ? WHERE id = ? AND state = 'running' AND attempts = ?",
-            vec![SqlValue::Integer(now_ms + lease_ms), job.id.clone().into(), SqlValue::Integer(job.attempts)],
-        )
-        .await
-        .map_err(store_failure)?;
-    Ok(changed == 1)
-}
-
-/// A running job's hold on its lease: long jobs call [`Lease::keep`] as they make progress,
-/// which renews the lease once a quarter of it has passed, and stops the job if another
+/// A claimed job, as its kind's `run` gets it: the job, and its hold on the lease. Long jobs
+/// call [`Lease::keep`] as they make progress, which renews the lease once a quarter of it has
+/// passed (guarded on the claim's token, like every outcome), and stops the job if another
 /// consumer took it over (its work would be fenced off anyway).
-pub struct Lease<'a> {
-    job: &'a Job,
+pub struct Lease {
+    pub job: Job,
     lease_ms: i64,
     renewed_at: std::cell::Cell<i64>,
 }
 
-impl<'a> Lease<'a> {
-    pub async fn of(p: &impl Platform, job: &'a Job) -> Lease<'a> {
-        Lease { job, lease_ms: Tuning::from_config(p).await.lease_ms, renewed_at: std::cell::Cell::new(p.now_ms()) }
-    }
-
+impl Lease {
     pub async fn keep(&self, db: &impl Sql, now_ms: i64) -> Result<(), Problem> {
         if now_ms - self.renewed_at.get() < self.lease_ms / 4 {
             return Ok(());
         }
-        if !heartbeat(db, self.job, now_ms, self.lease_ms).await? {
+        let renew = Statement {
+            sql: "UPDATE jobs SET lease_until = ? WHERE id = ?",
+            params: vec![SqlValue::Integer(now_ms + self.lease_ms), self.job.id.clone().into()],
+        };
+        if !settle(db, &self.job, renew).await? {
             return Err(Problem::new(vaultx_core::problem::ProblemKind::Busy, format!("job {} was taken over by another consumer", self.job.id)));
         }
         self.renewed_at.set(now_ms);
@@ -461,15 +451,18 @@ mod tests {
     }
 
     #[test]
-    fn a_heartbeat_extends_only_the_current_claim() {
+    fn a_lease_is_renewed_only_under_the_current_claim() {
         let p = TestPlatform::new();
         let db = queued(&p, "j1", 0);
-        let stale = run(claim(&db, "j1", "compress", 0, &T)).unwrap().unwrap();
-        assert!(run(heartbeat(&db, &stale, LEASE_MS - 1, LEASE_MS)).unwrap());
+        let lease = |job: Job| Lease { job, lease_ms: LEASE_MS, renewed_at: std::cell::Cell::new(0) };
+        let stale = lease(run(claim(&db, "j1", "compress", 0, &T)).unwrap().unwrap());
+        run(stale.keep(&db, LEASE_MS / 8)).unwrap();
+        assert_eq!(run(find(&db, "j1")).unwrap().unwrap().lease_until, Some(LEASE_MS), "renewed only once a quarter has passed");
+        run(stale.keep(&db, LEASE_MS - 1)).unwrap();
         assert_eq!(run(due(&db, "compress", LEASE_MS + 1, 10)).unwrap(), Vec::<String>::new(), "renewed: not due");
-        let fresh = run(claim(&db, "j1", "compress", 3 * LEASE_MS, &T)).unwrap().unwrap();
-        assert!(!run(heartbeat(&db, &stale, 3 * LEASE_MS, LEASE_MS)).unwrap(), "the old holder cannot renew");
-        assert!(run(heartbeat(&db, &fresh, 3 * LEASE_MS, LEASE_MS)).unwrap());
+        let fresh = lease(run(claim(&db, "j1", "compress", 3 * LEASE_MS, &T)).unwrap().unwrap());
+        assert!(run(stale.keep(&db, 3 * LEASE_MS)).is_err(), "the old holder cannot renew, and stops");
+        run(fresh.keep(&db, 3 * LEASE_MS)).unwrap();
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 use crate::accounts::store_failure;
 use crate::files::{self, AVAILABLE, INVALID};
-use crate::jobs::Job;
+use crate::jobs::Lease;
 use crate::layout;
 use vaultx_core::Problem;
 use vaultx_core::digest::hex;
@@ -18,11 +18,11 @@ use vaultx_core::ports::{Kv, Platform, Sql, SqlValue, Statement, StoreError};
 
 pub const KIND: &str = "verify";
 
-pub async fn run<P: Platform>(p: &P, job: &Job) -> Result<(), Problem> {
+pub async fn run<P: Platform>(p: &P, lease: &Lease) -> Result<(), Problem> {
+    let job = &lease.job;
     let db = p.metadata().await.map_err(store_failure)?;
     let kv = p.kv().await.map_err(store_failure)?;
     let store = p.blobs().await.map_err(store_failure)?;
-    let lease = crate::jobs::Lease::of(p, job).await;
     'attempt: for _ in 0..crate::blobs::ATTEMPTS {
         let Some(f) = files::find(&db, &job.subject).await? else { return Ok(()) };
         if f.status == INVALID {
