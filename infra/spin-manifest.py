@@ -81,7 +81,13 @@ compression_min_saving = { default = "0.10" }
 address = "{{ redis_address }}"
 '''
 
-def component(c, crate_name, sqlite, stores, variables, outbound):
+def component(c, sqlite, stores, variables):
+    # A component that wakes jobs also gets the Redis address: as a variable and as its one
+    # outbound host.
+    outbound = []
+    if c in WAKES_JOBS:
+        variables, outbound = variables + ["redis_address"], ["{{ redis_address }}"]
+    crate_name = c.replace("-", "_")
     stores_list = ", ".join(f'"{s}"' for s in stores)
     hosts = ", ".join(f'"{h}"' for h in outbound)
     out = [f'''
@@ -102,23 +108,21 @@ watch = ["functions/{c}/src/**/*.rs", "shared/**/*.rs"]
 def render():
     out = [HEADER]
     for c, route, what, sqlite, stores, variables in ROUTES:
-        wakes = c in WAKES_JOBS
         out.append(f'''
 # {what}
 [[trigger.http]]
 route = "{route}"
 component = "{c}"
 ''')
-        out.append(component(c, c.replace("-", "_"), sqlite, stores, variables + (["redis_address"] if wakes else []), ["{{ redis_address }}"] if wakes else []))
+        out.append(component(c, sqlite, stores, variables))
     for c, kind, what, stores, variables in JOBS:
-        wakes = c in WAKES_JOBS
         out.append(f'''
 # Job `{kind}`: {what}
 [[trigger.redis]]
 channel = "vaultx-jobs-{kind}"
 component = "{c}"
 ''')
-        out.append(component(c, c.replace("-", "_"), True, stores, variables + (["redis_address"] if wakes else []), ["{{ redis_address }}"] if wakes else []))
+        out.append(component(c, True, stores, variables))
     return "".join(out)
 
 if __name__ == "__main__":

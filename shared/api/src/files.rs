@@ -367,68 +367,57 @@ pub async fn complete(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, p: &(impl
             eprintln!("vaultx: file {}: chunks add up to {total} bytes, expected {}", f.id, f.size);
             return Err(Problem::internal());
         }
-        // With a declared CRC-64/NVME the chunks' CRCs (computed as they arrived) combine into
-        // the file's: no byte is read again, and the SHA-256 is left to the verify job.
-        let crc_checked = match &f.checksum_crc64nvme {
-            Some(declared) => match combined_crc(db, &f.id).await? {
-                Some(actual) => {
-                    let actual = vaultx_core::digest::crc64_base64(actual);
-                    if &actual != declared {
+        // A declared CRC-64/NVME is checked by combining the chunks' CRCs (computed as they
+        // arrived): no byte is read again, and the SHA-256 is left to the verify job. Without
+        // one (or with a chunk stored before CRCs were kept) the chunks are read once, for
+        // every checksum the file declared.
+        let combined = match &f.checksum_crc64nvme {
+            Some(_) => combined_crc(db, &f.id).await?,
+            None => None,
+        };
+        let (mismatch, verified) = match (combined, &f.checksum_crc64nvme) {
+            (Some(actual), Some(declared)) => {
+                let actual = vaultx_core::digest::crc64_base64(actual);
+                ((actual != *declared).then(|| format!("the content's CRC-64/NVME is {actual}, not {declared}")), false)
+            }
+            _ if f.checksum.is_none() && f.checksum_crc64nvme.is_none() => (None, false),
+            _ => {
+                let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
+                let mut crc = vaultx_core::digest::Crc64Nvme::default();
+                for (_, key, _) in &chunks {
+                    let Some(bytes) = blobs.get(key).await.map_err(store_failure)? else {
+                        // A chunk replaced since we listed them: its old blob may be gone.
                         if changed(db, &f).await? {
                             continue 'attempt;
                         }
-                        return Err(Problem::new(
-                            ProblemKind::ChecksumMismatch,
-                            format!("all chunks arrived but their CRC-64/NVME is {actual}, not {declared}; re-send the chunks that differ, or delete the file"),
-                        ));
+                        eprintln!("vaultx: blob {key} of file {} is missing", f.id);
+                        return Err(Problem::internal());
+                    };
+                    if f.checksum.is_some() {
+                        sha2::Digest::update(&mut hasher, &bytes);
                     }
-                    true
+                    if f.checksum_crc64nvme.is_some() {
+                        crc.update(&bytes);
+                    }
                 }
-                // A chunk stored before CRCs were kept: verify by reading, as without one.
-                None => false,
-            },
-            None => false,
-        };
-        // Otherwise the chunks are read once, for whatever checksum was declared.
-        let mut verified = false;
-        let crc_unchecked = f.checksum_crc64nvme.as_ref().filter(|_| !crc_checked);
-        let sha_unchecked = f.checksum.as_ref().filter(|_| !crc_checked);
-        if sha_unchecked.is_some() || crc_unchecked.is_some() {
-            let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
-            let mut crc = vaultx_core::digest::Crc64Nvme::default();
-            for (_, key, _) in &chunks {
-                let Some(bytes) = blobs.get(key).await.map_err(store_failure)? else {
-                    // A chunk replaced since we listed them: its old blob may be gone.
-                    if changed(db, &f).await? {
-                        continue 'attempt;
-                    }
-                    eprintln!("vaultx: blob {key} of file {} is missing", f.id);
-                    return Err(Problem::internal());
+                let sha = format!("sha256:{}", hex(&sha2::Digest::finalize(hasher)));
+                let crc = vaultx_core::digest::crc64_base64(crc.finish());
+                let mismatch = match (&f.checksum, &f.checksum_crc64nvme) {
+                    (Some(expected), _) if *expected != sha => Some(format!("the content is {sha}, not {expected}")),
+                    (_, Some(expected)) if *expected != crc => Some(format!("the content's CRC-64/NVME is {crc}, not {expected}")),
+                    _ => None,
                 };
-                if sha_unchecked.is_some() {
-                    sha2::Digest::update(&mut hasher, &bytes);
-                }
-                if crc_unchecked.is_some() {
-                    crc.update(&bytes);
-                }
+                (mismatch, f.checksum.is_some())
             }
-            let sha = format!("sha256:{}", hex(&sha2::Digest::finalize(hasher)));
-            let crc = vaultx_core::digest::crc64_base64(crc.finish());
-            let mismatch = match (sha_unchecked, crc_unchecked) {
-                (Some(expected), _) if *expected != sha => Some(format!("the content is {sha}, not {expected}")),
-                (_, Some(expected)) if *expected != crc => Some(format!("its CRC-64/NVME is {crc}, not {expected}")),
-                _ => None,
-            };
-            if let Some(mismatch) = mismatch {
-                if changed(db, &f).await? {
-                    continue 'attempt;
-                }
-                return Err(Problem::new(
-                    ProblemKind::ChecksumMismatch,
-                    format!("all chunks arrived but {mismatch}; re-send the chunks that differ, or delete the file"),
-                ));
+        };
+        if let Some(mismatch) = mismatch {
+            if changed(db, &f).await? {
+                continue 'attempt;
             }
-            verified = sha_unchecked.is_some();
+            return Err(Problem::new(
+                ProblemKind::ChecksumMismatch,
+                format!("all chunks arrived but {mismatch}; re-send the chunks that differ, or delete the file"),
+            ));
         }
         let parts: Vec<(String, u64)> = chunks.into_iter().map(|(_, k, s)| (k, s)).collect();
         let (manifest_id, manifest) = write_manifest(db, kv, p, now_ms, &f, parts).await?;
