@@ -9,18 +9,31 @@ ROUTES = [
     ("auth-register", "/api/auth/register", "POST: create an account", True, [], []),
     ("auth-login", "/api/auth/login", "POST: email + password -> access token", True, [], ["jwt_secret", "jwt_expiration_time"]),
     ("users-me", "/api/users/me", "GET: the signed-in account", True, [], ["jwt_secret"]),
-    ("files", "/api/files", "POST: create a file entry; GET: list the caller's files", True, ["manifests"], ["jwt_secret", "chunk_size"]),
-    ("files-usage", "/api/files/stats/usage", "GET: the caller's storage usage", True, [], ["jwt_secret"]),
+    ("files", "/api/files", "POST: create a file entry; GET: list the caller's files", True, ["manifests"], ["jwt_secret", "chunk_size", "quota_bytes", "quota_files"]),
+    ("files-usage", "/api/files/stats/usage", "GET: the caller's storage usage and quota", True, [], ["jwt_secret", "quota_bytes", "quota_files"]),
+    ("files-search", "/api/files/search", "GET: search the caller's files (cursor-paginated)", True, [], ["jwt_secret"]),
     ("file", "/api/files/:id", "GET, PATCH, DELETE one file", True, ["manifests", "blobs"], ["jwt_secret"]),
     ("file-chunks", "/api/files/:id/chunks", "GET: which chunks arrived and which are missing", True, [], ["jwt_secret"]),
-    ("file-chunk", "/api/files/:id/chunks/:index", "POST: upload one chunk", True, ["manifests", "blobs"], ["jwt_secret"]),
-    ("file-complete", "/api/files/:id/complete", "POST: finish an upload whose chunks have all arrived", True, ["manifests", "blobs"], ["jwt_secret"]),
+    ("file-chunk", "/api/files/:id/chunks/:index", "POST: upload one chunk", True, ["manifests", "blobs"], ["jwt_secret", "quota_bytes", "quota_files", "version_retention"]),
+    ("file-complete", "/api/files/:id/complete", "POST: finish an upload whose chunks have all arrived", True, ["manifests", "blobs"], ["jwt_secret", "version_retention"]),
+    ("file-versions", "/api/files/:id/versions", "GET: a file's versions; POST: start a new version", True, ["manifests", "blobs"], ["jwt_secret", "chunk_size", "quota_bytes", "quota_files", "version_retention"]),
+    ("file-version", "/api/files/:id/versions/:version", "GET, DELETE one version", True, ["manifests", "blobs"], ["jwt_secret"]),
+    ("file-version-restore", "/api/files/:id/versions/:version/restore", "POST: make an older version current (rollback)", True, ["manifests"], ["jwt_secret"]),
+    ("file-archive", "/api/files/:id/archive", "POST: archive a file (kept, not served)", True, ["manifests"], ["jwt_secret"]),
+    ("file-restore-archive", "/api/files/:id/restore-archive", "POST: restore an archived file", True, ["manifests"], ["jwt_secret"]),
+    ("file-tags", "/api/files/:id/tags", "GET a file's tags; POST: add tags", True, [], ["jwt_secret"]),
+    ("file-tag", "/api/files/:id/tags/:tag", "DELETE: remove a tag", True, [], ["jwt_secret"]),
+    ("file-metadata", "/api/files/:id/metadata", "GET a file's custom metadata; POST: set, remove or replace keys", True, [], ["jwt_secret"]),
+    ("file-audit", "/api/files/:id/audit", "GET: the audit log of one of the caller's files", True, [], ["jwt_secret"]),
     ("file-signed-url", "/api/files/:id/signed-url", "POST: a temporary download URL", True, [], ["jwt_secret", "url_signing_keys", "url_signing_key_id", "public_url"]),
     # The edge download: no database, no JWT secret; reads manifests and blobs only.
-    ("file-download", "/api/files/download/:token", "GET: download through a signed URL", False, ["manifests", "blobs"], ["url_signing_keys", "url_signing_key_id"]),
+    # Its audit events go to the `audit` spool, which the verify job's sweep moves into SQL.
+    ("file-download", "/api/files/download/:token", "GET: download through a signed URL", False, ["manifests", "blobs", "audit"], ["url_signing_keys", "url_signing_key_id"]),
     ("admin-integrity", "/api/admin/integrity", "GET: audit every store's invariants (administrators)", True, ["manifests", "blobs"], ["jwt_secret", "admin_emails"]),
     ("admin-jobs", "/api/admin/jobs", "GET: background jobs by state and kind (administrators)", True, [], ["jwt_secret", "admin_emails"]),
     ("admin-job-retry", "/api/admin/jobs/:id/retry", "POST: retry a dead job (administrators)", True, [], ["jwt_secret", "admin_emails"]),
+    ("admin-user-quota", "/api/admin/users/:id/quota", "GET, PUT, DELETE a user's quota (administrators)", True, [], ["jwt_secret", "admin_emails", "quota_bytes", "quota_files"]),
+    ("admin-audit", "/api/admin/audit", "GET: the audit log (administrators)", True, [], ["jwt_secret", "admin_emails"]),
     ("health", "/health", "GET: overall health", True, [], []),
     ("health-liveness", "/health/liveness", "GET: the function runs", False, [], []),
     ("health-readiness", "/health/readiness", "GET: the metadata store answers", True, [], []),
@@ -28,12 +41,13 @@ ROUTES = [
 ]
 
 # Components that enqueue jobs and wake their consumers with a Redis publish.
-WAKES_JOBS = {"file-chunk", "file-complete", "admin-job-retry", "job-dedup"}
+WAKES_JOBS = {"file-chunk", "file-complete", "file-versions", "admin-job-retry", "job-dedup"}
 
 # Background job kinds: component, kind, what it does, key-value stores, variables. Each is
 # triggered by messages on its Redis channel (shared/api/src/jobs/<kind>.rs).
 JOBS = [
-    ("job-verify", "verify", "check a file's declared SHA-256 after its combined CRC-64 made it available", ["manifests", "blobs"], ["job_concurrency", "job_lease_seconds", "job_retry_base_ms"]),
+    # Its sweep also moves the download path's spooled audit events into SQL.
+    ("job-verify", "verify", "check a file's declared SHA-256 after its combined CRC-64 made it available", ["manifests", "blobs", "audit"], ["job_concurrency", "job_lease_seconds", "job_retry_base_ms"]),
     ("job-dedup", "dedup", "re-cut a file into content-defined blocks (FastCDC) shared with the owner's other files", ["manifests", "blobs"], ["job_concurrency", "job_lease_seconds", "job_retry_base_ms"]),
     ("job-compress", "compress", "store each compressible block of a file DEFLATE-compressed", ["manifests", "blobs"], ["job_concurrency", "job_lease_seconds", "job_retry_base_ms", "compression_min_saving"]),
 ]
@@ -76,6 +90,12 @@ job_lease_seconds = { default = "300" }
 job_retry_base_ms = { default = "2000" }
 # A block is stored compressed only if that saves at least this fraction of it.
 compression_min_saving = { default = "0.10" }
+# How many versions a file keeps, its current one included; older ones are deleted (0: all).
+version_retention = { default = "0" }
+# Default per-user quotas: bytes stored (declared sizes of every file and version) and number
+# of files (0: unlimited). Admins override them per user (PUT /api/admin/users/:id/quota).
+quota_bytes = { default = "0" }
+quota_files = { default = "0" }
 
 [application.trigger.redis]
 address = "{{ redis_address }}"

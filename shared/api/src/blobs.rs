@@ -194,30 +194,78 @@ pub fn busy() -> Problem {
     p
 }
 
-/// Drops every chunk reference of a file and the file's rows, if the file is still at
-/// `row_version` (`None` when it is not: re-read and try again). Returns the blob keys that
-/// may now be unreferenced, for [`sweep`].
-pub async fn release_file(db: &impl Sql, now_ms: i64, file_id: &str, row_version: i64) -> Result<Option<Vec<String>>, Problem> {
+/// Which rows a release removes.
+pub enum Release<'a> {
+    /// A file: its head row, every version row, its tags and metadata.
+    File { id: &'a str, row_version: i64 },
+    /// One version row of the file `head` (never the head's own content). `complete` says
+    /// whether it counted in the head's `version_count`.
+    Version { head: &'a str, id: &'a str, row_version: i64, complete: bool },
+}
+
+/// The statements of a release, over the rows a subquery names (`$rows`, with its
+/// parameters `$n` times): static SQL, as [`Statement`] requires.
+macro_rules! release_sql {
+    ($rows:literal) => {
+        [
+            concat!(
+                "UPDATE blobs SET refcount = refcount - (SELECT count(*) FROM file_chunks c WHERE c.file_id IN (", $rows, ") AND c.blob_key = blobs.blob_key), changed_at = ? ",
+                "WHERE blob_key IN (SELECT blob_key FROM file_chunks WHERE file_id IN (", $rows, "))"
+            ),
+            concat!("DELETE FROM file_chunks WHERE file_id IN (", $rows, ")"),
+            concat!("DELETE FROM file_tags WHERE file_id IN (", $rows, ")"),
+            concat!("DELETE FROM file_metadata WHERE file_id IN (", $rows, ")"),
+            concat!("SELECT DISTINCT blob_key FROM file_chunks WHERE file_id IN (", $rows, ")"),
+        ]
+    };
+}
+const RELEASE_FILE: [&str; 5] = release_sql!("SELECT id FROM files WHERE id = ? OR version_of = ?");
+const RELEASE_VERSION: [&str; 5] = release_sql!("SELECT id FROM files WHERE id = ?");
+
+/// Releases the references of the rows and deletes them, in one batch guarded on the
+/// `row_version` read (the head's, for a whole file: every version change bumps it).
+/// Returns the blob keys that were referenced (for [`sweep`]), or `None` if the rows changed
+/// since they were read: read again.
+pub async fn release(db: &impl Sql, now_ms: i64, what: Release<'_>) -> Result<Option<Vec<String>>, Problem> {
+    let (sql, rows, guard) = match what {
+        Release::File { id, row_version } => (
+            RELEASE_FILE,
+            vec![SqlValue::from(id), id.into()],
+            guard!("EXISTS (SELECT 1 FROM files WHERE id = ? AND version_of IS NULL AND row_version = ?)", id, row_version),
+        ),
+        Release::Version { head, id, row_version, .. } => (
+            RELEASE_VERSION,
+            vec![SqlValue::from(id)],
+            guard!("EXISTS (SELECT 1 FROM files WHERE id = ? AND version_of = ? AND row_version = ?)", id, head, row_version),
+        ),
+    };
     let keys: Vec<String> = db
-        .query("SELECT DISTINCT blob_key FROM file_chunks WHERE file_id = ?", vec![file_id.into()])
+        .query(sql[4], rows.clone())
         .await
         .map_err(store_failure)?
         .iter()
         .map(|r| r.text(0).map(str::to_owned))
         .collect::<Result<_, _>>()
         .map_err(store_failure)?;
-    let result = db.batch(vec![
-        guard!("EXISTS (SELECT 1 FROM files WHERE id = ? AND row_version = ?)", file_id, row_version),
-        Statement {
-            sql: "UPDATE blobs SET refcount = refcount - (SELECT count(*) FROM file_chunks c WHERE c.file_id = ? AND c.blob_key = blobs.blob_key), changed_at = ? \
-                  WHERE blob_key IN (SELECT blob_key FROM file_chunks WHERE file_id = ?)",
-            params: vec![file_id.into(), SqlValue::Integer(now_ms), file_id.into()],
-        },
-        Statement { sql: "DELETE FROM file_chunks WHERE file_id = ?", params: vec![file_id.into()] },
-        Statement { sql: "DELETE FROM files WHERE id = ?", params: vec![file_id.into()] },
-    ])
-    .await;
-    match result {
+    let mut statements = vec![
+        guard,
+        Statement { sql: sql[0], params: rows.iter().cloned().chain([SqlValue::Integer(now_ms)]).chain(rows.iter().cloned()).collect() },
+    ];
+    statements.extend(sql[1..4].iter().map(|sql| Statement { sql, params: rows.clone() }));
+    match what {
+        Release::File { id, .. } => {
+            statements.push(Statement { sql: "DELETE FROM files WHERE version_of = ?", params: vec![id.into()] });
+            statements.push(Statement { sql: "DELETE FROM files WHERE id = ?", params: vec![id.into()] });
+        }
+        Release::Version { head, id, complete, .. } => {
+            statements.push(Statement { sql: "DELETE FROM files WHERE id = ?", params: vec![id.into()] });
+            statements.push(Statement {
+                sql: "UPDATE files SET version_count = version_count - ? WHERE id = ?",
+                params: vec![SqlValue::Integer(complete as i64), head.into()],
+            });
+        }
+    }
+    match db.batch(statements).await {
         Ok(()) => Ok(Some(keys)),
         Err(StoreError::Conflict) => Ok(None),
         Err(e) => Err(store_failure(e)),

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use vaultx_core::chunks::ChunkPlan;
 use vaultx_core::digest::{hex, sha256};
 use vaultx_core::guard;
-use vaultx_core::ports::{Blobs, Entropy, Kv, Queue, Row, Sql, SqlValue, Statement, StoreError};
+use vaultx_core::ports::{Blobs, Config, Entropy, Kv, Queue, Row, Sql, SqlValue, Statement, StoreError};
 use vaultx_core::problem::ProblemKind;
 use vaultx_core::{Problem, time};
 
@@ -24,6 +24,8 @@ pub const AVAILABLE: &str = "available";
 /// The content contradicts its declared SHA-256 (found by the verify job after the CRC let
 /// the file become available): never served again; the owner can only delete it.
 pub const INVALID: &str = "invalid";
+/// Kept, but neither downloadable nor writable until restored (`restore-archive`).
+pub const ARCHIVED: &str = "archived";
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct FileRecord {
@@ -49,6 +51,14 @@ pub struct FileRecord {
     pub checksum_crc64nvme: Option<String>,
     /// Whether the declared SHA-256 (`checksum`) was checked against the content.
     pub checksum_verified: bool,
+    /// For a version row: the file (head) it is a version of. `None` for the file itself.
+    pub version_of: Option<String>,
+    /// The version number of the content this row holds.
+    pub version: i64,
+    /// On a head: how many complete versions the file has, itself included.
+    pub version_count: i64,
+    /// When the content this row holds was created (it moves with the content).
+    pub content_created_at_ms: i64,
 }
 
 /// A file as the API shows it.
@@ -70,6 +80,11 @@ pub struct FileView {
     pub compression_enabled: bool,
     pub deduplication_enabled: bool,
     pub etag: Option<String>,
+    /// The current version's number, and how many versions the file keeps.
+    pub version: i64,
+    pub version_count: i64,
+    pub tags: Vec<String>,
+    pub metadata: std::collections::BTreeMap<String, String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -95,9 +110,23 @@ impl FileRecord {
             compression_enabled: self.compression_enabled,
             deduplication_enabled: self.deduplication_enabled,
             etag: self.etag.clone(),
+            version: self.version,
+            version_count: self.version_count,
+            tags: Vec::new(),
+            metadata: Default::default(),
             created_at: time::rfc3339(self.created_at_ms),
             updated_at: time::rfc3339(self.updated_at_ms),
         }
+    }
+
+    /// The file whose id names this row's manifests: the head's, for every version, so a
+    /// swap of contents between a head and a version keeps every manifest where it is.
+    pub fn key_file(&self) -> &str {
+        self.version_of.as_deref().unwrap_or(&self.id)
+    }
+
+    pub fn manifest_key(&self, manifest_id: &str) -> String {
+        manifest_key(self.key_file(), manifest_id)
     }
 
     /// The blob key for a chunk with this SHA-256. Deduplication is scoped to the owner:
@@ -114,7 +143,7 @@ macro_rules! file_columns {
     () => {
         "id, owner_id, name, original_name, mime_type, size, chunk_size, checksum, \
          compression_enabled, deduplication_enabled, status, etag, created_at, updated_at, row_version, manifest_id, \
-         checksum_crc64nvme, checksum_verified"
+         checksum_crc64nvme, checksum_verified, version_of, version, version_count, content_created_at"
     };
 }
 pub const COLUMNS: &str = file_columns!();
@@ -146,16 +175,25 @@ pub fn from_row(row: &Row) -> Result<FileRecord, StoreError> {
         manifest_id: opt_text(row, 15)?,
         checksum_crc64nvme: opt_text(row, 16)?,
         checksum_verified: row.int(17)? != 0,
+        version_of: opt_text(row, 18)?,
+        version: row.int(19)?,
+        version_count: row.int(20)?,
+        content_created_at_ms: match row.int(21)? {
+            0 => row.int(12)?,
+            at => at,
+        },
     })
 }
 
-/// Inserts a new file row, only while its owner's account exists (a token can outlive it).
-/// A row born `available` (an empty file) publishes its manifest in the same batch.
-pub async fn insert(db: &impl Sql, f: &FileRecord) -> Result<(), Problem> {
+/// Inserts a new file row, only while its owner's account exists (a token can outlive it)
+/// and, with `limits` (guards of [`crate::quotas::guards`] and the like, checked after the
+/// insert), only within them. A row born `available` (an empty file) publishes its manifest
+/// in the same batch. A failed limit is [`StoreError::Conflict`]'s other meaning: `refused`.
+pub async fn insert(db: &impl Sql, f: &FileRecord, limits: Vec<Statement>, refused: impl FnOnce() -> Problem) -> Result<(), Problem> {
     let mut statements = vec![
         guard!("EXISTS (SELECT 1 FROM users WHERE id = ?)", &f.owner_id),
         Statement {
-            sql: concat!("INSERT INTO files (", file_columns!(), ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+            sql: concat!("INSERT INTO files (", file_columns!(), ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
             params: vec![
                 f.id.clone().into(),
                 f.owner_id.clone().into(),
@@ -175,13 +213,21 @@ pub async fn insert(db: &impl Sql, f: &FileRecord) -> Result<(), Problem> {
                 f.manifest_id.clone().into(),
                 f.checksum_crc64nvme.clone().into(),
                 SqlValue::Integer(f.checksum_verified as i64),
+                f.version_of.clone().into(),
+                SqlValue::Integer(f.version),
+                SqlValue::Integer(f.version_count),
+                SqlValue::Integer(f.content_created_at_ms),
             ],
         },
     ];
-    statements.extend(f.manifest_id.as_deref().map(|m| published(&f.id, m)));
+    statements.extend(f.manifest_id.as_deref().map(|m| published(f.key_file(), m)));
+    statements.extend(limits);
     match db.batch(statements).await {
         Ok(()) => Ok(()),
-        Err(StoreError::Conflict) => Err(crate::auth::account_gone()),
+        Err(StoreError::Conflict) => {
+            let exists = db.query("SELECT 1 FROM users WHERE id = ?", vec![f.owner_id.clone().into()]).await.map_err(store_failure)?;
+            Err(if exists.is_empty() { crate::auth::account_gone() } else { refused() })
+        }
         Err(e) => Err(store_failure(e)),
     }
 }
@@ -203,6 +249,15 @@ pub async fn find_owned(db: &impl Sql, owner_id: &str, id: &str) -> Result<FileR
         .await
         .map_err(store_failure)?;
     rows.first().map(from_row).transpose().map_err(store_failure)?.ok_or_else(not_found)
+}
+
+/// The caller's file by the id clients know (a head): a version row's upload id is not a file.
+pub async fn find_head(db: &impl Sql, owner_id: &str, id: &str) -> Result<FileRecord, Problem> {
+    let f = find_owned(db, owner_id, id).await?;
+    if f.version_of.is_some() {
+        return Err(Problem::not_found(format!("no file {id}: it is the upload id of a version of file {}", f.key_file())));
+    }
+    Ok(f)
 }
 
 /// Chunks received so far: (index, blob key, size), in index order.
@@ -250,13 +305,13 @@ pub async fn write_manifest(db: &impl Sql, kv: &impl Kv, entropy: &impl Entropy,
     let manifest_id = vaultx_core::ids::new_id(entropy);
     db.execute(
         "INSERT INTO manifest_writes (file_id, manifest_id, started_at) VALUES (?, ?, ?)",
-        vec![f.id.clone().into(), manifest_id.clone().into(), SqlValue::Integer(now_ms)],
+        vec![f.key_file().into(), manifest_id.clone().into(), SqlValue::Integer(now_ms)],
     )
     .await
     .map_err(store_failure)?;
-    let manifest = Manifest { id: f.id.clone(), size: f.size, etag: etag(&chunks), chunks };
+    let manifest = Manifest { id: f.key_file().to_owned(), size: f.size, etag: etag(&chunks), chunks };
     let bytes = serde_json::to_vec(&manifest).map_err(|_| Problem::internal())?;
-    kv.set(&manifest_key(&f.id, &manifest_id), &bytes).await.map_err(store_failure)?;
+    kv.set(&f.manifest_key(&manifest_id), &bytes).await.map_err(store_failure)?;
     Ok((manifest_id, manifest))
 }
 
@@ -349,9 +404,15 @@ pub fn first_job(f: &FileRecord) -> Option<&'static str> {
     }
 }
 
-pub async fn complete(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, p: &(impl Entropy + Queue), now_ms: i64, file_id: &str) -> Result<Completion, Problem> {
+pub async fn complete(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, p: &(impl Entropy + Queue + Config), now_ms: i64, file_id: &str) -> Result<Completion, Problem> {
     'attempt: for _ in 0..crate::blobs::ATTEMPTS {
         let f = find(db, file_id).await?.ok_or_else(|| Problem::not_found(format!("no file {file_id}")))?;
+        if let (Some(head_id), true) = (&f.version_of, f.status != UPLOADING) {
+            // The version was published (its row now holds what it replaced): the file is
+            // what the caller uploaded into.
+            let head = find(db, head_id).await?.ok_or_else(|| Problem::not_found(format!("no file {head_id}")))?;
+            return Ok(Completion::Available(Box::new(head)));
+        }
         if f.status == AVAILABLE {
             return Ok(Completion::Available(Box::new(f)));
         }
@@ -424,6 +485,23 @@ pub async fn complete(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, p: &(impl
         // The file's background jobs commit with the transition that makes them due.
         let verify = (f.checksum.is_some() && !verified).then_some(crate::jobs::verify::KIND);
         let jobs: Vec<(&str, String)> = verify.into_iter().chain(first_job(&f)).map(|kind| (kind, vaultx_core::ids::new_id(p))).collect();
+        if let Some(head_id) = &f.version_of {
+            // A new version: it becomes the file's current content (crate::versions).
+            let done = FileRecord { status: AVAILABLE.into(), etag: Some(manifest.etag.clone()), manifest_id: Some(manifest_id.clone()), checksum_verified: verified, ..f.clone() };
+            match crate::versions::publish(db, now_ms, head_id, &done, f.row_version, &jobs).await? {
+                Some(head) => {
+                    let woken: Vec<(&str, &str)> = jobs.iter().map(|(kind, id)| (*kind, id.as_str())).collect();
+                    crate::jobs::wake(p, &woken).await;
+                    remove_dead_manifests(db, kv, now_ms, head_id, false).await?;
+                    crate::versions::prune(p, db, blobs, kv, now_ms, head_id).await?;
+                    return Ok(Completion::Available(Box::new(head)));
+                }
+                None => {
+                    discard_manifest(db, kv, head_id, &manifest_id).await?;
+                    continue 'attempt;
+                }
+            }
+        }
         let result = db
             .batch(vec![
                 guard!("EXISTS (SELECT 1 FROM files WHERE id = ? AND status = 'uploading' AND row_version = ?)", &f.id, f.row_version),
@@ -437,7 +515,7 @@ pub async fn complete(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, p: &(impl
                         f.id.clone().into(),
                     ],
                 },
-                published(&f.id, &manifest_id),
+                published(f.key_file(), &manifest_id),
             ]
             .into_iter()
             .chain(jobs.iter().map(|(kind, id)| crate::jobs::enqueue(id, kind, &f.id, now_ms)))
@@ -447,7 +525,7 @@ pub async fn complete(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, p: &(impl
             Ok(()) => {
                 let woken: Vec<(&str, &str)> = jobs.iter().map(|(kind, id)| (*kind, id.as_str())).collect();
                 crate::jobs::wake(p, &woken).await;
-                remove_dead_manifests(db, kv, now_ms, &f.id, false).await?;
+                remove_dead_manifests(db, kv, now_ms, f.key_file(), false).await?;
                 return Ok(Completion::Available(Box::new(FileRecord {
                     status: AVAILABLE.into(),
                     etag: Some(manifest.etag),
@@ -461,7 +539,7 @@ pub async fn complete(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, p: &(impl
             Err(StoreError::Conflict) => {
                 // Another request changed a chunk, completed or deleted the file first. Our
                 // manifest was never published: nothing can reach it, so it goes.
-                discard_manifest(db, kv, &f.id, &manifest_id).await?;
+                discard_manifest(db, kv, f.key_file(), &manifest_id).await?;
             }
             Err(e) => return Err(store_failure(e)),
         }
@@ -469,29 +547,71 @@ pub async fn complete(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, p: &(impl
     Err(crate::blobs::busy())
 }
 
-/// Deletes the caller's file: unpublishes its manifest first (no download starts after
-/// that), then, in one compare-and-set on the row version it read, drops the chunk
-/// references and the rows, then sweeps blobs nothing references any more.
+/// Every row of a file: its head first, then its versions by number.
+pub async fn family(db: &impl Sql, head_id: &str) -> Result<Vec<FileRecord>, Problem> {
+    let rows = db
+        .query(&format!("SELECT {COLUMNS} FROM files WHERE id = ? OR version_of = ? ORDER BY version_of IS NOT NULL, version"), vec![head_id.into(), head_id.into()])
+        .await
+        .map_err(store_failure)?;
+    rows.iter().map(from_row).collect::<Result<_, _>>().map_err(store_failure)
+}
+
+/// The manifests the rows publish.
+pub fn manifest_keys(rows: &[FileRecord]) -> Vec<String> {
+    rows.iter().filter_map(|r| r.manifest_id.as_deref().map(|m| r.manifest_key(m))).collect()
+}
+
+async fn delete_keys(kv: &impl Kv, keys: &[String]) -> Result<(), Problem> {
+    for key in keys {
+        kv.delete(key).await.map_err(store_failure)?;
+    }
+    Ok(())
+}
+
+/// Deletes the caller's file and every version of it: unpublishes their manifests first (no
+/// download starts after that), then, in one compare-and-set on the head's row version,
+/// drops the chunk references and the rows, then sweeps blobs nothing references any more.
 pub async fn delete(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, now_ms: i64, owner_id: &str, file_id: &str) -> Result<(), Problem> {
     for _ in 0..crate::blobs::ATTEMPTS {
-        let f = find_owned(db, owner_id, file_id).await?;
-        if let Some(manifest_id) = &f.manifest_id {
-            kv.delete(&manifest_key(&f.id, manifest_id)).await.map_err(store_failure)?;
-        }
-        if let Some(released) = crate::blobs::release_file(db, now_ms, &f.id, f.row_version).await? {
-            // Again, now that the row is gone: a background job that rewrote the manifest
+        let f = find_head(db, owner_id, file_id).await?;
+        let manifests = manifest_keys(&family(db, &f.id).await?);
+        delete_keys(kv, &manifests).await?;
+        if let Some(released) = crate::blobs::release(db, now_ms, crate::blobs::Release::File { id: &f.id, row_version: f.row_version }).await? {
+            // Again, now that the rows are gone: a background job that rewrote a manifest
             // (layout::sync_manifest) between our first delete and the batch is undone here;
             // one that writes after this sees the row gone and undoes its own write.
-            if let Some(manifest_id) = &f.manifest_id {
-                kv.delete(&manifest_key(&f.id, manifest_id)).await.map_err(store_failure)?;
-            }
-            // The row is gone: any completion still in flight will lose, so every manifest
+            delete_keys(kv, &manifests).await?;
+            kv.delete(&archived_key(&f.id)).await.map_err(store_failure)?;
+            // The rows are gone: any completion still in flight will lose, so every manifest
             // recorded for the file can go (a crash before this leaves the records, which the
             // integrity check counts as pending and the clean-up job will take).
             remove_dead_manifests(db, kv, now_ms, &f.id, true).await?;
             return crate::blobs::sweep(db, blobs, now_ms, &released).await;
         }
-        // A chunk arrived or the upload completed since we read the row: read it again.
+        // A chunk arrived, an upload completed or a version changed since we read the row.
     }
     Err(crate::blobs::busy())
+}
+
+/// Deletes one version of a file (not its current one: restore another first). Its blobs
+/// go unless another version or file still references them.
+pub async fn delete_version(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, now_ms: i64, v: &FileRecord) -> Result<bool, Problem> {
+    let Some(head) = v.version_of.as_deref() else { return Ok(false) };
+    let manifests = manifest_keys(std::slice::from_ref(v));
+    delete_keys(kv, &manifests).await?;
+    let release = crate::blobs::Release::Version { head, id: &v.id, row_version: v.row_version, complete: v.status != UPLOADING };
+    match crate::blobs::release(db, now_ms, release).await? {
+        Some(released) => {
+            delete_keys(kv, &manifests).await?;
+            crate::blobs::sweep(db, blobs, now_ms, &released).await?;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
+/// Marks an archived file in the key-value store, so the download path (which has no
+/// database) can say why a link stopped working.
+pub fn archived_key(file_id: &str) -> String {
+    format!("archived/{file_id}")
 }

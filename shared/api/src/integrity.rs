@@ -98,9 +98,9 @@ pub async fn check(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, now_ms: i64)
             v.push(format!("file {}: available without a manifest id", f.id));
             continue;
         };
-        expected_manifests.insert(files::manifest_key(&f.id, manifest_id));
+        expected_manifests.insert(f.manifest_key(manifest_id));
         let chunks = chunks_of.get(&f.id).cloned().unwrap_or_default();
-        match files::read_manifest(kv, &f.id, manifest_id).await? {
+        match files::read_manifest(kv, f.key_file(), manifest_id).await? {
             None => v.push(format!("file {}: available, but manifest {manifest_id} is missing", f.id)),
             Some(m) => {
                 let named: Vec<String> = m.chunks.iter().map(|(k, _)| k.clone()).collect();

@@ -273,12 +273,12 @@ pub async fn sync_manifest(db: &impl Sql, kv: &impl Kv, file_id: &str) -> Result
         return Ok(());
     }
     let chunks = current(db, &f.id).await?;
-    if files::read_manifest(kv, &f.id, &manifest_id).await?.is_some_and(|m| m.chunks == chunks) {
+    if files::read_manifest(kv, f.key_file(), &manifest_id).await?.is_some_and(|m| m.chunks == chunks) {
         return Ok(());
     }
-    let manifest = Manifest { id: f.id.clone(), size: f.size, etag, chunks };
+    let manifest = Manifest { id: f.key_file().to_owned(), size: f.size, etag, chunks };
     let bytes = serde_json::to_vec(&manifest).map_err(|_| Problem::internal())?;
-    let key = files::manifest_key(&f.id, &manifest_id);
+    let key = f.manifest_key(&manifest_id);
     kv.set(&key, &bytes).await.map_err(store_failure)?;
     if files::find(db, file_id).await?.is_none_or(|now| now.manifest_id.as_deref() != Some(&manifest_id) || now.status != AVAILABLE) {
         kv.delete(&key).await.map_err(store_failure)?;

@@ -3,6 +3,10 @@
 //! platform's HTTP entry point; nothing here knows which platform that is.
 
 pub mod accounts;
+pub mod archive;
+pub mod audit;
+pub mod labels;
+pub mod quotas;
 pub mod auth;
 pub mod blobs;
 pub mod files;
@@ -10,7 +14,9 @@ pub mod integrity;
 pub mod jobs;
 pub mod layout;
 pub mod routes;
+pub mod search;
 pub mod settings;
+pub mod versions;
 
 #[cfg(test)]
 pub(crate) mod testing;
@@ -26,3 +32,6 @@ mod race_tests;
 
 #[cfg(test)]
 mod jobs_tests;
+
+#[cfg(test)]
+mod file_api_tests;

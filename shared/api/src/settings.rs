@@ -65,3 +65,27 @@ pub async fn url_keys(config: &impl Config) -> Result<vaultx_core::signed_url::U
         Problem::internal()
     })
 }
+
+/// A non-negative whole number setting; unset or empty is `default`.
+async fn count(config: &impl Config, name: &str, default: u64) -> Result<u64, Problem> {
+    match config.get(name).await {
+        Ok(Some(text)) if !text.trim().is_empty() => text.trim().parse::<u64>().map_err(|_| {
+            eprintln!("vaultx: {name}={text:?} must be a whole number (0 = unlimited)");
+            Problem::internal()
+        }),
+        _ => Ok(default),
+    }
+}
+
+/// How many versions a file keeps, its current one included (0: all of them).
+pub const VERSION_RETENTION: &str = "version_retention";
+pub async fn version_retention(config: &impl Config) -> Result<u64, Problem> {
+    count(config, VERSION_RETENTION, 0).await
+}
+
+/// The default per-user quotas (0: unlimited); an admin can set others per user.
+pub const QUOTA_BYTES: &str = "quota_bytes";
+pub const QUOTA_FILES: &str = "quota_files";
+pub async fn default_quota(config: &impl Config) -> Result<(u64, u64), Problem> {
+    Ok((count(config, QUOTA_BYTES, 0).await?, count(config, QUOTA_FILES, 0).await?))
+}

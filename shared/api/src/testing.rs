@@ -15,6 +15,7 @@ pub struct TestPlatform {
     pub vars: RefCell<HashMap<String, String>>,
     pub blobs: MemStore,
     pub kv: MemStore,
+    pub spool: MemStore,
     pub audit: RefCell<Vec<serde_json::Value>>,
     /// Every wake-up sent, as (kind, job id).
     pub woken: RefCell<Vec<(String, String)>>,
@@ -131,6 +132,7 @@ impl TestPlatform {
             vars: RefCell::new(vars),
             blobs: MemStore::default(),
             kv: MemStore::default(),
+            spool: MemStore::default(),
             audit: RefCell::default(),
             woken: RefCell::default(),
             counter: Cell::new(0),
@@ -145,6 +147,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("../../../infra/migrations/0004_jobs.sql"),
     include_str!("../../../infra/migrations/0005_layouts.sql"),
     include_str!("../../../infra/migrations/0006_checksums.sql"),
+    include_str!("../../../infra/migrations/0007_file_api.sql"),
 ];
 
 impl Clock for TestPlatform {
@@ -190,6 +193,9 @@ impl Platform for TestPlatform {
     }
     async fn kv(&self) -> Result<MemStore, StoreError> {
         Ok(self.kv.clone())
+    }
+    async fn spool(&self) -> Result<MemStore, StoreError> {
+        Ok(self.spool.clone())
     }
 }
 

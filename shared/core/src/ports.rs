@@ -203,4 +203,7 @@ pub trait Platform: Clock + Entropy + Config + AuditLog + Queue {
     async fn metadata(&self) -> Result<Self::Metadata, StoreError>;
     async fn blobs(&self) -> Result<Self::Blobs, StoreError>;
     async fn kv(&self) -> Result<Self::Kv, StoreError>;
+    /// The audit spool: where functions without a database leave audit events for the jobs'
+    /// sweep to move into SQL (a key-value store of its own, so draining it lists only events).
+    async fn spool(&self) -> Result<Self::Kv, StoreError>;
 }

@@ -40,6 +40,9 @@ pub enum ProblemKind {
     Forbidden,
     MisdirectedRequest,
     JobNotDead,
+    Conflict,
+    FileArchived,
+    QuotaExceeded,
 }
 
 impl ProblemKind {
@@ -70,6 +73,11 @@ impl ProblemKind {
             Self::Forbidden => 403,
             Self::MisdirectedRequest => 421,
             Self::JobNotDead => 409,
+            Self::Conflict => 409,
+            // As S3 answers for an archived (Glacier) object: InvalidObjectState, 403.
+            Self::FileArchived => 403,
+            // Insufficient Storage (RFC 4918 §11.5): the request is fine, the account is full.
+            Self::QuotaExceeded => 507,
         }
     }
 
@@ -106,6 +114,9 @@ impl ProblemKind {
             Self::Forbidden => "forbidden",
             Self::MisdirectedRequest => "misdirected-request",
             Self::JobNotDead => "job-not-dead",
+            Self::Conflict => "conflict",
+            Self::FileArchived => "file-archived",
+            Self::QuotaExceeded => "quota-exceeded",
         }
     }
 
@@ -142,6 +153,9 @@ impl ProblemKind {
             Self::Forbidden => "Not allowed for this account",
             Self::MisdirectedRequest => "This deployment does not serve that host",
             Self::JobNotDead => "Only a dead job can be retried",
+            Self::Conflict => "The request conflicts with the file's state",
+            Self::FileArchived => "The file is archived",
+            Self::QuotaExceeded => "The account's storage quota would be exceeded",
         }
     }
 

@@ -23,11 +23,14 @@ pub type Response = http::Response<spin_sdk::http::BoxBody>;
 pub const BLOB_STORE: &str = "blobs";
 /// The key-value store holding hot, cacheable metadata (chunk manifests).
 pub const MANIFEST_STORE: &str = "manifests";
+/// The key-value store spooling audit events of functions that have no database.
+pub const AUDIT_STORE: &str = "audit";
 /// Blobs are written in pieces no larger than this: real Spin deployments cap key-value
 /// values at 1 MB, so a 5 MiB chunk becomes ten values, never one.
 pub const BLOB_PIECE: usize = 512 * 1024;
 
-/// Binds one route module (`handle` + `MAX_BODY`) as this component's HTTP handler.
+/// Binds one route module (`handle` + `MAX_BODY`) as this component's HTTP handler, under
+/// the audit log (`vaultx_api::audit::audited`, named by the module: `auth_login`).
 ///
 /// ```ignore
 /// vaultx_spin::route!(vaultx_api::routes::auth_login);
@@ -37,8 +40,25 @@ macro_rules! route {
     ($($module:ident)::+) => {
         #[::spin_sdk::http_service]
         async fn handle(request: ::spin_sdk::http::Request) -> $crate::Response {
-            $crate::serve_route(request, $($module)::+::MAX_BODY, |request| $($module)::+::handle(&$crate::SpinPlatform, request)).await
+            $crate::serve_route(request, $($module)::+::MAX_BODY, |request| {
+                ::vaultx_api::audit::audited(&$crate::SpinPlatform, $crate::__last_ident!($($module)::+), request, |request| {
+                    $($module)::+::handle(&$crate::SpinPlatform, request)
+                })
+            })
+            .await
         }
+    };
+}
+
+/// The last segment of a path, as a string: `a::b::c` → `"c"`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __last_ident {
+    ($last:ident) => {
+        stringify!($last)
+    };
+    ($first:ident :: $($rest:ident)::+) => {
+        $crate::__last_ident!($($rest)::+)
     };
 }
 
@@ -231,6 +251,10 @@ impl Platform for SpinPlatform {
 
     async fn kv(&self) -> Result<SpinKv, StoreError> {
         open_store(MANIFEST_STORE).await.map(SpinKv)
+    }
+
+    async fn spool(&self) -> Result<SpinKv, StoreError> {
+        open_store(AUDIT_STORE).await.map(SpinKv)
     }
 }
 

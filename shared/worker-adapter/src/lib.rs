@@ -13,6 +13,8 @@ use worker::{D1Database, Env, Headers, Request, Response, ResponseBody};
 pub const D1_BINDING: &str = "DB";
 pub const BLOBS_BINDING: &str = "BLOBS";
 pub const MANIFESTS_BINDING: &str = "MANIFESTS";
+/// The KV namespace spooling the download path's audit events (shared/api/src/audit.rs).
+pub const AUDIT_BINDING: &str = "AUDIT";
 /// The Queue the job wake-ups go to; the same Worker consumes it (`#[event(queue)]`).
 pub const JOBS_BINDING: &str = "JOBS";
 
@@ -91,6 +93,10 @@ impl Platform for WorkerPlatform {
 
     async fn kv(&self) -> Result<WorkersKv, StoreError> {
         self.env.kv(MANIFESTS_BINDING).map(WorkersKv).map_err(|e| StoreError::AccessDenied(format!("KV binding {MANIFESTS_BINDING}: {e}")))
+    }
+
+    async fn spool(&self) -> Result<WorkersKv, StoreError> {
+        self.env.kv(AUDIT_BINDING).map(WorkersKv).map_err(|e| StoreError::AccessDenied(format!("KV binding {AUDIT_BINDING}: {e}")))
     }
 }
 

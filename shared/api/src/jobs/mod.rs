@@ -49,6 +49,10 @@ job_table! {
     "compress": compress,
 }
 
+/// The kind whose sweep also moves the download path's spooled audit events into SQL
+/// (`audit::drain`; one kind, so one consumer per sweep does it).
+pub const AUDIT_DRAINER: &str = verify::KIND;
+
 /// The message that asks a consumer to run whatever of its kind is due.
 pub const SWEEP: &[u8] = b"sweep";
 /// How jobs run, from configuration: `job_concurrency` (the seed's `BULL_CONCURRENCY`: jobs
@@ -110,6 +114,9 @@ where
     let tuning = Tuning::from_config(p).await;
     let ids = if message == SWEEP {
         crate::blobs::collect_garbage(&db, &p.blobs().await.map_err(store_failure)?, p.now_ms()).await?;
+        if kind == AUDIT_DRAINER {
+            crate::audit::drain(p).await?;
+        }
         due(&db, kind, p.now_ms(), tuning.concurrency as u32).await?
     } else {
         match std::str::from_utf8(message) {

@@ -55,13 +55,14 @@ pub async fn run<P: Platform>(p: &P, lease: &Lease) -> Result<(), Problem> {
                 params: vec![now, f.id.clone().into()],
             }
         };
-        match db.batch(vec![guard!("EXISTS (SELECT 1 FROM files WHERE id = ? AND status = 'available')", &f.id), set]).await {
+        // On the row version read: a new version or a restore swaps the content under us.
+        match db.batch(vec![guard!("EXISTS (SELECT 1 FROM files WHERE id = ? AND status = 'available' AND row_version = ?)", &f.id, f.row_version), set]).await {
             Ok(()) if matches => return Ok(()),
             Ok(()) => {
                 eprintln!("vaultx: file {} is invalid: its content is {actual}, its declared checksum {declared}", f.id);
                 return unpublish(&kv, &f).await;
             }
-            // Deleted meanwhile: nothing to verify.
+            // Deleted or changed meanwhile: read it again.
             Err(StoreError::Conflict) => continue,
             Err(e) => return Err(store_failure(e)),
         }
@@ -71,7 +72,7 @@ pub async fn run<P: Platform>(p: &P, lease: &Lease) -> Result<(), Problem> {
 
 async fn unpublish(kv: &impl Kv, f: &files::FileRecord) -> Result<(), Problem> {
     if let Some(manifest_id) = &f.manifest_id {
-        kv.delete(&files::manifest_key(&f.id, manifest_id)).await.map_err(store_failure)?;
+        kv.delete(&f.manifest_key(manifest_id)).await.map_err(store_failure)?;
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
-//! `/api/files/:id` — `GET` the file, `PATCH` its name, original name or media type,
-//! `DELETE` it (its chunks are released; a blob goes when nothing references it).
+//! `/api/files/:id` — `GET` the file (with its tags and metadata), `PATCH` its name, original
+//! name or media type, `DELETE` it with every version (their chunks are released; a blob goes
+//! when nothing references it).
 
 use crate::accounts::store_failure;
 use crate::auth;
@@ -46,7 +47,7 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
             let changed = db
                 .execute(
                     "UPDATE files SET name = COALESCE(?, name), original_name = COALESCE(?, original_name), \
-                     mime_type = COALESCE(?, mime_type), updated_at = ? WHERE id = ? AND owner_id = ?",
+                     mime_type = COALESCE(?, mime_type), updated_at = ? WHERE id = ? AND owner_id = ? AND version_of IS NULL",
                     vec![name.into(), original_name.into(), mime_type.into(), SqlValue::Integer(p.now_ms()), id.clone().into(), user.user_id.clone().into()],
                 )
                 .await
@@ -54,8 +55,8 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
             if changed == 0 {
                 return Err(Problem::not_found(format!("no file {id}")));
             }
-            let updated = files::find_owned(&db, &user.user_id, &id).await?;
-            Ok(ApiResponse::json(200, &updated.view()).with_header("cache-control", "private, no-store"))
+            let updated = files::find_head(&db, &user.user_id, &id).await?;
+            Ok(ApiResponse::json(200, &crate::labels::view(&db, &updated).await?).with_header("cache-control", "private, no-store"))
         }
         "DELETE" => {
             let kv = p.kv().await.map_err(store_failure)?;
@@ -64,8 +65,8 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
             Ok(ApiResponse::empty(204))
         }
         _ => {
-            let file = files::find_owned(&db, &user.user_id, &id).await?;
-            Ok(ApiResponse::json(200, &file.view()).with_header("cache-control", "private, no-store"))
+            let file = files::find_head(&db, &user.user_id, &id).await?;
+            Ok(ApiResponse::json(200, &crate::labels::view(&db, &file).await?).with_header("cache-control", "private, no-store"))
         }
     }
 }

@@ -130,6 +130,9 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
             format!("chunk {index} must be exactly {expected} bytes (chunk size {}), got {}", file.chunk_size, data.len()),
         ));
     }
+    // The file reserved its size at creation; this stops uploads when a quota was lowered
+    // since (before a byte is stored).
+    crate::quotas::check_chunk(p, &db, &user.user_id).await?;
     let key = file.blob_key(&digest);
     let now = p.now_ms();
     let store = p.blobs().await.map_err(store_failure)?;

@@ -27,7 +27,7 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
     let blobs = p.blobs().await.map_err(store_failure)?;
     let kv = p.kv().await.map_err(store_failure)?;
     match files::complete(&db, &blobs, &kv, p, p.now_ms(), &file.id).await? {
-        files::Completion::Available(done) => Ok(ApiResponse::json(200, &done.view()).with_header("cache-control", "private, no-store")),
+        files::Completion::Available(done) => Ok(ApiResponse::json(200, &crate::labels::view(&db, &done).await?).with_header("cache-control", "private, no-store")),
         files::Completion::Missing(missing) => {
             let shown: Vec<String> = missing.iter().take(20).map(u64::to_string).collect();
             let more = if missing.len() > 20 { format!(" and {} more", missing.len() - 20) } else { String::new() };

@@ -9,7 +9,7 @@
 use crate::{files, settings};
 use vaultx_core::chunks::slices;
 use vaultx_core::http::{ApiRequest, ApiResponse, Body, percent_encode, respond};
-use vaultx_core::ports::Platform;
+use vaultx_core::ports::{Kv, Platform};
 use vaultx_core::problem::ProblemKind;
 use vaultx_core::range::{self, RangeRequest};
 use vaultx_core::signed_url::{Permission, UrlTokenError};
@@ -60,7 +60,15 @@ async fn run<P: Platform>(p: &P, req: &ApiRequest) -> Result<ApiResponse, Proble
     let manifest = files::read_manifest(&kv, &grant.file_id, &grant.manifest_id)
         .await?
         .filter(|m| m.id == grant.file_id)
-        .ok_or_else(|| Problem::new(ProblemKind::FileGone, "the file was deleted; ask the owner for a new link"))?;
+        .ok_or(());
+    let manifest = match manifest {
+        Ok(m) => m,
+        // Only on a miss: is the file archived rather than gone?
+        Err(()) if kv.get(&files::archived_key(&grant.file_id)).await.map_err(crate::accounts::store_failure)?.is_some() => {
+            return Err(crate::archive::archived(&grant.file_id));
+        }
+        Err(()) => return Err(Problem::new(ProblemKind::FileGone, "the file (or this version of it) was deleted; ask the owner for a new link")),
+    };
 
     let max_age = (grant.expires_at - now_secs).clamp(0, MAX_CACHE_SECS);
     let common = |r: ApiResponse| {

@@ -1,7 +1,11 @@
 //! `POST /api/files/:id/signed-url` — a temporary URL that downloads the file without a
-//! bearer token. Body: `{"expirationSeconds": 3600, "permissions": ["read"]}` (both optional;
-//! at most 7 days). Response `201 {url, path, token, expiresAt, permissions}`. Only an
-//! `available` file gets one (`409 file-not-available` while uploading).
+//! bearer token. Body: `{"expirationSeconds": 3600, "permissions": ["read"], "version": 2}`
+//! (all optional; at most 7 days; `version` names an older version, default the current one).
+//! Response `201 {url, path, token, expiresAt, permissions, version}`. The URL serves the
+//! content it was issued for: a later version or a restore does not change what it serves;
+//! deleting that version or the file ends it (`404 file-gone`), archiving suspends it (`403
+//! file-archived`). Only an `available` file gets one (`409 file-not-available` while
+//! uploading, `403 file-archived` when archived).
 
 use crate::accounts::store_failure;
 use crate::files::{self, AVAILABLE};
@@ -21,6 +25,7 @@ pub const DEFAULT_EXPIRY_SECS: i64 = 3600;
 struct Request {
     expiration_seconds: Option<i64>,
     permissions: Option<Vec<String>>,
+    version: Option<i64>,
 }
 
 pub async fn handle<P: Platform>(p: &P, req: ApiRequest) -> ApiResponse {
@@ -70,7 +75,14 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
     }
     let id = req.segments().get(2).copied().unwrap_or("").to_owned();
     let db = p.metadata().await.map_err(store_failure)?;
-    let file = files::find_owned(&db, &user.user_id, &id).await?;
+    let head = files::find_head(&db, &user.user_id, &id).await?;
+    if head.status == files::ARCHIVED {
+        return Err(crate::archive::archived(&id));
+    }
+    let file = match body.version {
+        None => head.clone(),
+        Some(n) => crate::versions::find(&db, &head, n).await?.ok_or_else(|| Problem::not_found(format!("file {id} has no version {n}")))?,
+    };
     if file.status != AVAILABLE {
         return Err(Problem::new(ProblemKind::FileNotAvailable, format!("file {id} is {}: upload every chunk first", file.status)));
     }
@@ -81,10 +93,10 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
         return Err(Problem::internal());
     };
     let token = keys.sign(&Grant {
-        file_id: file.id.clone(),
+        file_id: head.id.clone(),
         manifest_id,
-        name: file.original_name.clone(),
-        mime_type: file.mime_type.clone(),
+        name: head.original_name.clone(),
+        mime_type: head.mime_type.clone(),
         permissions: permissions.clone(),
         expires_at,
     });
@@ -98,6 +110,7 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
             "token": token,
             "expiresAt": time::rfc3339(expires_at * 1000),
             "permissions": permissions,
+            "version": file.version,
         }),
     )
     .with_header("cache-control", "no-store"))

@@ -97,8 +97,17 @@ async fn create<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Prob
         manifest_id: None,
         checksum_crc64nvme: crc,
         checksum_verified: false,
+        version_of: None,
+        version: 1,
+        version_count: 1,
+        content_created_at_ms: now,
     };
     let db = p.metadata().await.map_err(store_failure)?;
+    // The declared size is reserved now (checked again inside the insert's batch).
+    let quota = crate::quotas::of(p, &db, &file.owner_id).await?;
+    if let Some(refusal) = crate::quotas::exceeded(&quota, &crate::quotas::used(&db, &file.owner_id).await?, file.size, 1) {
+        return Err(refusal);
+    }
     if plan.expect("validated").count() == 0 {
         // An empty file has no chunks to wait for. Its checksum can still be wrong.
         if let Some(c) = &file.checksum {
@@ -119,7 +128,7 @@ async fn create<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Prob
         file.etag = Some(manifest.etag);
         file.manifest_id = Some(manifest_id);
     }
-    files::insert(&db, &file).await?;
+    files::insert(&db, &file, crate::quotas::guards(&file.owner_id, &quota), || crate::quotas::refused(&quota)).await?;
     Ok(ApiResponse::json(201, &file.view()).with_header("location", format!("/api/files/{}", file.id)))
 }
 
@@ -151,11 +160,12 @@ async fn list<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Proble
     };
     let status = match req.query_param("status") {
         None => None,
-        Some(s) if s == UPLOADING || s == AVAILABLE || s == files::INVALID => Some(s),
-        Some(s) => return Err(bad_query(format!("status={s}: use uploading, available or invalid"))),
+        Some(s) if s == UPLOADING || s == AVAILABLE || s == files::INVALID || s == files::ARCHIVED => Some(s),
+        Some(s) => return Err(bad_query(format!("status={s}: use uploading, available, archived or invalid"))),
     };
     let db = p.metadata().await.map_err(store_failure)?;
-    let mut filter = "owner_id = ?".to_owned();
+    // Files are heads: a version's row is listed under its file (`/versions`).
+    let mut filter = "owner_id = ? AND version_of IS NULL".to_owned();
     let mut params: Vec<SqlValue> = vec![user.user_id.clone().into()];
     if let Some(s) = status {
         filter.push_str(" AND status = ?");
@@ -168,7 +178,8 @@ async fn list<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Proble
     params.push(SqlValue::Integer(limit as i64));
     params.push(SqlValue::Integer(((page - 1) * limit) as i64));
     let rows = db.query(&sql, params).await.map_err(store_failure)?;
-    let items = rows.iter().map(|r| files::from_row(r).map(|f| f.view())).collect::<Result<Vec<_>, _>>().map_err(store_failure)?;
+    let records = rows.iter().map(files::from_row).collect::<Result<Vec<_>, _>>().map_err(store_failure)?;
+    let items = crate::labels::views(&db, &records).await?;
     Ok(ApiResponse::json(200, &serde_json::json!({"items": items, "page": page, "limit": limit, "total": total}))
         .with_header("cache-control", "private, no-store"))
 }

@@ -1,17 +1,29 @@
 //! One module per route. `functions/<name>` binds `routes::<name>` and nothing else.
 
+pub mod admin_audit;
 pub mod admin_integrity;
 pub mod admin_job_retry;
 pub mod admin_jobs;
+pub mod admin_user_quota;
 pub mod auth_login;
 pub mod auth_register;
 pub mod file;
+pub mod file_archive;
+pub mod file_audit;
 pub mod file_chunk;
 pub mod file_chunks;
 pub mod file_complete;
 pub mod file_download;
+pub mod file_metadata;
+pub mod file_restore_archive;
 pub mod file_signed_url;
+pub mod file_tag;
+pub mod file_tags;
+pub mod file_version;
+pub mod file_version_restore;
+pub mod file_versions;
 pub mod files;
+pub mod files_search;
 pub mod files_usage;
 pub mod health;
 pub mod health_liveness;
@@ -38,10 +50,11 @@ macro_rules! route_table {
         /// table by a test); on Cloudflare Workers one router dispatches over it.
         pub const TABLE: &[Route] = &[$(Route { path: $path, function: $function, max_body: $module::MAX_BODY }),*];
 
-        /// Runs the handler of `function` (a name from [`TABLE`]); unknown names are 404.
+        /// Runs the handler of `function` (a name from [`TABLE`]) under the audit log;
+        /// unknown names are 404.
         pub async fn dispatch<P: Platform>(function: &str, p: &P, req: ApiRequest) -> ApiResponse {
             match function {
-                $($function => $module::handle(p, req).await,)*
+                $($function => crate::audit::audited(p, $function, req, |req| $module::handle(p, req)).await,)*
                 _ => not_found::handle(p, req).await,
             }
         }
@@ -54,15 +67,27 @@ route_table! {
     "/api/users/me" => "users-me": users_me,
     "/api/files" => "files": files,
     "/api/files/stats/usage" => "files-usage": files_usage,
+    "/api/files/search" => "files-search": files_search,
     "/api/files/:id" => "file": file,
     "/api/files/:id/chunks" => "file-chunks": file_chunks,
     "/api/files/:id/chunks/:index" => "file-chunk": file_chunk,
     "/api/files/:id/complete" => "file-complete": file_complete,
     "/api/files/:id/signed-url" => "file-signed-url": file_signed_url,
+    "/api/files/:id/versions" => "file-versions": file_versions,
+    "/api/files/:id/versions/:version" => "file-version": file_version,
+    "/api/files/:id/versions/:version/restore" => "file-version-restore": file_version_restore,
+    "/api/files/:id/archive" => "file-archive": file_archive,
+    "/api/files/:id/restore-archive" => "file-restore-archive": file_restore_archive,
+    "/api/files/:id/tags" => "file-tags": file_tags,
+    "/api/files/:id/tags/:tag" => "file-tag": file_tag,
+    "/api/files/:id/metadata" => "file-metadata": file_metadata,
+    "/api/files/:id/audit" => "file-audit": file_audit,
     "/api/files/download/:token" => "file-download": file_download,
     "/api/admin/integrity" => "admin-integrity": admin_integrity,
     "/api/admin/jobs" => "admin-jobs": admin_jobs,
     "/api/admin/jobs/:id/retry" => "admin-job-retry": admin_job_retry,
+    "/api/admin/users/:id/quota" => "admin-user-quota": admin_user_quota,
+    "/api/admin/audit" => "admin-audit": admin_audit,
     "/health" => "health": health,
     "/health/liveness" => "health-liveness": health_liveness,
     "/health/readiness" => "health-readiness": health_readiness,
