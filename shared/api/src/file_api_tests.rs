@@ -279,7 +279,12 @@ fn search_pages_neither_repeat_nor_skip_while_files_come_and_go() {
     // seen is deleted.
     p.conn.execute("INSERT INTO files (id, owner_id, name, original_name, mime_type, size, chunk_size, compression_enabled, deduplication_enabled, status, created_at, updated_at) SELECT 'aaaaaaaa-0000-4000-8000-000000000001', owner_id, 'file-000000a.dat', 'x', 'x/y', 1, 65536, 0, 1, 'available', 1, 1 FROM files LIMIT 1", []).unwrap();
     p.conn.execute("INSERT INTO files (id, owner_id, name, original_name, mime_type, size, chunk_size, compression_enabled, deduplication_enabled, status, created_at, updated_at) SELECT 'aaaaaaaa-0000-4000-8000-000000000002', owner_id, 'file-000045a.dat', 'x', 'x/y', 1, 65536, 0, 1, 'available', 1, 1 FROM files LIMIT 1", []).unwrap();
-    p.conn.execute("DELETE FROM files WHERE name = 'file-000031.dat'", []).unwrap();
+    p.conn.execute_batch(
+        "DELETE FROM file_tags WHERE file_id IN (SELECT id FROM files WHERE name = 'file-000031.dat');
+         DELETE FROM file_metadata WHERE file_id IN (SELECT id FROM files WHERE name = 'file-000031.dat');
+         DELETE FROM files WHERE name = 'file-000031.dat';",
+    )
+    .unwrap();
     let mut cursor = first["nextCursor"].as_str().unwrap().to_owned();
     loop {
         let page = search(&p, &token, &format!("sort=name&order=asc&limit=20&cursor={cursor}"));
