@@ -1,6 +1,7 @@
 //! `POST /api/files/:id/restore-archive` — bring an archived file back: downloadable again
 //! (signed URLs issued before the archive work again while they have not expired), and open
-//! to new versions. Only an `archived` file can be restored. Idempotent; answers the file.
+//! to new versions. Only an `archived` file can be restored; an `available` one answers as it
+//! is (idempotent). Answers the file.
 
 use crate::accounts::store_failure;
 use crate::files::AVAILABLE;
