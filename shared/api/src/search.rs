@@ -1,11 +1,15 @@
 //! File search (`GET /api/files/search`): criteria to SQL over the indexes of migration 0007,
 //! with keyset pagination.
 //!
-//! Every query walks one partial index of the caller's heads in the sort order
-//! (`files_heads_by_{created,updated,name,size}`, or `files_heads_by_type` and the tag and
-//! metadata indexes when they narrow more) from the cursor on, and stops after `limit + 1`
-//! matches: its cost grows with the page and the selectivity of the criteria, not with how
-//! many files the user has. The query plans are checked in tests (`search_tests.rs`).
+//! Every query either walks one partial index of the caller's heads in the sort order
+//! (`files_heads_by_{created,updated,name,size}`) from the cursor on and stops after
+//! `limit + 1` matches, or starts from the tag, metadata or type index when a criterion is
+//! rare there. Which one is decided per query from capped counts ([`Density`]): a criterion
+//! matching at most [`RARE`] files is looked up (`IN`: at most that many rows, then sorted);
+//! a more common one is checked row by row along the sort index (`EXISTS`: on average fewer
+//! than `limit × files / RARE` rows walked). Either way the cost is bounded by the page and
+//! the criteria, not by how many files the user has. A name substring cannot use a B-tree:
+//! it is filtered along the sort index. The plans are checked in `file_api_tests.rs`.
 //!
 //! The **cursor** is the sort key and id of the last file of the page (opaque: base64url JSON,
 //! bound to the sort and the criteria). The next page starts strictly after that pair, so
@@ -19,6 +23,17 @@ use vaultx_core::problem::ProblemKind;
 use vaultx_core::Problem;
 
 pub const MAX_LIMIT: u64 = 100;
+/// A criterion matching at most this many of the user's files is looked up in its own index.
+pub const RARE: i64 = 10_000;
+
+/// Which criteria match more than [`RARE`] files (so are checked along the sort index).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Density {
+    pub common_tags: Vec<String>,
+    pub any_tags_common: bool,
+    pub common_metadata: Vec<(String, String)>,
+    pub type_family_common: bool,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Sort {
@@ -199,7 +214,7 @@ impl Query {
     }
 
     /// The SQL of one page (`limit + 1` rows, to know whether another page follows).
-    pub fn sql(&self, owner_id: &str) -> (String, Vec<SqlValue>) {
+    pub fn sql(&self, owner_id: &str, density: &Density) -> (String, Vec<SqlValue>) {
         let sort = self.sort.unwrap_or(Sort::CreatedAt).column();
         let mut sql = format!("SELECT {} FROM files WHERE owner_id = ? AND version_of IS NULL", files::COLUMNS);
         let mut p: Vec<SqlValue> = vec![owner_id.into()];
@@ -208,21 +223,34 @@ impl Query {
             sql.push_str(" AND LOWER(name) LIKE ? ESCAPE '\\'");
             p.push(format!("%{escaped}%").into());
         }
+        // A rare criterion is a lookup (IN); a common one a check per row walked (EXISTS).
+        let lookup = |common: bool| if common { "EXISTS (SELECT 1 FROM" } else { "id IN (SELECT file_id FROM" };
+        let correlate = |common: bool| if common { " AND file_id = files.id)" } else { ")" };
         for tag in &self.all_tags {
-            sql.push_str(" AND id IN (SELECT file_id FROM file_tags WHERE owner_id = ? AND tag = ?)");
+            let common = density.common_tags.contains(tag);
+            sql.push_str(&format!(" AND {} file_tags WHERE owner_id = ? AND tag = ?{}", lookup(common), correlate(common)));
             p.extend([owner_id.into(), tag.clone().into()]);
         }
         if !self.any_tags.is_empty() {
-            sql.push_str(&format!(" AND id IN (SELECT file_id FROM file_tags WHERE owner_id = ? AND tag IN ({}))", vec!["?"; self.any_tags.len()].join(", ")));
+            let common = density.any_tags_common;
+            let marks = vec!["?"; self.any_tags.len()].join(", ");
+            sql.push_str(&format!(" AND {} file_tags WHERE owner_id = ? AND tag IN ({marks}){}", lookup(common), correlate(common)));
             p.push(owner_id.into());
             p.extend(self.any_tags.iter().map(|t| t.clone().into()));
         }
         for (k, v) in &self.metadata {
-            sql.push_str(" AND id IN (SELECT file_id FROM file_metadata WHERE owner_id = ? AND meta_key = ? AND value = ?)");
+            let common = density.common_metadata.contains(&(k.clone(), v.clone()));
+            sql.push_str(&format!(" AND {} file_metadata WHERE owner_id = ? AND meta_key = ? AND value = ?{}", lookup(common), correlate(common)));
             p.extend([owner_id.into(), k.clone().into(), v.clone().into()]);
         }
         match self.mime_type.as_deref().map(|t| (t, t.strip_suffix("/*"))) {
-            // A family is a range of the type index: `image/` ≤ type < `image0` ('0' follows '/').
+            // A rare family is a range of the type index: `image/` ≤ type < `image0` ('0'
+            // follows '/'); a common one is checked along the sort index (an expression no
+            // index serves, on purpose).
+            Some((_, Some(family))) if density.type_family_common => {
+                sql.push_str(" AND substr(mime_type, 1, ?) = ?");
+                p.extend([SqlValue::Integer(family.len() as i64 + 1), format!("{family}/").into()]);
+            }
             Some((_, Some(family))) => {
                 sql.push_str(" AND mime_type >= ? AND mime_type < ?");
                 p.extend([format!("{family}/").into(), format!("{family}0").into()]);
@@ -260,4 +288,42 @@ impl Query {
         p.push(SqlValue::Integer(self.limit as i64 + 1));
         (sql, p)
     }
+}
+
+/// How many of the user's files a lookup matches, counted up to `RARE + 1` (an index range).
+async fn capped_count(db: &impl vaultx_core::ports::Sql, sql: &str, params: Vec<SqlValue>) -> Result<i64, Problem> {
+    let rows = db
+        .query(&format!("SELECT count(*) FROM ({sql} LIMIT {}) capped", RARE + 1), params)
+        .await
+        .map_err(crate::accounts::store_failure)?;
+    rows.first().map(|r| r.int(0)).transpose().map_err(crate::accounts::store_failure).map(|n| n.unwrap_or(0))
+}
+
+/// Which of the query's criteria are common for this user (one capped index count each).
+pub async fn density(db: &impl vaultx_core::ports::Sql, owner_id: &str, q: &Query) -> Result<Density, Problem> {
+    let mut d = Density::default();
+    for tag in &q.all_tags {
+        let n = capped_count(db, "SELECT 1 FROM file_tags WHERE owner_id = ? AND tag = ?", vec![owner_id.into(), tag.clone().into()]).await?;
+        if n > RARE {
+            d.common_tags.push(tag.clone());
+        }
+    }
+    if !q.any_tags.is_empty() {
+        let marks = vec!["?"; q.any_tags.len()].join(", ");
+        let mut params: Vec<SqlValue> = vec![owner_id.into()];
+        params.extend(q.any_tags.iter().map(|t| t.clone().into()));
+        d.any_tags_common = capped_count(db, &format!("SELECT 1 FROM file_tags WHERE owner_id = ? AND tag IN ({marks})"), params).await? > RARE;
+    }
+    for (k, v) in &q.metadata {
+        let params = vec![owner_id.into(), k.clone().into(), v.clone().into()];
+        if capped_count(db, "SELECT 1 FROM file_metadata WHERE owner_id = ? AND meta_key = ? AND value = ?", params).await? > RARE {
+            d.common_metadata.push((k.clone(), v.clone()));
+        }
+    }
+    if let Some(family) = q.mime_type.as_deref().and_then(|t| t.strip_suffix("/*")) {
+        let params = vec![owner_id.into(), format!("{family}/").into(), format!("{family}0").into()];
+        d.type_family_common =
+            capped_count(db, "SELECT 1 FROM files WHERE owner_id = ? AND version_of IS NULL AND mime_type >= ? AND mime_type < ?", params).await? > RARE;
+    }
+    Ok(d)
 }

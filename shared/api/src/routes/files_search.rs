@@ -35,7 +35,8 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
     let user = auth::authenticate(p, &req).await?;
     let query = Query::from_request(&req)?;
     let db = p.metadata().await.map_err(store_failure)?;
-    let (sql, params) = query.sql(&user.user_id);
+    let density = crate::search::density(&db, &user.user_id, &query).await?;
+    let (sql, params) = query.sql(&user.user_id, &density);
     let rows = db.query(&sql, params).await.map_err(store_failure)?;
     let mut found = rows.iter().map(files::from_row).collect::<Result<Vec<_>, _>>().map_err(store_failure)?;
     let next = if found.len() as u64 > query.limit {
