@@ -28,6 +28,26 @@ CREATE INDEX IF NOT EXISTS files_heads_by_type ON files (owner_id, mime_type, cr
 -- Usage and quotas add up a user's rows by status.
 CREATE INDEX IF NOT EXISTS files_usage ON files (owner_id, status, size);
 
+-- The trigrams of each file's name (ASCII letters lower-cased), so a name-substring search
+-- starts from the files that have the query's rarest trigram instead of walking them all
+-- (shared/api/src/search.rs). Written with the name, in the same batch; heads only.
+CREATE TABLE IF NOT EXISTS file_name_grams (
+    owner_id TEXT NOT NULL,
+    gram     TEXT NOT NULL,
+    file_id  TEXT NOT NULL REFERENCES files (id),
+    PRIMARY KEY (owner_id, gram, file_id)
+);
+CREATE INDEX IF NOT EXISTS file_name_grams_by_file ON file_name_grams (file_id);
+-- Files named before this migration get theirs here.
+INSERT INTO file_name_grams (owner_id, gram, file_id)
+WITH RECURSIVE g (id, owner_id, name, i) AS (
+    SELECT id, owner_id, lower(name), 1 FROM files WHERE version_of IS NULL AND length(name) >= 3
+    UNION ALL
+    SELECT id, owner_id, name, i + 1 FROM g WHERE i + 3 <= length(name)
+)
+SELECT DISTINCT owner_id, substr(name, i, 3), id FROM g WHERE 1 = 1
+ON CONFLICT DO NOTHING;
+
 -- Tags: short labels, at most 10 per file (routes/file_tags.rs). owner_id is repeated so a
 -- search by tag reads only the caller's part of the index.
 CREATE TABLE IF NOT EXISTS file_tags (

@@ -215,12 +215,13 @@ macro_rules! release_sql {
             concat!("DELETE FROM file_chunks WHERE file_id IN (", $rows, ")"),
             concat!("DELETE FROM file_tags WHERE file_id IN (", $rows, ")"),
             concat!("DELETE FROM file_metadata WHERE file_id IN (", $rows, ")"),
+            concat!("DELETE FROM file_name_grams WHERE file_id IN (", $rows, ")"),
             concat!("SELECT DISTINCT blob_key FROM file_chunks WHERE file_id IN (", $rows, ")"),
         ]
     };
 }
-const RELEASE_FILE: [&str; 5] = release_sql!("SELECT id FROM files WHERE id = ? OR version_of = ?");
-const RELEASE_VERSION: [&str; 5] = release_sql!("SELECT id FROM files WHERE id = ?");
+const RELEASE_FILE: [&str; 6] = release_sql!("SELECT id FROM files WHERE id = ? OR version_of = ?");
+const RELEASE_VERSION: [&str; 6] = release_sql!("SELECT id FROM files WHERE id = ?");
 
 /// Releases the references of the rows and deletes them, in one batch guarded on the
 /// `row_version` read (the head's, for a whole file: every version change bumps it).
@@ -240,7 +241,7 @@ pub async fn release(db: &impl Sql, now_ms: i64, what: Release<'_>) -> Result<Op
         ),
     };
     let keys: Vec<String> = db
-        .query(sql[4], rows.clone())
+        .query(sql[5], rows.clone())
         .await
         .map_err(store_failure)?
         .iter()
@@ -251,7 +252,7 @@ pub async fn release(db: &impl Sql, now_ms: i64, what: Release<'_>) -> Result<Op
         guard,
         Statement { sql: sql[0], params: rows.iter().cloned().chain([SqlValue::Integer(now_ms)]).chain(rows.iter().cloned()).collect() },
     ];
-    statements.extend(sql[1..4].iter().map(|sql| Statement { sql, params: rows.clone() }));
+    statements.extend(sql[1..5].iter().map(|sql| Statement { sql, params: rows.clone() }));
     match what {
         Release::File { id, .. } => {
             statements.push(Statement { sql: "DELETE FROM files WHERE version_of = ?", params: vec![id.into()] });

@@ -197,6 +197,9 @@ fn seed(p: &TestPlatform, owner: &str, n: usize) {
             rusqlite::params![id, owner, format!("file-{i:06}.dat"), mime, (i * 37 % 1000) as i64, 1_700_000_000_000i64 + i as i64 * 1000, 1 + (i % 3) as i64],
         )
         .unwrap();
+        for gram in crate::search::grams(&format!("file-{i:06}.dat")) {
+            tx.execute("INSERT INTO file_name_grams (owner_id, gram, file_id) VALUES (?1, ?2, ?3)", rusqlite::params![owner, gram, id]).unwrap();
+        }
         // Every file has a tag and a metadata pair, as real collections do; a few share rarer ones.
         tx.execute("INSERT INTO file_tags (file_id, owner_id, tag) VALUES (?1, ?2, ?3)", rusqlite::params![id, owner, format!("batch-{}", i / 100)]).unwrap();
         tx.execute("INSERT INTO file_metadata (file_id, owner_id, meta_key, value) VALUES (?1, ?2, 'n', ?3)", rusqlite::params![id, owner, i.to_string()]).unwrap();
@@ -282,6 +285,7 @@ fn search_pages_neither_repeat_nor_skip_while_files_come_and_go() {
     p.conn.execute_batch(
         "DELETE FROM file_tags WHERE file_id IN (SELECT id FROM files WHERE name = 'file-000031.dat');
          DELETE FROM file_metadata WHERE file_id IN (SELECT id FROM files WHERE name = 'file-000031.dat');
+         DELETE FROM file_name_grams WHERE file_id IN (SELECT id FROM files WHERE name = 'file-000031.dat');
          DELETE FROM files WHERE name = 'file-000031.dat';",
     )
     .unwrap();
@@ -320,6 +324,7 @@ fn every_search_is_answered_from_an_index() {
         "sort=size",
         "sort=updatedAt",
         "q=report",
+        "q=file-0012",
         "tags=red",
         "anyTags=red,blue",
         "meta.project=apollo",
@@ -336,6 +341,7 @@ fn every_search_is_answered_from_an_index() {
         // real density) and checked along the sort index when common.
         let real = run(crate::search::density(&TestDb(p.conn.clone()), &owner, &q)).unwrap();
         let common = crate::search::Density {
+            name_gram: None,
             common_tags: q.all_tags.clone(),
             any_tags_common: true,
             common_metadata: q.metadata.clone(),

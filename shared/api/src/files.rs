@@ -221,6 +221,9 @@ pub async fn insert(db: &impl Sql, f: &FileRecord, limits: Vec<Statement>, refus
         },
     ];
     statements.extend(f.manifest_id.as_deref().map(|m| published(f.key_file(), m)));
+    if f.version_of.is_none() {
+        statements.extend(crate::search::name_gram_rows(&f.owner_id, &f.id, &f.name));
+    }
     statements.extend(limits);
     match db.batch(statements).await {
         Ok(()) => Ok(()),
@@ -488,7 +491,12 @@ pub async fn complete(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, p: &(impl
         if let Some(head_id) = &f.version_of {
             // A new version: it becomes the file's current content (crate::versions).
             let done = FileRecord { status: AVAILABLE.into(), etag: Some(manifest.etag.clone()), manifest_id: Some(manifest_id.clone()), checksum_verified: verified, ..f.clone() };
-            match crate::versions::publish(db, now_ms, head_id, &done, f.row_version, &jobs).await? {
+            let published = crate::versions::publish(db, now_ms, head_id, &done, f.row_version, &jobs).await;
+            if published.is_err() {
+                // The file cannot take it (deleted, or not available): the manifest goes.
+                discard_manifest(db, kv, head_id, &manifest_id).await?;
+            }
+            match published? {
                 Some(head) => {
                     let woken: Vec<(&str, &str)> = jobs.iter().map(|(kind, id)| (*kind, id.as_str())).collect();
                     crate::jobs::wake(p, &woken).await;

@@ -8,8 +8,10 @@
 //! matching at most [`RARE`] files is looked up (`IN`: at most that many rows, then sorted);
 //! a more common one is checked row by row along the sort index (`EXISTS`: on average fewer
 //! than `limit × files / RARE` rows walked). Either way the cost is bounded by the page and
-//! the criteria, not by how many files the user has. A name substring cannot use a B-tree:
-//! it is filtered along the sort index. The plans are checked in `file_api_tests.rs`.
+//! the criteria, not by how many files the user has. A name substring starts from the files
+//! holding its rarest trigram (`file_name_grams`) when that trigram is rare; a substring made
+//! only of common trigrams is filtered along the sort index. Names fold ASCII letters only (as
+//! SQL's `LOWER` does everywhere). The plans are checked in `file_api_tests.rs`.
 //!
 //! The **cursor** is the sort key and id of the last file of the page (opaque: base64url JSON,
 //! bound to the sort and the criteria). The next page starts strictly after that pair, so
@@ -26,9 +28,29 @@ pub const MAX_LIMIT: u64 = 100;
 /// A criterion matching at most this many of the user's files is looked up in its own index.
 pub const RARE: i64 = 10_000;
 
+/// The distinct trigrams of a name, ASCII letters lower-cased (as SQL's `LOWER` does on
+/// every backend for ASCII).
+pub fn grams(name: &str) -> std::collections::BTreeSet<String> {
+    let chars: Vec<char> = name.to_ascii_lowercase().chars().collect();
+    chars.windows(3).map(|w| w.iter().collect()).collect()
+}
+
+/// The statements that index a head's name (for the batch that writes the name).
+pub fn name_gram_rows(owner_id: &str, file_id: &str, name: &str) -> Vec<vaultx_core::ports::Statement> {
+    grams(name)
+        .into_iter()
+        .map(|g| vaultx_core::ports::Statement {
+            sql: "INSERT INTO file_name_grams (owner_id, gram, file_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+            params: vec![owner_id.into(), g.into(), file_id.into()],
+        })
+        .collect()
+}
+
 /// Which criteria match more than [`RARE`] files (so are checked along the sort index).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Density {
+    /// The name query's rarest trigram, when it is rare: the search starts from its files.
+    pub name_gram: Option<String>,
     pub common_tags: Vec<String>,
     pub any_tags_common: bool,
     pub common_metadata: Vec<(String, String)>,
@@ -219,7 +241,11 @@ impl Query {
         let mut sql = format!("SELECT {} FROM files WHERE owner_id = ? AND version_of IS NULL", files::COLUMNS);
         let mut p: Vec<SqlValue> = vec![owner_id.into()];
         if let Some(name) = &self.name {
-            let escaped = name.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            if let Some(gram) = &density.name_gram {
+                sql.push_str(" AND id IN (SELECT file_id FROM file_name_grams WHERE owner_id = ? AND gram = ?)");
+                p.extend([owner_id.into(), gram.clone().into()]);
+            }
+            let escaped = name.to_ascii_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
             sql.push_str(" AND LOWER(name) LIKE ? ESCAPE '\\'");
             p.push(format!("%{escaped}%").into());
         }
@@ -302,6 +328,16 @@ async fn capped_count(db: &impl vaultx_core::ports::Sql, sql: &str, params: Vec<
 /// Which of the query's criteria are common for this user (one capped index count each).
 pub async fn density(db: &impl vaultx_core::ports::Sql, owner_id: &str, q: &Query) -> Result<Density, Problem> {
     let mut d = Density::default();
+    if let Some(name) = &q.name {
+        let mut rarest: Option<(i64, String)> = None;
+        for gram in grams(name) {
+            let n = capped_count(db, "SELECT 1 FROM file_name_grams WHERE owner_id = ? AND gram = ?", vec![owner_id.into(), gram.clone().into()]).await?;
+            if rarest.as_ref().is_none_or(|(m, _)| n < *m) {
+                rarest = Some((n, gram));
+            }
+        }
+        d.name_gram = rarest.filter(|(n, _)| *n <= RARE).map(|(_, g)| g);
+    }
     for tag in &q.all_tags {
         let n = capped_count(db, "SELECT 1 FROM file_tags WHERE owner_id = ? AND tag = ?", vec![owner_id.into(), tag.clone().into()]).await?;
         if n > RARE {

@@ -66,6 +66,9 @@ fn a_version_uploaded_then_rolled_back_is_byte_for_byte_the_old_content() {
     let rows: Vec<(i64, bool)> = history["items"].as_array().unwrap().iter().map(|v| (v["version"].as_i64().unwrap(), v["current"].as_bool().unwrap())).collect();
     assert_eq!(rows, [(1, false), (2, true)]);
     assert_eq!(history["items"][1]["size"], v2.len());
+    let one = ok(c.get(&format!("/api/files/{id}/versions/1"), Some(&token)), 200);
+    assert_eq!((one["version"].as_i64(), one["current"].as_bool(), one["size"].as_u64()), (Some(1), Some(false), Some(v1.len() as u64)));
+    c.get(&format!("/api/files/{id}/versions/01"), Some(&token)).assert_problem(404, "not-found");
 
     let stored_before = ok(c.get("/api/files/stats/usage", Some(&token)), 200)["storedBytes"].as_u64().unwrap();
     let restored = ok(send_json(&c, "POST", &format!("/api/files/{id}/versions/1/restore"), &token, &json!({})), 200);
@@ -286,6 +289,12 @@ fn search_finds_by_each_criterion_and_pages_with_a_stable_cursor() {
     for bad in ["sort=owner", "limit=500", "minSize=big", "status=lost", "color=blue", "cursor=xyz", &format!("sort=size&cursor={cursor}")] {
         c.get(&format!("/api/files/search?{bad}"), Some(&token)).assert_problem(400, "invalid-query");
     }
+    // A rename is searchable at once, under the new name only.
+    let renamed = search(&c, &token, "q=photo-11")["items"][0]["id"].as_str().unwrap().to_owned();
+    ok(send_json(&c, "PATCH", &format!("/api/files/{renamed}"), &token, &json!({"name": "Sunset over the bay.png"})), 200);
+    assert_eq!(count("q=SUNSET"), 1);
+    assert_eq!(count("q=over the"), 1);
+    assert_eq!(count("q=photo-11"), 0);
     // Search is per user.
     let (_, _, other) = c.signed_in_user();
     assert_eq!(search(&c, &other, "q=photo")["items"].as_array().unwrap().len(), 0);

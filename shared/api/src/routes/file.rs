@@ -7,7 +7,7 @@ use crate::auth;
 use crate::files;
 use serde::Deserialize;
 use vaultx_core::http::{ApiRequest, ApiResponse, respond};
-use vaultx_core::ports::{Platform, Sql, SqlValue};
+use vaultx_core::ports::{Platform, Sql, SqlValue, Statement};
 use vaultx_core::{Problem, validation};
 
 pub const MAX_BODY: usize = super::JSON_BODY_LIMIT;
@@ -44,16 +44,23 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
             // Only the fields sent change, in one statement: two PATCHes of different fields
             // both apply. Downloads are not touched: a signed URL carries the name and type it
             // was issued with, and the content is immutable.
-            let changed = db
-                .execute(
-                    "UPDATE files SET name = COALESCE(?, name), original_name = COALESCE(?, original_name), \
-                     mime_type = COALESCE(?, mime_type), updated_at = ? WHERE id = ? AND owner_id = ? AND version_of IS NULL",
-                    vec![name.into(), original_name.into(), mime_type.into(), SqlValue::Integer(p.now_ms()), id.clone().into(), user.user_id.clone().into()],
-                )
-                .await
-                .map_err(store_failure)?;
-            if changed == 0 {
-                return Err(Problem::not_found(format!("no file {id}")));
+            let mut statements = vec![
+                vaultx_core::guard!("EXISTS (SELECT 1 FROM files WHERE id = ? AND owner_id = ? AND version_of IS NULL)", &id, &user.user_id),
+                Statement {
+                    sql: "UPDATE files SET name = COALESCE(?, name), original_name = COALESCE(?, original_name), \
+                          mime_type = COALESCE(?, mime_type), updated_at = ? WHERE id = ?",
+                    params: vec![name.clone().into(), original_name.into(), mime_type.into(), SqlValue::Integer(p.now_ms()), id.clone().into()],
+                },
+            ];
+            if let Some(name) = &name {
+                // The name's search index changes with it.
+                statements.push(Statement { sql: "DELETE FROM file_name_grams WHERE file_id = ?", params: vec![id.clone().into()] });
+                statements.extend(crate::search::name_gram_rows(&user.user_id, &id, name));
+            }
+            match db.batch(statements).await {
+                Ok(()) => {}
+                Err(vaultx_core::ports::StoreError::Conflict) => return Err(Problem::not_found(format!("no file {id}"))),
+                Err(e) => return Err(store_failure(e)),
             }
             let updated = files::find_head(&db, &user.user_id, &id).await?;
             Ok(ApiResponse::json(200, &crate::labels::view(&db, &updated).await?).with_header("cache-control", "private, no-store"))

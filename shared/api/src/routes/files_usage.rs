@@ -33,7 +33,8 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
     let owner = || vec![user.user_id.clone().into()];
     let rows = db
         .query(
-            "SELECT version_of IS NULL, status, count(*), COALESCE(SUM(size), 0) FROM files WHERE owner_id = ? GROUP BY version_of IS NULL, status",
+            // CASE, not a bare comparison: PostgreSQL would answer a boolean.
+            "SELECT CASE WHEN version_of IS NULL THEN 1 ELSE 0 END AS head, status, count(*), COALESCE(SUM(size), 0) FROM files WHERE owner_id = ? GROUP BY 1, status",
             owner(),
         )
         .await
