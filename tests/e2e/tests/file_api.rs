@@ -293,7 +293,7 @@ fn search_finds_by_each_criterion_and_pages_with_a_stable_cursor() {
     let renamed = search(&c, &token, "q=photo-11")["items"][0]["id"].as_str().unwrap().to_owned();
     ok(send_json(&c, "PATCH", &format!("/api/files/{renamed}"), &token, &json!({"name": "Sunset over the bay.png"})), 200);
     assert_eq!(count("q=SUNSET"), 1);
-    assert_eq!(count("q=over the"), 1);
+    assert_eq!(count("q=over%20the"), 1);
     assert_eq!(count("q=photo-11"), 0);
     // Search is per user.
     let (_, _, other) = c.signed_in_user();
