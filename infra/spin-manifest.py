@@ -79,6 +79,13 @@ url_signing_key_id = { default = "k1" }
 public_url = { default = "" }
 # Emails of administrator accounts, comma-separated (the only way to the admin role).
 admin_emails = { default = "" }
+# The metadata database: empty for the component's SQLite database "default" (the embedded
+# default), or PostgreSQL as postgres://user:password@host:port/database (the production
+# choice; apply infra/migrations first, see README "PostgreSQL").
+database_url = { default = "", secret = true }
+# The PostgreSQL server components may reach, postgres://host:port: their one outbound grant
+# for metadata (must name database_url's host and port).
+database_host = { default = "postgres://127.0.0.1:5432" }
 # The Redis the job consumers subscribe to and producers publish wake-ups on. Jobs live in
 # the SQL outbox; without Redis they wait for the sweep (see README, "Background jobs").
 redis_address = { default = "redis://127.0.0.1:6379" }
@@ -105,8 +112,11 @@ def component(c, sqlite, stores, variables):
     # A component that wakes jobs also gets the Redis address: as a variable and as its one
     # outbound host.
     outbound = []
+    if sqlite:
+        # Metadata: SQLite, or PostgreSQL when database_url is set.
+        variables, outbound = variables + ["database_url"], outbound + ["{{ database_host }}"]
     if c in WAKES_JOBS:
-        variables, outbound = variables + ["redis_address"], ["{{ redis_address }}"]
+        variables, outbound = variables + ["redis_address"], outbound + ["{{ redis_address }}"]
     crate_name = c.replace("-", "_")
     stores_list = ", ".join(f'"{s}"' for s in stores)
     hosts = ", ".join(f'"{h}"' for h in outbound)

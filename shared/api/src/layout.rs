@@ -181,7 +181,7 @@ pub async fn swap(
         },
         // The old blocks stay stored through the grace period (downloads under way).
         Statement {
-            sql: "INSERT INTO replaced_blocks (blob_key, sweep_after) SELECT DISTINCT blob_key, ? FROM file_chunks WHERE file_id = ? \
+            sql: "INSERT INTO replaced_blocks (blob_key, sweep_after) SELECT DISTINCT blob_key, CAST(? AS BIGINT) FROM file_chunks WHERE file_id = ? \
                   ON CONFLICT (blob_key) DO UPDATE SET sweep_after = excluded.sweep_after",
             params: vec![SqlValue::Integer(now_ms + blobs::REPLACED_GRACE_MS), f.id.clone().into()],
         },

@@ -58,7 +58,7 @@ pub async fn used(db: &impl Sql, user_id: &str) -> Result<Used, Problem> {
 pub fn guards(user_id: &str, quota: &Quota) -> Vec<Statement> {
     let mut out = Vec::new();
     if quota.max_bytes > 0 {
-        out.push(guard!("(SELECT COALESCE(SUM(size), 0) FROM files WHERE owner_id = ?) <= ?", user_id, SqlValue::Integer(quota.max_bytes as i64)));
+        out.push(guard!("(SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM files WHERE owner_id = ?) <= ?", user_id, SqlValue::Integer(quota.max_bytes as i64)));
     }
     if quota.max_files > 0 {
         out.push(guard!("(SELECT count(*) FROM files WHERE owner_id = ? AND version_of IS NULL) <= ?", user_id, SqlValue::Integer(quota.max_files as i64)));

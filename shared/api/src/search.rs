@@ -274,8 +274,10 @@ impl Query {
             // follows '/'); a common one is checked along the sort index (an expression no
             // index serves, on purpose).
             Some((_, Some(family))) if density.type_family_common => {
-                sql.push_str(" AND substr(mime_type, 1, ?) = ?");
-                p.extend([SqlValue::Integer(family.len() as i64 + 1), format!("{family}/").into()]);
+                // The length is ours (a validated family's), written into the SQL: PostgreSQL
+                // types substr's length as INTEGER, which a BIGINT parameter does not bind to.
+                sql.push_str(&format!(" AND substr(mime_type, 1, {}) = ?", family.len() + 1));
+                p.push(format!("{family}/").into());
             }
             Some((_, Some(family))) => {
                 sql.push_str(" AND mime_type >= ? AND mime_type < ?");

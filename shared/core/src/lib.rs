@@ -11,6 +11,7 @@ pub mod http;
 pub mod ids;
 pub mod password;
 pub mod ports;
+pub mod postgres;
 pub mod problem;
 pub mod range;
 pub mod router;

@@ -6,6 +6,7 @@ mod manifest;
 mod migrate;
 mod outbound;
 mod parse_errors;
+mod pg_host;
 mod redis_host;
 mod server;
 mod spin_host;
@@ -33,7 +34,9 @@ then run whatever is due (a lost wake-up, an expired lease, a retry).
 --instance-concurrency is how many requests one instance serves at once (Spin: 16); an
 instance is one thread, so 1 lets concurrent CPU-bound requests use every core.
 --migrate-only applies the migrations and exits (e.g. --data-dir .spin for the Spin CLI's own
-default database, .spin/sqlite_db.db).";
+default database, .spin/sqlite_db.db; or PostgreSQL when SPIN_VARIABLE_DATABASE_URL is set).
+When the variable database_url is set (postgres://user@host:port/db), the components keep
+their metadata there and --migrations applies DIR/*.sql to it as well.";
 
 struct Args {
     manifest: PathBuf,
@@ -99,6 +102,12 @@ async fn run() -> Result<()> {
     let args = args()?;
     if args.migrate_only {
         let dir = args.migrations.as_ref().context("--migrate-only needs --migrations DIR")?;
+        if let Some(url) = std::env::var("SPIN_VARIABLE_DATABASE_URL").ok().filter(|u| !u.is_empty()) {
+            for name in migrate::apply_postgres(&url, dir).await? {
+                println!("vaultx-runtime: applied migration {name} to PostgreSQL");
+            }
+            return Ok(());
+        }
         let stores = stores::Stores::open(&args.data_dir)?;
         let mut db = stores.open_sqlite("default")?;
         for name in migrate::apply(&mut db, dir)? {
@@ -118,11 +127,18 @@ async fn run() -> Result<()> {
         for name in migrate::apply(&mut db, dir)? {
             println!("vaultx-runtime: applied migration {name}");
         }
+        // The metadata is on PostgreSQL when the application's database_url says so.
+        if let Some(Some(url)) = app.variables.get("database_url").filter(|u| u.as_deref().is_some_and(|u| !u.is_empty())) {
+            for name in migrate::apply_postgres(url, dir).await? {
+                println!("vaultx-runtime: applied migration {name} to PostgreSQL");
+            }
+        }
     }
 
     let engine = compile::engine()?;
     let linker = server::linker(&engine)?;
     let redis_clients = Arc::new(redis_host::Clients::default());
+    let pg_pools = Arc::new(pg_host::Pools::default());
     let subscribed: std::collections::HashSet<&str> = app.redis.iter().map(|t| t.component.as_str()).collect();
     let mut index = std::collections::HashMap::new();
     let mut handlers = Vec::new();
@@ -141,8 +157,8 @@ async fn run() -> Result<()> {
             variables: c.variables.clone(),
             allowed_outbound_hosts: c.allowed_outbound_hosts.clone(),
         });
-        let (shared, redis) = (stores.clone(), redis_clients.clone());
-        let make_spin = move || spin_host::SpinCtx { grants: grants.clone(), stores: shared.clone(), redis: redis.clone() };
+        let (shared, redis, pg) = (stores.clone(), redis_clients.clone(), pg_pools.clone());
+        let make_spin = move || spin_host::SpinCtx { grants: grants.clone(), stores: shared.clone(), redis: redis.clone(), pg: pg.clone() };
         let allowed_outbound_hosts = Arc::new(c.allowed_outbound_hosts.clone());
         if subscribed.contains(id.as_str()) {
             let pre = redis_host::subscriber_pre(pre).with_context(|| format!("component {id}"))?;

@@ -117,6 +117,8 @@ pub struct App {
     pub routes: Vec<HttpRoute>,
     pub redis: Vec<RedisTrigger>,
     pub components: BTreeMap<String, Component>,
+    /// Application variables as resolved (environment, then default; `None`: unset).
+    pub variables: HashMap<String, Option<String>>,
 }
 
 /// Variable names as Spin allows them: lower-case letters, digits and underscores.
@@ -210,7 +212,7 @@ pub fn parse(text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -> R
         let address = expand(&template, &app_vars, &t.component)?;
         redis.push(RedisTrigger { address, channel: expand(&t.channel, &app_vars, &t.component)?, component: t.component });
     }
-    Ok(App { name: raw.application.name, routes, redis, components })
+    Ok(App { name: raw.application.name, routes, redis, components, variables: app_vars })
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Host side of the `spin:*` interfaces: SQLite (`spin:sqlite@3.1.0`), key-value
 //! (`spin:key-value@3.0.0`), variables (`spin:variables@3.0.0`) and outbound Redis
-//! (`spin:redis@3.0.0`, in `redis_host.rs`), each checked against what the manifest granted
+//! (`spin:redis@3.0.0`, in `redis_host.rs`) and PostgreSQL (`spin:postgres@4.2.0`, in
+//! `pg_host.rs`), each checked against what the manifest granted
 //! the calling component. A component that did not list a store
 //! gets `access-denied`, as on Spin.
 
@@ -18,6 +19,8 @@ wasmtime::component::bindgen!({
         "spin:sqlite/sqlite.connection": SqliteConnection,
         "spin:key-value/key-value.store": KvStore,
         "spin:redis/redis.connection": crate::redis_host::RedisConnection,
+        "spin:postgres/postgres.connection": crate::pg_host::PgConnection,
+        "spin:postgres/postgres.connection-builder": crate::pg_host::PgConnectionBuilder,
     },
 });
 
@@ -40,7 +43,7 @@ pub struct Grants {
     pub sqlite_databases: Vec<String>,
     pub key_value_stores: Vec<String>,
     pub variables: HashMap<String, String>,
-    /// For `redis://` addresses (outbound HTTP checks its own copy in `Outbound`).
+    /// For `redis://` and `postgres://` addresses (outbound HTTP checks its own copy in `Outbound`).
     pub allowed_outbound_hosts: Vec<String>,
 }
 
@@ -48,6 +51,7 @@ pub struct SpinCtx {
     pub grants: Arc<Grants>,
     pub stores: Arc<Stores>,
     pub redis: Arc<crate::redis_host::Clients>,
+    pub pg: Arc<crate::pg_host::Pools>,
 }
 
 pub struct SpinView<'a> {
@@ -69,6 +73,7 @@ pub fn add_to_linker<T: HasSpin>(linker: &mut Linker<T>) -> Result<()> {
     kv::add_to_linker::<_, Spin>(linker, T::spin)?;
     variables::add_to_linker::<_, Spin>(linker, T::spin)?;
     spin::redis::redis::add_to_linker::<_, Spin>(linker, T::spin)?;
+    spin::postgres::postgres::add_to_linker::<_, Spin>(linker, T::spin)?;
     Ok(())
 }
 

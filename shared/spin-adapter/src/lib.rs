@@ -237,12 +237,20 @@ impl AuditLog for SpinPlatform {
 }
 
 impl Platform for SpinPlatform {
-    type Metadata = SpinSqlite;
+    type Metadata = SpinSql;
     type Blobs = SpinBlobs;
     type Kv = SpinKv;
 
-    async fn metadata(&self) -> Result<SpinSqlite, StoreError> {
-        Connection::open_default().await.map(SpinSqlite).map_err(store_error)
+    /// PostgreSQL when the variable `database_url` is set (`postgres://…`), else the
+    /// component's SQLite database `default`: a choice of configuration, not of build.
+    async fn metadata(&self) -> Result<SpinSql, StoreError> {
+        match self.get(DATABASE_URL).await?.filter(|url| !url.is_empty()) {
+            Some(url) => spin_sdk::pg::Connection::open(url.as_str())
+                .await
+                .map(|c| SpinSql::Postgres(SpinPostgres(c)))
+                .map_err(|e| StoreError::Unavailable(format!("postgres: {}", pg_error_text(&e)))),
+            None => Connection::open_default().await.map(|c| SpinSql::Sqlite(SpinSqlite(c))).map_err(store_error),
+        }
     }
 
     async fn blobs(&self) -> Result<SpinBlobs, StoreError> {
@@ -345,6 +353,152 @@ impl Kv for SpinKv {
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         let keys = self.0.get_keys().await.collect().await.map_err(kv_error)?;
         Ok(keys.into_iter().filter(|k| k.starts_with(prefix)).collect())
+    }
+}
+
+/// The variable naming the PostgreSQL database (`postgres://user:password@host:port/db`);
+/// empty or unset: Spin SQLite.
+pub const DATABASE_URL: &str = "database_url";
+
+/// The metadata store: Spin SQLite, or PostgreSQL through `spin:postgres@4.2.0`.
+pub enum SpinSql {
+    Sqlite(SpinSqlite),
+    Postgres(SpinPostgres),
+}
+
+impl Sql for SpinSql {
+    async fn query(&self, sql: &str, params: Vec<SqlValue>) -> Result<Vec<Row>, StoreError> {
+        match self {
+            Self::Sqlite(db) => db.query(sql, params).await,
+            Self::Postgres(db) => db.query(sql, params).await,
+        }
+    }
+
+    async fn execute(&self, sql: &str, params: Vec<SqlValue>) -> Result<u64, StoreError> {
+        match self {
+            Self::Sqlite(db) => db.execute(sql, params).await,
+            Self::Postgres(db) => db.execute(sql, params).await,
+        }
+    }
+
+    async fn batch(&self, statements: Vec<Statement>) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(db) => db.batch(statements).await,
+            Self::Postgres(db) => db.batch(statements).await,
+        }
+    }
+}
+
+/// The metadata store on PostgreSQL: `?` placeholders numbered, values bound with the types
+/// the schema declares (`BIGINT`, `TEXT`, `BYTEA`), batches SERIALIZABLE.
+pub struct SpinPostgres(spin_sdk::pg::Connection);
+
+fn pg_error_text(e: &spin_sdk::pg::Error) -> String {
+    use spin_sdk::pg::{Error as E, PgError as P, QueryError as Q};
+    match e {
+        E::PgError(P::QueryFailed(Q::DbError(db))) => format!("{} ({}){}", db.message, db.code, db.detail.as_ref().map(|d| format!(": {d}")).unwrap_or_default()),
+        E::PgError(P::QueryFailed(Q::Text(t)) | P::ConnectionFailed(t) | P::BadParameter(t) | P::ValueConversionFailed(t) | P::Other(t)) => t.clone(),
+        E::Decode(t) => t.clone(),
+    }
+}
+
+fn sqlstate(e: &spin_sdk::pg::Error) -> Option<&str> {
+    match e {
+        spin_sdk::pg::Error::PgError(spin_sdk::pg::PgError::QueryFailed(spin_sdk::pg::QueryError::DbError(db))) => Some(&db.code),
+        _ => None,
+    }
+}
+
+fn pg_store_error(e: spin_sdk::pg::Error) -> StoreError {
+    vaultx_core::postgres::classify(sqlstate(&e), &pg_error_text(&e))
+}
+
+fn to_pg(v: SqlValue) -> spin_sdk::pg::ParameterValue {
+    use spin_sdk::pg::ParameterValue as P;
+    match v {
+        SqlValue::Null => P::DbNull,
+        SqlValue::Integer(n) => P::Int64(n),
+        SqlValue::Real(f) => P::Floating64(f),
+        SqlValue::Text(s) => P::Str(s),
+        SqlValue::Blob(b) => P::Binary(b),
+    }
+}
+
+fn from_pg(v: spin_sdk::pg::DbValue) -> Result<SqlValue, StoreError> {
+    use spin_sdk::pg::DbValue as V;
+    Ok(match v {
+        V::DbNull => SqlValue::Null,
+        V::Boolean(b) => SqlValue::Integer(b as i64),
+        V::Int8(n) => SqlValue::Integer(n.into()),
+        V::Int16(n) => SqlValue::Integer(n.into()),
+        V::Int32(n) => SqlValue::Integer(n.into()),
+        V::Int64(n) => SqlValue::Integer(n),
+        V::Floating32(f) => SqlValue::Real(f.into()),
+        V::Floating64(f) => SqlValue::Real(f),
+        V::Str(s) => SqlValue::Text(s),
+        V::Binary(b) => SqlValue::Blob(b),
+        // sum() of BIGINTs is a NUMERIC; VaultX's sums are whole numbers.
+        V::Decimal(d) => match d.parse::<i64>() {
+            Ok(n) => SqlValue::Integer(n),
+            Err(_) => SqlValue::Real(d.parse().map_err(|_| StoreError::Decode(format!("numeric {d:?}")))?),
+        },
+        other => return Err(StoreError::Decode(format!("unsupported PostgreSQL value {other:?}"))),
+    })
+}
+
+impl SpinPostgres {
+    async fn run(&self, sql: &str, params: Vec<SqlValue>) -> Result<u64, spin_sdk::pg::Error> {
+        let sql = vaultx_core::postgres::numbered_placeholders(sql);
+        self.0.execute(sql.as_ref(), params.into_iter().map(to_pg).collect::<Vec<_>>()).await
+    }
+
+    /// One attempt at a batch, rolled back unless it committed.
+    async fn attempt(&self, statements: &[Statement]) -> Result<(), spin_sdk::pg::Error> {
+        self.run(vaultx_core::postgres::BEGIN_BATCH, vec![]).await?;
+        for s in statements {
+            if let Err(e) = self.run(s.sql, s.params.clone()).await {
+                let _ = self.run("ROLLBACK", vec![]).await;
+                return Err(e);
+            }
+        }
+        if let Err(e) = self.run("COMMIT", vec![]).await {
+            let _ = self.run("ROLLBACK", vec![]).await;
+            return Err(e);
+        }
+        Ok(())
+    }
+}
+
+impl Sql for SpinPostgres {
+    async fn query(&self, sql: &str, params: Vec<SqlValue>) -> Result<Vec<Row>, StoreError> {
+        let sql = vaultx_core::postgres::numbered_placeholders(sql);
+        let mut result = self.0.query(sql.as_ref(), params.into_iter().map(to_pg).collect::<Vec<_>>()).await.map_err(pg_store_error)?;
+        let mut rows = Vec::new();
+        while let Some(values) = result.rows().next().await {
+            rows.push(Row(values.into_iter().map(from_pg).collect::<Result<_, _>>()?));
+        }
+        result.result().await.map_err(pg_store_error)?;
+        Ok(rows)
+    }
+
+    async fn execute(&self, sql: &str, params: Vec<SqlValue>) -> Result<u64, StoreError> {
+        self.run(sql, params).await.map_err(pg_store_error)
+    }
+
+    /// SERIALIZABLE; a batch PostgreSQL aborted only because of concurrent transactions
+    /// (SQLSTATE 40001, 40P01) runs again, a bounded number of times: it restates its own
+    /// preconditions, so a re-run is the same compare-and-set on the state as it is now.
+    async fn batch(&self, statements: Vec<Statement>) -> Result<(), StoreError> {
+        let mut retries = 0;
+        loop {
+            match self.attempt(&statements).await {
+                Ok(()) => return Ok(()),
+                Err(e) if sqlstate(&e).is_some_and(vaultx_core::postgres::is_retryable) && retries < vaultx_core::postgres::SERIALIZATION_RETRIES => {
+                    retries += 1;
+                }
+                Err(e) => return Err(pg_store_error(e)),
+            }
+        }
     }
 }
 

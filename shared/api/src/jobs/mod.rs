@@ -373,7 +373,7 @@ pub async fn due(db: &impl Sql, kind: &str, now_ms: i64, limit: u32) -> Result<V
 pub async fn list(db: &impl Sql, state: Option<&str>, kind: Option<&str>, limit: i64) -> Result<Vec<Job>, Problem> {
     let rows = db
         .query(
-            &format!("SELECT {COLUMNS} FROM jobs WHERE (? IS NULL OR state = ?) AND (? IS NULL OR kind = ?) ORDER BY updated_at DESC, id LIMIT ?"),
+            &format!("SELECT {COLUMNS} FROM jobs WHERE (CAST(? AS TEXT) IS NULL OR state = ?) AND (CAST(? AS TEXT) IS NULL OR kind = ?) ORDER BY updated_at DESC, id LIMIT ?"),
             vec![state.into(), state.into(), kind.into(), kind.into(), SqlValue::Integer(limit)],
         )
         .await
