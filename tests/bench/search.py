@@ -10,7 +10,9 @@ Each query runs ROUNDS times at 10 k, then the seed grows to 1 M and they run ag
 
     cargo build --release -p vaultx-runtime && <build the components> && tests/bench/search.py [--max 1000000]
 """
-import json, os, sqlite3, statistics, subprocess, sys, tempfile, time, urllib.request, uuid
+import os, sqlite3, statistics, subprocess, sys, tempfile, time, uuid
+
+from api import request, user
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ROUNDS = 200
@@ -27,24 +29,6 @@ QUERIES = [
     ("created range", "createdFrom={mid}&createdTo={mid_end}"),
     ("tag + type + metadata", "tags=red&type=image/png&meta.project=apollo"),
 ]
-
-
-def request(base, method, path, token=None, body=None):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(base + path, data=data, method=method)
-    if data is not None:
-        req.add_header("content-type", "application/json")
-    if token:
-        req.add_header("authorization", "Bearer " + token)
-    with urllib.request.urlopen(req) as r:
-        return json.loads(r.read() or b"null")
-
-
-def user(base, email):
-    creds = {"email": email, "password": "correct horse battery staple"}
-    request(base, "POST", "/api/auth/register", body=creds)
-    token = request(base, "POST", "/api/auth/login", body=creds)["accessToken"]
-    return token, request(base, "GET", "/api/users/me", token)["id"]
 
 
 T0 = 1_760_000_000_000

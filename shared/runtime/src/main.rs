@@ -121,6 +121,15 @@ async fn run() -> Result<()> {
     let app = manifest::load(&args.manifest, &|k| {
         std::env::var(k).ok().or_else(|| (k == "SPIN_VARIABLE_PUBLIC_URL").then(|| format!("http://{local}")))
     })?;
+    // A component told to keep its metadata on PostgreSQL must be granted that server, or
+    // every request it serves would fail: say so now, once.
+    for c in app.components.values() {
+        if let Some(url) = c.variables.get("database_url").filter(|u| !u.is_empty()) {
+            pg_host::permitted(&c.allowed_outbound_hosts, url)
+                .map_err(|e| anyhow::anyhow!("component {}: database_url: {e} (set database_host to postgres://host:port)", c.id))?;
+        }
+    }
+
     let stores = Arc::new(stores::Stores::open(&args.data_dir)?);
     if let Some(dir) = &args.migrations {
         let mut db = stores.open_sqlite("default")?;

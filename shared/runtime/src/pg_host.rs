@@ -10,8 +10,11 @@
 //!   `BIGINT`, a `str` where it expects text, `db-null` anywhere), so SQL that runs here runs
 //!   on Spin; rows come back as Spin returns them (`NUMERIC` as a decimal string).
 //!
-//! One deliberate difference: a pooled client is recycled with `ROLLBACK`, so a guest that
-//! trapped in the middle of a transaction never hands it, still open, to the next one.
+//! Two deliberate differences: a pooled client is recycled with `ROLLBACK`, so a guest that
+//! trapped in the middle of a transaction never hands it, still open, to the next one; and
+//! each pooled client keeps its prepared statements (`prepare_cached`), so a statement the
+//! functions send again costs one round trip instead of two. Neither changes what a guest
+//! sees.
 
 use crate::outbound::is_allowed;
 use crate::spin_host::spin::postgres::postgres as pg;
@@ -60,22 +63,35 @@ pub struct PgConnection(Arc<deadpool_postgres::Object>);
 /// `connection-builder`: the address, until `build`.
 pub struct PgConnectionBuilder(String);
 
-/// Checks the address against the component's grants, then takes a client from its pool.
-async fn connect(allowed: &[String], pools: &Pools, address: &str) -> Result<PgConnection, pg::Error> {
-    let config: tokio_postgres::Config = address.parse().map_err(|e| pg::Error::ConnectionFailed(format!("invalid address: {e}")))?;
+/// Whether a component with these `allowed_outbound_hosts` may open `address`: every host
+/// of it, as `postgres://host:port`. `Err` says which one is not granted.
+pub fn permitted(allowed: &[String], address: &str) -> Result<tokio_postgres::Config, String> {
+    let config: tokio_postgres::Config = address.parse().map_err(|e| format!("invalid PostgreSQL address: {e}"))?;
     let ports = config.get_ports();
     for (i, host) in config.get_hosts().iter().enumerate() {
         let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
-        let permitted = match host {
+        let granted = match host {
             tokio_postgres::config::Host::Tcp(h) => is_allowed(allowed, "postgres", h, port),
             // A socket path is not a host a manifest can grant.
             _ => false,
         };
-        if !permitted {
-            eprintln!("vaultx-runtime: outbound postgres to {host:?}:{port} is not in allowed_outbound_hosts");
-            return Err(pg::Error::ConnectionFailed(format!("address {host:?}:{port} is not permitted by allowed_outbound_hosts")));
+        if !granted {
+            let host = match host {
+                tokio_postgres::config::Host::Tcp(h) => h.clone(),
+                other => format!("{other:?}"),
+            };
+            return Err(format!("postgres://{host}:{port} is not permitted by allowed_outbound_hosts"));
         }
     }
+    Ok(config)
+}
+
+/// Checks the address against the component's grants, then takes a client from its pool.
+async fn connect(allowed: &[String], pools: &Pools, address: &str) -> Result<PgConnection, pg::Error> {
+    let config = permitted(allowed, address).map_err(|e| {
+        eprintln!("vaultx-runtime: outbound {e}");
+        pg::Error::ConnectionFailed(e)
+    })?;
     let pool = pools.pool(address, config)?;
     let client = pool.get().await.map_err(|e| pg::Error::ConnectionFailed(e.to_string()))?;
     Ok(PgConnection(Arc::new(client)))
@@ -230,7 +246,7 @@ fn refs(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
 
 async fn query(client: &deadpool_postgres::Object, statement: &str, params: Vec<pg::ParameterValue>) -> Result<(Vec<pg::Column>, Vec<Vec<pg::DbValue>>), pg::Error> {
     let params = bind(params)?;
-    let prepared = client.prepare(statement).await.map_err(query_failed)?;
+    let prepared = client.prepare_cached(statement).await.map_err(query_failed)?;
     let columns = prepared.columns().iter().map(|c| pg::Column { name: c.name().to_owned(), data_type: data_type(c.type_()) }).collect();
     let rows = client.query(&prepared, &refs(&params)).await.map_err(query_failed)?;
     let rows = rows
@@ -243,7 +259,8 @@ async fn query(client: &deadpool_postgres::Object, statement: &str, params: Vec<
 
 async fn execute(client: &deadpool_postgres::Object, statement: &str, params: Vec<pg::ParameterValue>) -> Result<u64, pg::Error> {
     let params = bind(params)?;
-    client.execute(statement, &refs(&params)).await.map_err(query_failed)
+    let prepared = client.prepare_cached(statement).await.map_err(query_failed)?;
+    client.execute(&prepared, &refs(&params)).await.map_err(query_failed)
 }
 
 /// The synchronous functions of the interface (spin-sdk 7 calls the `-async` ones) run the
@@ -396,6 +413,38 @@ mod tests {
                 Err(pg::Error::ConnectionFailed(m)) => assert!(m.contains("not permitted"), "{denied}: {m}"),
                 _ => panic!("{denied} was let through"),
             }
+        }
+    }
+
+    /// infra/spin/postgres.env (the Spin CLI's PostgreSQL settings) names real variables of
+    /// spin.toml, and with it every component that has metadata is granted its server.
+    #[test]
+    fn the_spin_cli_postgres_settings_grant_their_own_server() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let text = std::fs::read_to_string(root.join("infra/spin/postgres.env")).unwrap();
+        let settings: HashMap<String, String> = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#') && l.contains('='))
+            .map(|l| {
+                let (k, v) = l.split_once('=').unwrap();
+                (k.trim().to_owned(), v.trim().to_owned())
+            })
+            .collect();
+        assert!(settings.contains_key("SPIN_VARIABLE_DATABASE_URL") && settings.contains_key("SPIN_VARIABLE_DATABASE_HOST"), "{settings:?}");
+        let app = crate::manifest::load(&root.join("spin.toml"), &|k| {
+            settings.get(k).cloned().or_else(|| matches!(k, "SPIN_VARIABLE_JWT_SECRET" | "SPIN_VARIABLE_URL_SIGNING_KEYS").then(|| "x".repeat(40)))
+        })
+        .unwrap();
+        for name in settings.keys() {
+            let variable = name.strip_prefix("SPIN_VARIABLE_").unwrap().to_ascii_lowercase();
+            assert!(app.variables.contains_key(&variable), "{name} names no variable of spin.toml");
+        }
+        let url = &settings["SPIN_VARIABLE_DATABASE_URL"];
+        let with_metadata: Vec<_> = app.components.values().filter(|c| !c.sqlite_databases.is_empty()).collect();
+        assert!(with_metadata.len() > 20);
+        for c in with_metadata {
+            assert_eq!(c.variables.get("database_url"), Some(url), "component {}", c.id);
+            permitted(&c.allowed_outbound_hosts, url).unwrap_or_else(|e| panic!("component {}: {e}", c.id));
         }
     }
 }
