@@ -3,14 +3,15 @@
 runtimes from the same build, one per backend (the PostgreSQL one on a fresh database of the
 server at 127.0.0.1:5432), the same requests through the HTTP API of each.
 
-Measured per backend and size: a small metadata GET (`GET /api/files/:id`), the list route
+Each backend and size gets its own runtime and database, all seeded first and then measured
+back to back (with `--after PID`, once that process has exited). Measured per backend and size: a small metadata GET (`GET /api/files/:id`), the list route
 (`GET /api/files`, first page), and search (newest first, a page after a name cursor, a tag, a
 name substring). The files are seeded inside each database by one SQL statement per table (the
 API would take hours to create a million), as rows the API itself writes: heads with names and
 their trigrams, one tag each and 'red' on 1 in 10. A second user owns as many files, so every
 index holds other users' rows too.
 
-    cargo build --release -p vaultx-runtime && <build the components> && tests/bench/metadata.py [--max 1000000]
+    cargo build --release -p vaultx-runtime && <build the components> && tests/bench/metadata.py [--max 1000000] [--after PID]
 """
 import os, shutil, statistics, subprocess, sys, tempfile, time, uuid
 
@@ -65,10 +66,10 @@ class Backend:
     def __init__(self, kind, work):
         self.kind, self.dir = kind, os.path.join(work, kind)
         os.makedirs(self.dir)
+        self.db = f"vaultx_bench_{os.getpid()}_{os.path.basename(work)}"
         env = dict(os.environ, SPIN_VARIABLE_JWT_SECRET="bench-jwt-secret-bench-jwt-secret-0123",
                    SPIN_VARIABLE_URL_SIGNING_KEYS="k1:bench-url-key-bench-url-key-0123456789")
         if kind == "postgres":
-            self.db = f"vaultx_bench_{os.getpid()}"
             psql("postgres", f"DROP DATABASE IF EXISTS {self.db}")
             psql("postgres", f"CREATE DATABASE {self.db}")
             env["SPIN_VARIABLE_DATABASE_URL"] = f"{PG_SERVER}/{self.db}"
@@ -133,26 +134,31 @@ def measure(b):
 
 def main():
     big = int(sys.argv[sys.argv.index("--max") + 1]) if "--max" in sys.argv else 1_000_000
+    # Measure only once this process (e.g. a build) has exited: seeding can overlap other
+    # work, the timed part must not.
+    after = int(sys.argv[sys.argv.index("--after") + 1]) if "--after" in sys.argv else None
     small = 10_000
     work = tempfile.mkdtemp()
     backends = []
     try:
-        for kind in ("sqlite", "postgres"):
-            b = Backend(kind, work)
-            backends.append(b)
-            b.token, owner = user(b.base, f"bench-{uuid.uuid4()}@example.com")
-            _, other = user(b.base, f"bench-{uuid.uuid4()}@example.com")
-            b.owners = [owner, other]
-            # One file made by the API: the metadata GET reads it among the seeded rows.
-            b.file = request(b.base, "POST", "/api/files", b.token, {"name": "probe.bin", "size": 0})["id"]
-        results = {}
-        for n, lo in ((small, 0), (big, small)):
-            for b in backends:
+        # One runtime per backend and size, all seeded first, then all measured back to back.
+        for n in (small, big):
+            for kind in ("sqlite", "postgres"):
+                b = Backend(kind, os.path.join(work, str(n)))
+                backends.append(b)
+                b.n = n
+                b.token, owner = user(b.base, f"bench-{uuid.uuid4()}@example.com")
+                _, other = user(b.base, f"bench-{uuid.uuid4()}@example.com")
+                # One file made by the API: the metadata GET reads it among the seeded rows.
+                b.file = request(b.base, "POST", "/api/files", b.token, {"name": "probe.bin", "size": 0})["id"]
                 t = time.time()
-                grow(b, b.owners, lo, n)
-                print(f"{b.kind}: seeded {n:,} files per user in {time.time() - t:.1f} s", flush=True)
-            for b in backends:
-                results[(b.kind, n)] = measure(b)
+                grow(b, [owner, other], 0, n)
+                print(f"{kind}: seeded {n:,} files per user in {time.time() - t:.1f} s", flush=True)
+        while after is not None and os.path.exists(f"/proc/{after}"):
+            time.sleep(5)
+        results = {}
+        for b in backends:
+            results[(b.kind, b.n)] = measure(b)
         print(f"\nlatency through the API, {ROUNDS} runs each, p50 (p99) in ms; ratio = PostgreSQL p50 / SQLite p50")
         for n in (small, big):
             print(f"\n{n:,} files per user")
@@ -160,6 +166,10 @@ def main():
             for name, _ in QUERIES:
                 s, p = results[("sqlite", n)][name], results[("postgres", n)][name]
                 print(f"{name:38} {s[0]:7.2f} ({s[1]:6.2f}) {p[0]:7.2f} ({p[1]:6.2f}) {p[0] / s[0]:6.2f}")
+        print(f"\np50 at {big:,} / p50 at {small:,} files")
+        print(f"{'request':38} {'SQLite':>8} {'PostgreSQL':>10}")
+        for name, _ in QUERIES:
+            print(f"{name:38} " + " ".join(f"{results[(k, big)][name][0] / results[(k, small)][name][0]:{w}.2f}" for k, w in (("sqlite", 8), ("postgres", 10))))
     finally:
         for b in backends:
             b.stop()
