@@ -18,7 +18,7 @@
 
 use crate::outbound::is_allowed;
 use crate::spin_host::spin::postgres::postgres as pg;
-use crate::spin_host::{Spin, SpinView};
+use crate::spin_host::{Spin, SpinView, finished_stream};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -327,11 +327,8 @@ impl<T: 'static> pg::HostConnectionWithStore<T> for Spin {
             Ok(out) => out,
             Err(e) => return Ok(Err(e)),
         };
-        a.with(|mut x| {
-            let rows = StreamReader::new(&mut x, rows)?;
-            let done = FutureReader::new(&mut x, async { Ok::<_, wasmtime::Error>(Ok(())) })?;
-            Ok(Ok((columns, rows, done)))
-        })
+        let (rows, done) = finished_stream(a, rows, Ok(()))?;
+        Ok(Ok((columns, rows, done)))
     }
 
     async fn execute_async(a: &Accessor<T, Self>, c: Resource<PgConnection>, statement: String, params: Vec<pg::ParameterValue>) -> Result<Result<u64, pg::Error>> {

@@ -8,7 +8,7 @@
 use crate::stores::{self, Stores};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use wasmtime::component::{Accessor, FutureReader, HasData, Linker, Resource, ResourceTable, StreamReader};
+use wasmtime::component::{Accessor, FutureReader, HasData, Lift, Linker, Lower, Resource, ResourceTable, StreamReader};
 use wasmtime::Result;
 
 wasmtime::component::bindgen!({
@@ -75,6 +75,16 @@ pub fn add_to_linker<T: HasSpin>(linker: &mut Linker<T>) -> Result<()> {
     spin::redis::redis::add_to_linker::<_, Spin>(linker, T::spin)?;
     spin::postgres::postgres::add_to_linker::<_, Spin>(linker, T::spin)?;
     Ok(())
+}
+
+/// What the host has already read in full (rows, keys), as the `(stream, completion)` pair
+/// the `-async` functions return; the completion resolves to `done`.
+pub fn finished_stream<T: 'static, R, E>(a: &Accessor<T, Spin>, items: Vec<R>, done: Result<(), E>) -> Result<(StreamReader<R>, FutureReader<Result<(), E>>)>
+where
+    R: Lower + Lift + Send + Sync + Unpin + 'static,
+    E: Lower + Lift + Send + Sync + 'static,
+{
+    a.with(|mut x| Ok((StreamReader::new(&mut x, items)?, FutureReader::new(&mut x, async move { Ok::<_, wasmtime::Error>(done) })?)))
 }
 
 /// Runs blocking SQLite work off the async executor.
@@ -189,11 +199,8 @@ impl<T: 'static> sqlite::HostConnectionWithStore<T> for Spin {
             Ok(out) => out,
             Err(e) => return Ok(Err(e)),
         };
-        a.with(|mut x| {
-            let rows = StreamReader::new(&mut x, rows)?;
-            let done = FutureReader::new(&mut x, async { Ok::<_, wasmtime::Error>(Ok(())) })?;
-            Ok(Ok((columns, rows, done)))
-        })
+        let (rows, done) = finished_stream(a, rows, Ok(()))?;
+        Ok(Ok((columns, rows, done)))
     }
 
     async fn last_insert_rowid_async(a: &Accessor<T, Self>, c: Resource<SqliteConnection>) -> Result<i64> {
@@ -274,7 +281,7 @@ impl<T: 'static> kv::HostStoreWithStore<T> for Spin {
             Ok(keys) => (keys, Ok(())),
             Err(e) => (Vec::new(), Err(e)),
         };
-        a.with(|mut x| Ok((StreamReader::new(&mut x, keys)?, FutureReader::new(&mut x, async move { Ok::<_, wasmtime::Error>(result) })?)))
+        finished_stream(a, keys, result)
     }
 }
 
