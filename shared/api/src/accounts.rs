@@ -24,6 +24,9 @@ fn user(row: &Row) -> Result<User, StoreError> {
 
 /// Store failures are ours: log the cause, answer with a generic 500.
 pub fn store_failure(e: StoreError) -> Problem {
+    if e == StoreError::Contended {
+        return crate::blobs::busy();
+    }
     eprintln!("vaultx: metadata store: {e}");
     Problem::internal()
 }

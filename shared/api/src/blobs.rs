@@ -158,7 +158,15 @@ pub async fn attach(
                     });
                 }
             },
-            Err(e) => return Err(store_failure(e)),
+            Err(e) => {
+                // Contended or failed: nothing attached, so the bytes we wrote must not stay
+                // behind as an orphan (best effort: if even this fails, the integrity check
+                // reports them).
+                if wrote {
+                    let _ = discard(db, blobs, now_ms, key).await;
+                }
+                return Err(store_failure(e));
+            }
         }
     }
     if wrote {

@@ -580,11 +580,35 @@ async fn delete_keys(kv: &impl Kv, keys: &[String]) -> Result<(), Problem> {
 /// download starts after that), then, in one compare-and-set on the head's row version,
 /// drops the chunk references and the rows, then sweeps blobs nothing references any more.
 pub async fn delete(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, now_ms: i64, owner_id: &str, file_id: &str) -> Result<(), Problem> {
+    // The rows whose manifests an attempt took down: if the delete gives up (busy, or the
+    // store failed) the file is still there, so they are published again — a delete that did
+    // not happen never leaves an available file that no signed URL can serve.
+    let mut unpublished: Vec<String> = Vec::new();
+    let outcome = try_delete(db, blobs, kv, now_ms, owner_id, file_id, &mut unpublished).await;
+    if outcome.is_err() {
+        for id in &unpublished {
+            if let Err(e) = crate::layout::sync_manifest(db, kv, id).await {
+                eprintln!("vaultx: delete of {file_id} gave up and could not publish {id}'s manifest again: {}", e.detail);
+            }
+        }
+    }
+    outcome
+}
+
+async fn try_delete(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, now_ms: i64, owner_id: &str, file_id: &str, unpublished: &mut Vec<String>) -> Result<(), Problem> {
     for _ in 0..crate::blobs::ATTEMPTS {
         let f = find_head(db, owner_id, file_id).await?;
-        let manifests = manifest_keys(&family(db, &f.id).await?);
+        let rows = family(db, &f.id).await?;
+        let manifests = manifest_keys(&rows);
+        for r in rows.iter().filter(|r| r.manifest_id.is_some()) {
+            if !unpublished.contains(&r.id) {
+                unpublished.push(r.id.clone());
+            }
+        }
         delete_keys(kv, &manifests).await?;
         if let Some(released) = crate::blobs::release(db, now_ms, crate::blobs::Release::File { id: &f.id, row_version: f.row_version }).await? {
+            // The rows are gone: nothing to publish again, whatever happens next.
+            unpublished.clear();
             // Again, now that the rows are gone: a background job that rewrote a manifest
             // (layout::sync_manifest) between our first delete and the batch is undone here;
             // one that writes after this sees the row gone and undoes its own write.
@@ -608,7 +632,17 @@ pub async fn delete_version(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, now
     let manifests = manifest_keys(std::slice::from_ref(v));
     delete_keys(kv, &manifests).await?;
     let release = crate::blobs::Release::Version { head, id: &v.id, row_version: v.row_version, complete: v.status != UPLOADING };
-    match crate::blobs::release(db, now_ms, release).await? {
+    let released = match crate::blobs::release(db, now_ms, release).await {
+        Ok(released) => released,
+        Err(problem) => {
+            // The version is still there (busy, or the store failed): publish it again.
+            if let Err(e) = crate::layout::sync_manifest(db, kv, &v.id).await {
+                eprintln!("vaultx: deleting version {} gave up and could not publish its manifest again: {}", v.id, e.detail);
+            }
+            return Err(problem);
+        }
+    };
+    match released {
         Some(released) => {
             delete_keys(kv, &manifests).await?;
             crate::blobs::sweep(db, blobs, now_ms, &released).await?;

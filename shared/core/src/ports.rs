@@ -86,6 +86,10 @@ pub enum StoreError {
     /// A guard of a [`Sql::batch`] did not hold: the state it was computed from changed, and
     /// nothing in the batch was applied. Re-read and decide again.
     Conflict,
+    /// The store kept aborting the batch because of concurrent transactions (PostgreSQL's
+    /// serialization failures and deadlocks), even after re-running it. Not a guard that
+    /// failed: the state is unknown, so the request is answered `busy` (503, retry).
+    Contended,
 }
 
 /// The table guards write into (see [`guard!`]). Its one column is `NOT NULL`, so a guard that
@@ -126,6 +130,7 @@ impl fmt::Display for StoreError {
             Self::Unavailable(s) => write!(f, "store unavailable: {s}"),
             Self::Decode(s) => write!(f, "unexpected row shape: {s}"),
             Self::Conflict => write!(f, "the state changed concurrently; nothing was applied"),
+            Self::Contended => write!(f, "concurrent transactions kept aborting the batch; nothing was applied"),
         }
     }
 }

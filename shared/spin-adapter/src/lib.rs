@@ -455,6 +455,7 @@ impl SpinPostgres {
     /// One attempt at a batch, rolled back unless it committed.
     async fn attempt(&self, statements: &[Statement]) -> Result<(), spin_sdk::pg::Error> {
         self.run(vaultx_core::postgres::BEGIN_BATCH, vec![]).await?;
+        self.run(vaultx_core::postgres::BATCH_SETTINGS, vec![]).await?;
         for s in statements {
             if let Err(e) = self.run(s.sql, s.params.clone()).await {
                 let _ = self.run("ROLLBACK", vec![]).await;
@@ -486,8 +487,9 @@ impl Sql for SpinPostgres {
     }
 
     /// SERIALIZABLE; a batch PostgreSQL aborted only because of concurrent transactions
-    /// (SQLSTATE 40001, 40P01) runs again, a bounded number of times: it restates its own
-    /// preconditions, so a re-run is the same compare-and-set on the state as it is now.
+    /// (SQLSTATE 40001, 40P01) runs again after a jittered pause, a bounded number of times:
+    /// it restates its own preconditions, so a re-run is the same compare-and-set on the
+    /// state as it is now. Past the bound it is `Contended` (503 busy), never `Conflict`.
     async fn batch(&self, statements: Vec<Statement>) -> Result<(), StoreError> {
         let mut retries = 0;
         loop {
@@ -495,6 +497,11 @@ impl Sql for SpinPostgres {
                 Ok(()) => return Ok(()),
                 Err(e) if sqlstate(&e).is_some_and(vaultx_core::postgres::is_retryable) && retries < vaultx_core::postgres::SERIALIZATION_RETRIES => {
                     retries += 1;
+                    let mut random = [0u8; 8];
+                    getrandom::fill(&mut random).expect("wasi:random is available");
+                    let pause = vaultx_core::postgres::retry_delay_ms(retries, u64::from_le_bytes(random));
+                    // The instance serves this one request: blocking it blocks no one else.
+                    std::thread::sleep(std::time::Duration::from_millis(pause));
                 }
                 Err(e) => return Err(pg_store_error(e)),
             }

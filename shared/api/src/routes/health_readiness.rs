@@ -36,5 +36,6 @@ pub fn short(e: &StoreError) -> &'static str {
         StoreError::Unavailable(_) => "unavailable",
         StoreError::Decode(_) => "unexpected schema",
         StoreError::Conflict => "conflict",
+        StoreError::Contended => "contended",
     }
 }
