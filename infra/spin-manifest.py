@@ -4,6 +4,11 @@ the stores and variables its route needs. Run after adding a route; tests check 
 is current (tests/run compares)."""
 import sys
 
+# The deployment's key-value blob stores: `blobs` (the home store) and one `blobs_<name>` per
+# further store a region's node may name (Spin labels are snake_case). Each must also be in
+# infra/spin/runtime-config.toml for the Spin CLI.
+BLOB_STORES = ["blobs", "blobs_eu", "blobs_ap"]
+
 # component, route, what it does, sqlite?, key-value stores, variables
 ROUTES = [
     ("auth-register", "/api/auth/register", "POST: create an account", True, [], []),
@@ -34,6 +39,13 @@ ROUTES = [
     ("admin-job-retry", "/api/admin/jobs/:id/retry", "POST: retry a dead job (administrators)", True, [], ["jwt_secret", "admin_emails"]),
     ("admin-user-quota", "/api/admin/users/:id/quota", "GET, PUT, DELETE a user's quota (administrators)", True, [], ["jwt_secret", "admin_emails", "quota_bytes", "quota_files"]),
     ("admin-audit", "/api/admin/audit", "GET: the audit log (administrators)", True, [], ["jwt_secret", "admin_emails"]),
+    # Regions and nodes name the deployment's blob stores: these routes may open each one (to
+    # check that a node names a real store, and to probe it).
+    ("storage-regions", "/api/storage/regions", "GET: regions; POST: create a region (administrators)", True, BLOB_STORES, ["jwt_secret", "admin_emails"]),
+    ("storage-region", "/api/storage/regions/:id", "GET: one region with its nodes and health (administrators)", True, BLOB_STORES, ["jwt_secret", "admin_emails"]),
+    ("storage-region-deactivate", "/api/storage/regions/:id/deactivate", "PATCH: no new blocks in a region (administrators)", True, BLOB_STORES, ["jwt_secret", "admin_emails"]),
+    ("storage-region-nodes", "/api/storage/regions/:regionId/nodes", "GET: one region's nodes (administrators)", True, BLOB_STORES, ["jwt_secret", "admin_emails"]),
+    ("storage-nodes", "/api/storage/nodes", "GET: every node; POST: add a blob store to a region (administrators)", True, BLOB_STORES, ["jwt_secret", "admin_emails"]),
     ("health", "/health", "GET: overall health", True, [], []),
     ("health-liveness", "/health/liveness", "GET: the function runs", False, [], []),
     ("health-readiness", "/health/readiness", "GET: the metadata store answers", True, [], []),

@@ -7,6 +7,7 @@ pub mod archive;
 pub mod audit;
 pub mod labels;
 pub mod quotas;
+pub mod regions;
 pub mod auth;
 pub mod blobs;
 pub mod files;

@@ -14,6 +14,8 @@ pub struct TestPlatform {
     pub now: Cell<i64>,
     pub vars: RefCell<HashMap<String, String>>,
     pub blobs: MemStore,
+    /// A second region's blob store (`key-value` `blobs_eu`).
+    pub eu_blobs: MemStore,
     pub kv: MemStore,
     pub spool: MemStore,
     pub audit: RefCell<Vec<serde_json::Value>>,
@@ -131,6 +133,7 @@ impl TestPlatform {
             now: Cell::new(1_790_000_000_000),
             vars: RefCell::new(vars),
             blobs: MemStore::default(),
+            eu_blobs: MemStore::default(),
             kv: MemStore::default(),
             spool: MemStore::default(),
             audit: RefCell::default(),
@@ -148,6 +151,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("../../../infra/migrations/0005_layouts.sql"),
     include_str!("../../../infra/migrations/0006_checksums.sql"),
     include_str!("../../../infra/migrations/0007_file_api.sql"),
+    include_str!("../../../infra/migrations/0008_regions.sql"),
 ];
 
 impl Clock for TestPlatform {
@@ -190,6 +194,17 @@ impl Platform for TestPlatform {
     }
     async fn blobs(&self) -> Result<MemStore, StoreError> {
         Ok(self.blobs.clone())
+    }
+    fn home_store(&self) -> (&'static str, &'static str) {
+        ("key-value", "blobs")
+    }
+    /// The home store, and `blobs_eu` (a second region's store).
+    async fn node_blobs(&self, kind: &str, binding: &str) -> Result<MemStore, StoreError> {
+        match (kind, binding) {
+            ("key-value", "blobs") => Ok(self.blobs.clone()),
+            ("key-value", "blobs_eu") => Ok(self.eu_blobs.clone()),
+            _ => Err(StoreError::Unavailable(format!("no {kind} store {binding}"))),
+        }
     }
     async fn kv(&self) -> Result<MemStore, StoreError> {
         Ok(self.kv.clone())

@@ -207,6 +207,14 @@ pub trait Platform: Clock + Entropy + Config + AuditLog + Queue {
     type Kv: Kv;
     async fn metadata(&self) -> Result<Self::Metadata, StoreError>;
     async fn blobs(&self) -> Result<Self::Blobs, StoreError>;
+    /// The home blob store as a storage node names it: `(kind, binding)` (what [`Self::blobs`]
+    /// opens).
+    fn home_store(&self) -> (&'static str, &'static str);
+    /// A blob store of the deployment by the kind and binding a storage node names
+    /// (`key-value` + a Spin label, `r2` + a Workers binding, …). `Err(AccessDenied)` or
+    /// `Err(Unavailable)`: this deployment has no such store, or did not grant it to this
+    /// function; only blob stores can be named (never the manifests or the audit spool).
+    async fn node_blobs(&self, kind: &str, binding: &str) -> Result<Self::Blobs, StoreError>;
     async fn kv(&self) -> Result<Self::Kv, StoreError>;
     /// The audit spool: where functions without a database leave audit events for the jobs'
     /// sweep to move into SQL (a key-value store of its own, so draining it lists only events).

@@ -21,6 +21,8 @@ pub type Response = http::Response<spin_sdk::http::BoxBody>;
 
 /// The key-value store holding blob bytes (one per region; this deployment has one region).
 pub const BLOB_STORE: &str = "blobs";
+/// The kind of blob store a Spin key-value label is, as storage nodes name it.
+pub const KEY_VALUE_KIND: &str = "key-value";
 /// The key-value store holding hot, cacheable metadata (chunk manifests).
 pub const MANIFEST_STORE: &str = "manifests";
 /// The key-value store spooling audit events of functions that have no database.
@@ -255,6 +257,27 @@ impl Platform for SpinPlatform {
 
     async fn blobs(&self) -> Result<SpinBlobs, StoreError> {
         open_store(BLOB_STORE).await.map(SpinBlobs)
+    }
+
+    fn home_store(&self) -> (&'static str, &'static str) {
+        (KEY_VALUE_KIND, BLOB_STORE)
+    }
+
+    /// Key-value blob stores are the labels `blobs` and `blobs_<name>` (Spin labels are
+    /// snake_case); the label must be granted to the component and known to the host
+    /// (`infra/spin/runtime-config.toml` for the Spin CLI).
+    async fn node_blobs(&self, kind: &str, binding: &str) -> Result<SpinBlobs, StoreError> {
+        if kind != KEY_VALUE_KIND {
+            return Err(StoreError::Unavailable(format!("this deployment has no {kind:?} blob stores")));
+        }
+        if binding != BLOB_STORE && !binding.strip_prefix("blobs_").is_some_and(|rest| !rest.is_empty()) {
+            return Err(StoreError::AccessDenied(format!("{binding:?} is not a blob store label (blobs, blobs_<name>)")));
+        }
+        let store = open_store(binding).await?;
+        // Spin opens a granted label lazily on some hosts: touch it so a store the runtime
+        // does not have fails here, not on the first block.
+        store.exists("probe").await.map_err(kv_error)?;
+        Ok(SpinBlobs(store))
     }
 
     async fn kv(&self) -> Result<SpinKv, StoreError> {

@@ -12,6 +12,8 @@ use worker::{D1Database, Env, Headers, Request, Response, ResponseBody};
 /// Binding names in wrangler.toml.
 pub const D1_BINDING: &str = "DB";
 pub const BLOBS_BINDING: &str = "BLOBS";
+/// The kind of blob store an R2 binding is, as storage nodes name it.
+pub const R2_KIND: &str = "r2";
 pub const MANIFESTS_BINDING: &str = "MANIFESTS";
 /// The KV namespace spooling the download path's audit events (shared/api/src/audit.rs).
 pub const AUDIT_BINDING: &str = "AUDIT";
@@ -89,6 +91,21 @@ impl Platform for WorkerPlatform {
 
     async fn blobs(&self) -> Result<R2Blobs, StoreError> {
         self.env.bucket(BLOBS_BINDING).map(R2Blobs).map_err(|e| StoreError::AccessDenied(format!("R2 binding {BLOBS_BINDING}: {e}")))
+    }
+
+    fn home_store(&self) -> (&'static str, &'static str) {
+        (R2_KIND, BLOBS_BINDING)
+    }
+
+    /// R2 blob stores are the bindings `BLOBS` and `BLOBS_<NAME>` (`[[r2_buckets]]`).
+    async fn node_blobs(&self, kind: &str, binding: &str) -> Result<R2Blobs, StoreError> {
+        if kind != R2_KIND {
+            return Err(StoreError::Unavailable(format!("this deployment has no {kind:?} blob stores")));
+        }
+        if binding != BLOBS_BINDING && !binding.strip_prefix("BLOBS_").is_some_and(|rest| !rest.is_empty()) {
+            return Err(StoreError::AccessDenied(format!("{binding:?} is not a blob store binding (BLOBS, BLOBS_<NAME>)")));
+        }
+        self.env.bucket(binding).map(R2Blobs).map_err(|e| StoreError::Unavailable(format!("R2 binding {binding}: {e}")))
     }
 
     async fn kv(&self) -> Result<WorkersKv, StoreError> {

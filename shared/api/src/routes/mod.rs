@@ -29,6 +29,11 @@ pub mod health;
 pub mod health_liveness;
 pub mod health_readiness;
 pub mod not_found;
+pub mod storage_nodes;
+pub mod storage_region;
+pub mod storage_region_deactivate;
+pub mod storage_region_nodes;
+pub mod storage_regions;
 pub mod users_me;
 
 use vaultx_core::http::{ApiRequest, ApiResponse};
@@ -88,6 +93,11 @@ route_table! {
     "/api/admin/jobs/:id/retry" => "admin-job-retry": admin_job_retry,
     "/api/admin/users/:id/quota" => "admin-user-quota": admin_user_quota,
     "/api/admin/audit" => "admin-audit": admin_audit,
+    "/api/storage/regions" => "storage-regions": storage_regions,
+    "/api/storage/regions/:id" => "storage-region": storage_region,
+    "/api/storage/regions/:id/deactivate" => "storage-region-deactivate": storage_region_deactivate,
+    "/api/storage/regions/:regionId/nodes" => "storage-region-nodes": storage_region_nodes,
+    "/api/storage/nodes" => "storage-nodes": storage_nodes,
     "/health" => "health": health,
     "/health/liveness" => "health-liveness": health_liveness,
     "/health/readiness" => "health-readiness": health_readiness,

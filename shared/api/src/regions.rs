@@ -1,0 +1,352 @@
+//! Regions and storage nodes. A region (`us-west-1`) is a place blocks live; a node is one
+//! blob store of a region, named by the kind and binding the deployment gives it (a Spin
+//! key-value label, a Workers R2 binding). The deployment says which stores exist — a node
+//! may only name one that opens ([`Platform::node_blobs`]) — and these rows say which region
+//! each serves. Administrators only (`admin_emails`).
+
+use crate::accounts::store_failure;
+use serde::Serialize;
+use vaultx_core::guard;
+use vaultx_core::ports::{Blobs, Platform, Row, Sql, SqlValue, Statement, StoreError};
+use vaultx_core::problem::{FieldError, ProblemKind};
+use vaultx_core::Problem;
+
+pub const ACTIVE: &str = "active";
+pub const DEACTIVATED: &str = "deactivated";
+/// The kinds of blob store a node can name; a deployment has some of them.
+pub const STORE_KINDS: &[&str] = &["key-value", "s3", "r2"];
+/// The largest capacity a node may declare: JSON numbers are exact up to 2^53.
+pub const MAX_CAPACITY: u64 = 1 << 53;
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Region {
+    pub id: String,
+    pub code: String,
+    pub name: String,
+    pub status: String,
+    #[serde(serialize_with = "rfc3339")]
+    pub created_at: i64,
+    #[serde(serialize_with = "rfc3339")]
+    pub updated_at: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Node {
+    pub id: String,
+    pub region_id: String,
+    pub name: String,
+    pub kind: String,
+    pub store: String,
+    pub capacity_bytes: i64,
+    pub status: String,
+    #[serde(serialize_with = "rfc3339")]
+    pub created_at: i64,
+}
+
+fn rfc3339<S: serde::Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&vaultx_core::time::rfc3339(*ms))
+}
+
+const REGION_COLUMNS: &str = "id, code, name, status, created_at, updated_at";
+const NODE_COLUMNS: &str = "id, region_id, name, kind, store, capacity_bytes, status, created_at";
+
+fn region(r: &Row) -> Result<Region, StoreError> {
+    Ok(Region {
+        id: r.text(0)?.to_owned(),
+        code: r.text(1)?.to_owned(),
+        name: r.text(2)?.to_owned(),
+        status: r.text(3)?.to_owned(),
+        created_at: r.int(4)?,
+        updated_at: r.int(5)?,
+    })
+}
+
+fn node(r: &Row) -> Result<Node, StoreError> {
+    Ok(Node {
+        id: r.text(0)?.to_owned(),
+        region_id: r.text(1)?.to_owned(),
+        name: r.text(2)?.to_owned(),
+        kind: r.text(3)?.to_owned(),
+        store: r.text(4)?.to_owned(),
+        capacity_bytes: r.int(5)?,
+        status: r.text(6)?.to_owned(),
+        created_at: r.int(7)?,
+    })
+}
+
+fn field(field: &str, message: impl Into<String>) -> FieldError {
+    FieldError { field: field.into(), message: message.into() }
+}
+
+/// A region code: 2 to 32 characters, lowercase letters, digits and single hyphens, starting
+/// with a letter (`us-west-1`, `eu-central-1`, `local`). Never the shape of an id, so a route
+/// can take either.
+pub fn check_code(code: &str) -> Result<(), String> {
+    let shape = code.len() >= 2
+        && code.len() <= 32
+        && code.starts_with(|c: char| c.is_ascii_lowercase())
+        && !code.ends_with('-')
+        && !code.contains("--")
+        && code.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if shape { Ok(()) } else { Err("2 to 32 lowercase letters, digits and single hyphens, starting with a letter (us-west-1)".into()) }
+}
+
+/// A display name: 1 to 100 characters, no control characters, not only spaces.
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.trim().is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        Err("1 to 100 characters, no control characters".into())
+    } else {
+        Ok(())
+    }
+}
+
+/// A binding: 1 to 64 ASCII letters, digits and underscores (Spin labels, Workers bindings).
+pub fn check_binding(store: &str) -> Result<(), String> {
+    if (1..=64).contains(&store.len()) && store.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        Ok(())
+    } else {
+        Err("1 to 64 letters, digits and underscores: the store's binding in the deployment".into())
+    }
+}
+
+/// Creates a region (active). A code already taken is 409.
+pub async fn create<P: Platform>(p: &P, db: &impl Sql, code: &str, name: &str) -> Result<Region, Problem> {
+    let mut errors = Vec::new();
+    if let Err(m) = check_code(code) {
+        errors.push(field("code", m));
+    }
+    if let Err(m) = check_name(name) {
+        errors.push(field("name", m));
+    }
+    if !errors.is_empty() {
+        return Err(Problem::validation(errors));
+    }
+    let now = p.now_ms();
+    let r = Region { id: vaultx_core::ids::new_id(p), code: code.into(), name: name.into(), status: ACTIVE.into(), created_at: now, updated_at: now };
+    let inserted = db
+        .execute(
+            &format!("INSERT INTO regions ({REGION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (code) DO NOTHING"),
+            vec![r.id.clone().into(), r.code.clone().into(), r.name.clone().into(), r.status.clone().into(), SqlValue::Integer(now), SqlValue::Integer(now)],
+        )
+        .await
+        .map_err(store_failure)?;
+    if inserted == 0 {
+        return Err(Problem::new(ProblemKind::Conflict, format!("a region with code {code:?} exists")));
+    }
+    Ok(r)
+}
+
+pub async fn list(db: &impl Sql) -> Result<Vec<Region>, Problem> {
+    let rows = db.query(&format!("SELECT {REGION_COLUMNS} FROM regions ORDER BY code"), vec![]).await.map_err(store_failure)?;
+    rows.iter().map(region).collect::<Result<_, _>>().map_err(store_failure)
+}
+
+/// A region by its id or its code (404 otherwise).
+pub async fn find(db: &impl Sql, id_or_code: &str) -> Result<Region, Problem> {
+    let rows = db
+        .query(&format!("SELECT {REGION_COLUMNS} FROM regions WHERE id = ? OR code = ?"), vec![id_or_code.into(), id_or_code.into()])
+        .await
+        .map_err(store_failure)?;
+    rows.first().map(region).transpose().map_err(store_failure)?.ok_or_else(|| Problem::not_found(format!("no region {id_or_code:?}")))
+}
+
+/// The region a `/api/storage/regions/:id…` request names (id or code, the fourth path
+/// segment), for an administrator, with the metadata store it was read from.
+pub async fn requested<P: Platform>(p: &P, req: &vaultx_core::http::ApiRequest, methods: &[&str]) -> Result<(P::Metadata, Region), Problem> {
+    req.expect_method(methods)?;
+    crate::auth::require_admin(p, req).await?;
+    let id = req.segments().get(3).copied().unwrap_or("").to_owned();
+    let db = p.metadata().await.map_err(store_failure)?;
+    let region = find(&db, &id).await?;
+    Ok((db, region))
+}
+
+/// Deactivates a region: no new blocks are written there from now on. Idempotent.
+pub async fn deactivate(db: &impl Sql, now_ms: i64, r: &Region) -> Result<Region, Problem> {
+    db.execute(
+        "UPDATE regions SET status = ?, updated_at = ? WHERE id = ? AND status <> ?",
+        vec![DEACTIVATED.into(), SqlValue::Integer(now_ms), r.id.clone().into(), DEACTIVATED.into()],
+    )
+    .await
+    .map_err(store_failure)?;
+    find(db, &r.id).await
+}
+
+/// What `POST /api/storage/nodes` declares.
+pub struct NewNode<'a> {
+    pub region: &'a str,
+    pub name: &'a str,
+    pub kind: &'a str,
+    pub store: &'a str,
+    pub capacity_bytes: u64,
+}
+
+/// Adds a node to an active region. Its store must be one the deployment has (it must open:
+/// 422 otherwise) and serve no other node (409).
+pub async fn add_node<P: Platform>(p: &P, db: &impl Sql, new: NewNode<'_>) -> Result<Node, Problem> {
+    let mut errors = Vec::new();
+    if let Err(m) = check_name(new.name) {
+        errors.push(field("name", m));
+    }
+    if !STORE_KINDS.contains(&new.kind) {
+        errors.push(field("kind", format!("one of {}", STORE_KINDS.join(", "))));
+    }
+    if let Err(m) = check_binding(new.store) {
+        errors.push(field("store", m));
+    }
+    if new.capacity_bytes == 0 || new.capacity_bytes > MAX_CAPACITY {
+        errors.push(field("capacityBytes", format!("a whole number of bytes from 1 to {MAX_CAPACITY}")));
+    }
+    let region = match find(db, new.region).await {
+        Ok(r) => Some(r),
+        Err(e) if e.status() == 404 => {
+            errors.push(field("regionId", format!("no region {:?}", new.region)));
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    if errors.is_empty() {
+        if let Err(e) = p.node_blobs(new.kind, new.store).await {
+            let why = match e {
+                StoreError::AccessDenied(_) => "is not one of this deployment's blob stores".to_owned(),
+                _ => "does not open in this deployment".to_owned(),
+            };
+            errors.push(field("store", format!("the {} store {:?} {why}", new.kind, new.store)));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(Problem::validation(errors));
+    }
+    let region = region.expect("validated");
+    let n = Node {
+        id: vaultx_core::ids::new_id(p),
+        region_id: region.id.clone(),
+        name: new.name.into(),
+        kind: new.kind.into(),
+        store: new.store.into(),
+        capacity_bytes: new.capacity_bytes as i64,
+        status: ACTIVE.into(),
+        created_at: p.now_ms(),
+    };
+    let outcome = db
+        .batch(vec![
+            guard!("EXISTS (SELECT 1 FROM regions WHERE id = ? AND status = 'active')", &region.id),
+            Statement {
+                sql: "INSERT INTO storage_nodes (id, region_id, name, kind, store, capacity_bytes, status, created_at) \
+                      VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (store) DO NOTHING",
+                params: vec![
+                    n.id.clone().into(),
+                    n.region_id.clone().into(),
+                    n.name.clone().into(),
+                    n.kind.clone().into(),
+                    n.store.clone().into(),
+                    SqlValue::Integer(n.capacity_bytes),
+                    n.status.clone().into(),
+                    SqlValue::Integer(n.created_at),
+                ],
+            },
+            // The store serves no other node (ours is the row that went in).
+            guard!("EXISTS (SELECT 1 FROM storage_nodes WHERE id = ?)", &n.id),
+        ])
+        .await;
+    match outcome {
+        Ok(()) => Ok(n),
+        Err(StoreError::Conflict) => {
+            let now = find(db, &region.id).await?;
+            Err(if now.status != ACTIVE {
+                Problem::new(ProblemKind::Conflict, format!("region {} is {}: it takes no new nodes", now.code, now.status))
+            } else {
+                Problem::new(ProblemKind::Conflict, format!("the {} store {:?} already serves a node", new.kind, new.store))
+            })
+        }
+        Err(e) => Err(store_failure(e)),
+    }
+}
+
+/// Nodes, oldest first: all of them, or one region's.
+pub async fn nodes(db: &impl Sql, region_id: Option<&str>) -> Result<Vec<Node>, Problem> {
+    let rows = db
+        .query(
+            &format!("SELECT {NODE_COLUMNS} FROM storage_nodes WHERE CAST(? AS TEXT) IS NULL OR region_id = ? ORDER BY created_at, id"),
+            vec![region_id.into(), region_id.into()],
+        )
+        .await
+        .map_err(store_failure)?;
+    rows.iter().map(node).collect::<Result<_, _>>().map_err(store_failure)
+}
+
+/// What a node looks like to an administrator: its row, whether its store answers now, and
+/// the bytes of live blocks it holds (the home store holds every block until replication
+/// places copies elsewhere).
+pub async fn node_view<P: Platform>(p: &P, db: &impl Sql, n: &Node, region_code: &str) -> Result<serde_json::Value, Problem> {
+    let reachable = probe(p, &n.kind, &n.store).await;
+    let used: i64 = if p.home_store() == (n.kind.as_str(), n.store.as_str()) {
+        let rows = db
+            .query("SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM blobs WHERE state = 'live'", vec![])
+            .await
+            .map_err(store_failure)?;
+        rows.first().map(|r| r.int(0)).transpose().map_err(store_failure)?.unwrap_or(0)
+    } else {
+        0
+    };
+    let mut v = serde_json::to_value(n).map_err(|_| Problem::internal())?;
+    v["regionCode"] = region_code.into();
+    v["usedBytes"] = used.into();
+    v["health"] = if reachable { "reachable" } else { "unreachable" }.into();
+    Ok(v)
+}
+
+/// Whether a store answers a read now.
+pub async fn probe<P: Platform>(p: &P, kind: &str, store: &str) -> bool {
+    match p.node_blobs(kind, store).await {
+        Ok(blobs) => blobs.get("vaultx-probe").await.is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// A region with its nodes and its health: `healthy` when every node's store answers,
+/// `degraded` when some do, `unavailable` when none does, `no-nodes` without nodes.
+pub async fn region_view<P: Platform>(p: &P, db: &impl Sql, r: &Region) -> Result<serde_json::Value, Problem> {
+    let mut nodes = Vec::new();
+    for n in self::nodes(db, Some(&r.id)).await? {
+        nodes.push(node_view(p, db, &n, &r.code).await?);
+    }
+    let reachable = nodes.iter().filter(|n| n["health"] == "reachable").count();
+    let health = match (nodes.len(), reachable) {
+        (0, _) => "no-nodes",
+        (n, r) if n == r => "healthy",
+        (_, 0) => "unavailable",
+        _ => "degraded",
+    };
+    let mut v = serde_json::to_value(r).map_err(|_| Problem::internal())?;
+    v["health"] = health.into();
+    v["nodes"] = nodes.into();
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn region_codes_are_short_lowercase_and_never_an_id() {
+        for good in ["us-west-1", "eu-central-1", "local", "ap"] {
+            assert_eq!(check_code(good), Ok(()), "{good}");
+        }
+        for bad in ["", "a", "US-west", "-eu", "eu-", "eu--1", "1eu", "eu west", "eu_west", "é-1", "x".repeat(33).as_str()] {
+            assert!(check_code(bad).is_err(), "{bad}");
+        }
+        assert!(check_code("0b1c2d3e-0000-4000-8000-000000000000").is_err(), "36 characters: ids and codes never collide");
+    }
+
+    #[test]
+    fn bindings_are_labels_not_paths() {
+        assert_eq!(check_binding("blobs_eu"), Ok(()));
+        assert_eq!(check_binding("BLOBS_EU"), Ok(()));
+        for bad in ["", "a/b", "blobs-eu", "../x", &"b".repeat(65)] {
+            assert!(check_binding(bad).is_err(), "{bad}");
+        }
+    }
+}
