@@ -34,7 +34,7 @@ ROUTES = [
     # The edge download: no database, no JWT secret; reads manifests and blobs only.
     # Its audit events go to the `audit` spool, which the verify job's sweep moves into SQL.
     ("file-download", "/api/files/download/:token", "GET: download through a signed URL", False, ["manifests", "blobs", "audit"], ["url_signing_keys", "url_signing_key_id"]),
-    ("admin-integrity", "/api/admin/integrity", "GET: audit every store's invariants (administrators)", True, ["manifests", "blobs"], ["jwt_secret", "admin_emails"]),
+    ("admin-integrity", "/api/admin/integrity", "GET: audit every store's invariants (administrators)", True, ["manifests"] + BLOB_STORES, ["jwt_secret", "admin_emails"]),
     ("admin-jobs", "/api/admin/jobs", "GET: background jobs by state and kind (administrators)", True, [], ["jwt_secret", "admin_emails"]),
     ("admin-job-retry", "/api/admin/jobs/:id/retry", "POST: retry a dead job (administrators)", True, [], ["jwt_secret", "admin_emails"]),
     ("admin-user-quota", "/api/admin/users/:id/quota", "GET, PUT, DELETE a user's quota (administrators)", True, [], ["jwt_secret", "admin_emails", "quota_bytes", "quota_files"]),
@@ -46,6 +46,8 @@ ROUTES = [
     ("storage-region-deactivate", "/api/storage/regions/:id/deactivate", "PATCH: no new blocks in a region (administrators)", True, BLOB_STORES, ["jwt_secret", "admin_emails"]),
     ("storage-region-nodes", "/api/storage/regions/:regionId/nodes", "GET: one region's nodes (administrators)", True, BLOB_STORES, ["jwt_secret", "admin_emails"]),
     ("storage-nodes", "/api/storage/nodes", "GET: every node; POST: add a blob store to a region (administrators)", True, BLOB_STORES, ["jwt_secret", "admin_emails"]),
+    ("replication-policy", "/api/replication/files/:fileId/policy", "POST: keep a file in further regions", True, [], ["jwt_secret"]),
+    ("replication-status", "/api/replication/files/:fileId/status", "GET: how far a file is replicated, per region", True, [], ["jwt_secret"]),
     ("health", "/health", "GET: overall health", True, [], []),
     ("health-liveness", "/health/liveness", "GET: the function runs", False, [], []),
     ("health-readiness", "/health/readiness", "GET: the metadata store answers", True, [], []),
@@ -53,7 +55,7 @@ ROUTES = [
 ]
 
 # Components that enqueue jobs and wake their consumers with a Redis publish.
-WAKES_JOBS = {"file-chunk", "file-complete", "file-versions", "admin-job-retry", "job-dedup"}
+WAKES_JOBS = {"file-chunk", "file-complete", "file-versions", "admin-job-retry", "job-dedup", "job-compress", "replication-policy"}
 
 # Background job kinds: component, kind, what it does, key-value stores, variables. Each is
 # triggered by messages on its Redis channel (shared/api/src/jobs/<kind>.rs).
@@ -61,6 +63,8 @@ JOBS = [
     # Its sweep also moves the download path's spooled audit events into SQL.
     ("job-verify", "verify", "check a file's declared SHA-256 after its combined CRC-64 made it available", ["manifests", "blobs", "audit"], ["job_concurrency", "job_lease_seconds", "job_retry_base_ms"]),
     ("job-dedup", "dedup", "re-cut a file into content-defined blocks (FastCDC) shared with the owner's other files", ["manifests", "blobs"], ["job_concurrency", "job_lease_seconds", "job_retry_base_ms"]),
+    # Copies blocks into other regions' stores (and its sweep removes copies nothing needs).
+    ("job-replicate", "replicate", "copy a replicated file's blocks to its target regions", BLOB_STORES, ["job_concurrency", "job_lease_seconds", "job_retry_base_ms"]),
     ("job-compress", "compress", "store each compressible block of a file DEFLATE-compressed", ["manifests", "blobs"], ["job_concurrency", "job_lease_seconds", "job_retry_base_ms", "compression_min_saving"]),
 ]
 

@@ -265,6 +265,10 @@ pub async fn release(db: &impl Sql, now_ms: i64, what: Release<'_>) -> Result<Op
         Release::File { id, .. } => {
             statements.push(Statement { sql: "DELETE FROM files WHERE version_of = ?", params: vec![id.into()] });
             statements.push(Statement { sql: "DELETE FROM files WHERE id = ?", params: vec![id.into()] });
+            // Its copies in other regions are unneeded from now on: the replicate job's sweep
+            // removes them (replication::collect).
+            statements.push(Statement { sql: "DELETE FROM replication_targets WHERE file_id = ?", params: vec![id.into()] });
+            statements.push(Statement { sql: "DELETE FROM replication_policies WHERE file_id = ?", params: vec![id.into()] });
         }
         Release::Version { head, id, complete, .. } => {
             statements.push(Statement { sql: "DELETE FROM files WHERE id = ?", params: vec![id.into()] });

@@ -487,7 +487,9 @@ pub async fn complete(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, p: &(impl
         let (manifest_id, manifest) = write_manifest(db, kv, p, now_ms, &f, parts).await?;
         // The file's background jobs commit with the transition that makes them due.
         let verify = (f.checksum.is_some() && !verified).then_some(crate::jobs::verify::KIND);
-        let jobs: Vec<(&str, String)> = verify.into_iter().chain(first_job(&f)).map(|kind| (kind, vaultx_core::ids::new_id(p))).collect();
+        // New content of a replicated file goes to its regions too (the policy is the head's).
+        let replicate = crate::replication::is_replicated(db, f.key_file()).await?.then_some(crate::jobs::replicate::KIND);
+        let jobs: Vec<(&str, String)> = verify.into_iter().chain(first_job(&f)).chain(replicate).map(|kind| (kind, vaultx_core::ids::new_id(p))).collect();
         if let Some(head_id) = &f.version_of {
             // A new version: it becomes the file's current content (crate::versions).
             let done = FileRecord { status: AVAILABLE.into(), etag: Some(manifest.etag.clone()), manifest_id: Some(manifest_id.clone()), checksum_verified: verified, ..f.clone() };

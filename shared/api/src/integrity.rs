@@ -13,14 +13,17 @@
 //! - every `available` file's manifest is in the key-value store and names exactly its chunks;
 //!   no other manifest exists (a deleted file's, or one a lost race wrote), except one whose
 //!   write is still recorded (`manifest_writes`: in flight, or left by a crash and removed by
-//!   the file's next completion or deletion) — unreachable, and counted as `pendingManifests`.
+//!   the file's next completion or deletion) — unreachable, and counted as `pendingManifests`;
+//! - every block copy in another region's store ([`check_replicas`]) has its bytes there,
+//!   byte-identical to the home store's, and no bytes are in such a store without a copy's
+//!   row; copies nothing needs any more are counted as `pendingReplicaSweeps`.
 
 use crate::accounts::store_failure;
 use crate::files::{self, AVAILABLE};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use vaultx_core::Problem;
-use vaultx_core::ports::{Blobs, Kv, Sql};
+use vaultx_core::ports::{Blobs, Kv, Platform, Sql};
 
 #[derive(Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -34,6 +37,10 @@ pub struct Report {
     pub manifests: u64,
     pub pending_manifests: u64,
     pub pending_sweeps: u64,
+    /// Copies of blocks in other regions' stores (`block_replicas` rows).
+    pub replicas: u64,
+    /// Copies nothing needs any more, which the replicate job's next sweep removes.
+    pub pending_replica_sweeps: u64,
     /// One line per violation, naming the rows or keys involved.
     pub violations: Vec<String>,
 }
@@ -126,4 +133,51 @@ pub async fn check(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, now_ms: i64)
     }
     report.ok = report.violations.is_empty();
     Ok(report)
+}
+
+/// The replica invariants (see the module docs), added to `report`: reads every copy and its
+/// home original, and lists every node store other than the home store.
+pub async fn check_replicas<P: Platform>(p: &P, db: &impl Sql, home: &impl Blobs, report: &mut Report) -> Result<(), Problem> {
+    let text = |r: &vaultx_core::ports::Row, i: usize| r.text(i).map(str::to_owned).map_err(store_failure);
+    let rows = db.query("SELECT blob_key, region_id, kind, store FROM block_replicas ORDER BY kind, store, blob_key", vec![]).await.map_err(store_failure)?;
+    let mut recorded: BTreeSet<(String, String, String)> = BTreeSet::new();
+    for r in &rows {
+        let (key, region, kind, store) = (text(r, 0)?, text(r, 1)?, text(r, 2)?, text(r, 3)?);
+        report.replicas += 1;
+        let copy = p.node_blobs(&kind, &store).await.map_err(store_failure)?.get(&key).await.map_err(store_failure)?;
+        match (copy, home.get(&key).await.map_err(store_failure)?) {
+            (None, _) => report.violations.push(format!("replica {key} in region {region}: no bytes in store {store}")),
+            (Some(copy), Some(original)) if copy != original => {
+                report.violations.push(format!("replica {key} in region {region}: not byte-identical to the home store's"))
+            }
+            _ => {}
+        }
+        recorded.insert((kind, store, key));
+    }
+    let nodes = db.query("SELECT DISTINCT kind, store FROM storage_nodes ORDER BY kind, store", vec![]).await.map_err(store_failure)?;
+    for n in &nodes {
+        let (kind, store) = (text(n, 0)?, text(n, 1)?);
+        if p.home_store() == (kind.as_str(), store.as_str()) {
+            continue;
+        }
+        for key in p.node_blobs(&kind, &store).await.map_err(store_failure)?.list().await.map_err(store_failure)? {
+            if !recorded.contains(&(kind.clone(), store.clone(), key.clone())) {
+                report.violations.push(format!("store {store}: bytes of {key} without a replica row (orphan)"));
+            }
+        }
+    }
+    let unneeded = db
+        .query(
+            "SELECT count(*) FROM block_replicas r \
+             WHERE NOT EXISTS (SELECT 1 FROM blobs b WHERE b.blob_key = r.blob_key AND b.state = 'live') \
+             OR NOT EXISTS (SELECT 1 FROM file_chunks c JOIN files f ON f.id = c.file_id \
+                            JOIN replication_targets t ON t.file_id = COALESCE(f.version_of, f.id) \
+                            WHERE c.blob_key = r.blob_key AND t.region_id = r.region_id)",
+            vec![],
+        )
+        .await
+        .map_err(store_failure)?;
+    report.pending_replica_sweeps = unneeded.first().map(|r| r.int(0)).transpose().map_err(store_failure)?.unwrap_or(0) as u64;
+    report.ok = report.violations.is_empty();
+    Ok(())
 }

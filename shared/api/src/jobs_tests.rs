@@ -230,7 +230,7 @@ fn a_swap_that_loses_to_a_delete_changes_nothing_and_leaves_no_bytes() {
     }
     // …when the owner deletes the file.
     assert_eq!(run(file::handle(&p, authed("DELETE", &format!("/api/files/{id}"), &token, "application/json", vec![]))).status, 204);
-    let swapped = run(layout::swap(&db, &p.blobs, &p.kv, p.now.get(), "job-1", &f, &blocks)).unwrap();
+    let swapped = run(layout::swap(&db, &p.blobs, &p.kv, p.now.get(), "job-1", &f, &blocks, "replicate-1")).unwrap();
     assert_eq!(swapped, Swapped::Lost);
     assert!(p.blobs.0.borrow().is_empty(), "{:?}", p.blobs.0.borrow().keys().collect::<Vec<_>>());
     assert!(run(db.query("SELECT 1 FROM layout_staging", vec![])).unwrap().is_empty());
@@ -248,7 +248,7 @@ fn a_swap_that_loses_to_another_swap_leaves_counts_exact() {
     run_jobs(&p);
     // A second consumer that read the file before the first swapped cannot apply its layout.
     let blocks = vec![layout::Staged::kept(&layout_of(&p, &id)[0].0, data.len() as u64)];
-    assert_eq!(run(layout::swap(&db, &p.blobs, &p.kv, p.now.get(), "job-2", &stale, &blocks)).unwrap(), Swapped::Lost);
+    assert_eq!(run(layout::swap(&db, &p.blobs, &p.kv, p.now.get(), "job-2", &stale, &blocks, "replicate-2")).unwrap(), Swapped::Lost);
     assert_reads_back(&p, &token, &id, &data, &[]);
     assert_intact(&p);
 }

@@ -123,7 +123,10 @@ pub enum Swapped {
 }
 
 /// Replaces the layout of `f` (read at `f.row_version`, `available`) with `blocks`. See the
-/// module docs.
+/// module docs. A replicated file's new blocks must reach its regions: the swap enqueues a
+/// `replicate` job with id `replicate_job` in the same batch when the file has a policy
+/// ([`after_swap`] wakes it).
+#[allow(clippy::too_many_arguments)]
 pub async fn swap(
     db: &impl Sql,
     store: &impl Blobs,
@@ -132,6 +135,7 @@ pub async fn swap(
     job_id: &str,
     f: &FileRecord,
     blocks: &[Staged],
+    replicate_job: &str,
 ) -> Result<Swapped, Problem> {
     let total: u64 = blocks.iter().map(|b| b.len).sum();
     if total != f.size {
@@ -202,6 +206,7 @@ pub async fn swap(
         Statement { sql: "DELETE FROM layout_staging WHERE job_id = ?", params: vec![job_id.into()] },
         // The job's writes are settled either way: now owned by live rows, or discarded below.
         Statement { sql: "DELETE FROM job_writes WHERE job_id = ?", params: vec![job_id.into()] },
+        crate::replication::enqueue_if_replicated(replicate_job, &f.id, now_ms),
     ];
     match db.batch(statements).await {
         Ok(()) => {
@@ -253,6 +258,15 @@ static STAGE_SQL: [&str; STAGE_ROWS] = {
         ", (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?)"
     )
 };
+
+/// After a [`swap`] that applied: wakes the `replicate` job it enqueued, if the file is
+/// replicated (else there is none).
+pub async fn after_swap<P: vaultx_core::ports::Platform>(p: &P, db: &impl Sql, file_id: &str, replicate_job: &str) -> Result<(), Problem> {
+    if crate::replication::is_replicated(db, file_id).await? {
+        crate::jobs::wake(p, &[(crate::jobs::replicate::KIND, replicate_job)]).await;
+    }
+    Ok(())
+}
 
 /// Makes the file's published manifest name exactly its current blocks (its rows), keeping
 /// its id, size and ETag. Idempotent. Like every manifest writer it checks the file after

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod labels;
 pub mod quotas;
 pub mod regions;
+pub mod replication;
 pub mod auth;
 pub mod blobs;
 pub mod files;

@@ -152,6 +152,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("../../../infra/migrations/0006_checksums.sql"),
     include_str!("../../../infra/migrations/0007_file_api.sql"),
     include_str!("../../../infra/migrations/0008_regions.sql"),
+    include_str!("../../../infra/migrations/0009_replication.sql"),
 ];
 
 impl Clock for TestPlatform {

@@ -72,8 +72,9 @@ pub async fn run<P: Platform>(p: &P, lease: &Lease) -> Result<(), Problem> {
             // Nothing (more) to compress; a previous attempt may have died before its manifest.
             return layout::sync_manifest(&db, &kv, &f.id).await;
         }
-        match layout::swap(&db, &store, &kv, p.now_ms(), &job.id, &f, &blocks).await? {
-            Swapped::Done => return Ok(()),
+        let replicate_job = vaultx_core::ids::new_id(p);
+        match layout::swap(&db, &store, &kv, p.now_ms(), &job.id, &f, &blocks, &replicate_job).await? {
+            Swapped::Done => return layout::after_swap(p, &db, &f.id, &replicate_job).await,
             Swapped::Lost => continue,
         }
     }

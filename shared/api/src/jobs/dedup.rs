@@ -120,8 +120,12 @@ pub async fn run<P: Platform>(p: &P, lease: &Lease) -> Result<(), Problem> {
             // Already cut (a small file is one block; or an earlier attempt swapped, then died
             // before its manifest or its handover).
             layout::sync_manifest(&db, &kv, &f.id).await?;
-        } else if layout::swap(&db, &store, &kv, p.now_ms(), &job.id, &f, &blocks).await? == Swapped::Lost {
-            continue;
+        } else {
+            let replicate_job = vaultx_core::ids::new_id(p);
+            if layout::swap(&db, &store, &kv, p.now_ms(), &job.id, &f, &blocks, &replicate_job).await? == Swapped::Lost {
+                continue;
+            }
+            layout::after_swap(p, &db, &f.id, &replicate_job).await?;
         }
         if f.compression_enabled {
             hand_over(p, &db, &f.id).await?;

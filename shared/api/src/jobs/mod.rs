@@ -20,6 +20,7 @@
 
 pub mod compress;
 pub mod dedup;
+pub mod replicate;
 pub mod verify;
 
 use crate::accounts::store_failure;
@@ -47,6 +48,7 @@ job_table! {
     "verify": verify,
     "dedup": dedup,
     "compress": compress,
+    "replicate": replicate,
 }
 
 /// The kind whose sweep also moves the download path's spooled audit events into SQL
@@ -116,6 +118,9 @@ where
         crate::blobs::collect_garbage(&db, &p.blobs().await.map_err(store_failure)?, p.now_ms()).await?;
         if kind == AUDIT_DRAINER {
             crate::audit::drain(p).await?;
+        }
+        if kind == replicate::KIND {
+            crate::replication::collect(p, &db).await?;
         }
         due(&db, kind, p.now_ms(), tuning.concurrency as u32).await?
     } else {

@@ -22,6 +22,7 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
     let db = p.metadata().await.map_err(store_failure)?;
     let blobs = p.blobs().await.map_err(store_failure)?;
     let kv = p.kv().await.map_err(store_failure)?;
-    let report = integrity::check(&db, &blobs, &kv, p.now_ms()).await?;
+    let mut report = integrity::check(&db, &blobs, &kv, p.now_ms()).await?;
+    integrity::check_replicas(p, &db, &blobs, &mut report).await?;
     Ok(ApiResponse::json(200, &report).with_header("cache-control", "no-store"))
 }

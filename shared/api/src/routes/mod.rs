@@ -29,6 +29,8 @@ pub mod health;
 pub mod health_liveness;
 pub mod health_readiness;
 pub mod not_found;
+pub mod replication_policy;
+pub mod replication_status;
 pub mod storage_nodes;
 pub mod storage_region;
 pub mod storage_region_deactivate;
@@ -98,6 +100,8 @@ route_table! {
     "/api/storage/regions/:id/deactivate" => "storage-region-deactivate": storage_region_deactivate,
     "/api/storage/regions/:regionId/nodes" => "storage-region-nodes": storage_region_nodes,
     "/api/storage/nodes" => "storage-nodes": storage_nodes,
+    "/api/replication/files/:fileId/policy" => "replication-policy": replication_policy,
+    "/api/replication/files/:fileId/status" => "replication-status": replication_status,
     "/health" => "health": health,
     "/health/liveness" => "health-liveness": health_liveness,
     "/health/readiness" => "health-readiness": health_readiness,

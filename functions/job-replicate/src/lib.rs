@@ -1,0 +1,1 @@
+vaultx_spin::job!(vaultx_api::jobs::replicate);

@@ -1,0 +1,60 @@
+//! The replication job (kind `replicate`): brings a file's target regions in sync with its
+//! blocks (crate::replication). For each active target region with an active node, every
+//! block the file's rows reference that the region lacks is read from the home store,
+//! written to the region's store, then recorded (only while the block is live; otherwise the
+//! bytes written go again). Idempotent: a re-run copies only what is still missing. A store
+//! that cannot be written fails the run, which retries with backoff (the outbox's rules) and
+//! says so in the file's replication status. Its sweep also removes copies nothing needs.
+
+use crate::accounts::store_failure;
+use crate::jobs::Lease;
+use crate::{files, regions, replication};
+use vaultx_core::Problem;
+use vaultx_core::ports::{Blobs, Platform};
+use vaultx_core::problem::ProblemKind;
+
+pub const KIND: &str = "replicate";
+
+pub async fn run<P: Platform>(p: &P, lease: &Lease) -> Result<(), Problem> {
+    let job = &lease.job;
+    let db = p.metadata().await.map_err(store_failure)?;
+    if files::find(&db, &job.subject).await?.is_none() {
+        // Deleted: its copies are now unneeded.
+        replication::collect(p, &db).await?;
+        return Ok(());
+    }
+    let Some((_, targets)) = replication::policy(&db, &job.subject).await? else { return Ok(()) };
+    let home = p.blobs().await.map_err(store_failure)?;
+    let blocks = replication::blocks(&db, &job.subject).await?;
+    let mut failures = Vec::new();
+    for t in targets.iter().filter(|t| t.status == regions::ACTIVE) {
+        let Some((kind, store)) = &t.store else {
+            failures.push(format!("region {} has no active storage node", t.code));
+            continue;
+        };
+        if p.home_store() == (kind.as_str(), store.as_str()) {
+            continue;
+        }
+        let dest = match p.node_blobs(kind, store).await {
+            Ok(dest) => dest,
+            Err(e) => {
+                failures.push(format!("region {}: store {store} does not open ({e})", t.code));
+                continue;
+            }
+        };
+        let here: std::collections::HashSet<String> = replication::present(&db, &job.subject, &t.region_id).await?.into_iter().collect();
+        for (key, size) in blocks.iter().filter(|(k, _)| !here.contains(k)) {
+            lease.keep(&db, p.now_ms()).await?;
+            // Gone from the home store: a newer layout replaced it (its own job follows).
+            let Some(bytes) = home.get(key).await.map_err(store_failure)? else { continue };
+            if let Err(e) = dest.put(key, &bytes).await {
+                failures.push(format!("region {}: writing to store {store} failed ({e})", t.code));
+                break;
+            }
+            if !replication::record(&db, p.now_ms(), key, *size, t, kind, store).await? {
+                let _ = dest.delete(key).await;
+            }
+        }
+    }
+    if failures.is_empty() { Ok(()) } else { Err(Problem::new(ProblemKind::Busy, failures.join("; "))) }
+}

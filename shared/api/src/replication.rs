@@ -1,0 +1,270 @@
+//! Replication policies and the copies they ask for. A file's policy names target regions;
+//! the `replicate` job (jobs/replicate.rs) copies every block the file's rows reference
+//! (its current content and its versions) from the home store to each target region's store
+//! (its oldest active node), recording each copy in `block_replicas` after its bytes are
+//! there. Every change that gives a replicated file new blocks (a completed upload or
+//! version, a dedup or compression re-layout, a policy change) enqueues a `replicate` job in
+//! its own batch ([`enqueue_if_replicated`]), so a change is never left unreplicated. A copy
+//! stays while its block is live and some file targeting its region references it; the
+//! job's sweep removes the rest ([`collect`]), bytes before rows.
+
+use crate::accounts::store_failure;
+use crate::files::{self, AVAILABLE};
+use vaultx_core::Problem;
+use vaultx_core::guard;
+use vaultx_core::ports::{Blobs, Platform, Row, Sql, SqlValue, Statement, StoreError};
+use vaultx_core::problem::{FieldError, ProblemKind};
+
+pub const EVENTUAL: &str = "eventual";
+pub const STRONG: &str = "strong";
+/// The most regions one policy may name.
+pub const MAX_TARGETS: usize = 8;
+/// Copies the sweep removes per run.
+const COLLECT_BATCH: i64 = 256;
+
+/// A target region of a policy, with the store that receives its copies (none while the
+/// region has no active node).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Target {
+    pub region_id: String,
+    pub code: String,
+    pub status: String,
+    pub store: Option<(String, String)>,
+}
+
+/// The statement that enqueues a `replicate` job for `file_id` — only if the file has a
+/// policy and no such job is already waiting — for the batch of a change that gives the file
+/// new blocks. Types are spelled out: PostgreSQL cannot infer a bare `?` in a SELECT list.
+pub fn enqueue_if_replicated(job_id: &str, file_id: &str, now_ms: i64) -> Statement {
+    Statement {
+        sql: "INSERT INTO jobs (id, kind, subject, state, attempts, lease_until, next_attempt_at, last_error, created_at, updated_at) \
+              SELECT CAST(? AS TEXT), 'replicate', CAST(? AS TEXT), 'queued', 0, NULL, CAST(? AS BIGINT), NULL, CAST(? AS BIGINT), CAST(? AS BIGINT) \
+              WHERE EXISTS (SELECT 1 FROM replication_policies WHERE file_id = ?) \
+              AND NOT EXISTS (SELECT 1 FROM jobs WHERE kind = 'replicate' AND subject = ? AND state = 'queued')",
+        params: vec![
+            job_id.into(),
+            file_id.into(),
+            SqlValue::Integer(now_ms),
+            SqlValue::Integer(now_ms),
+            SqlValue::Integer(now_ms),
+            file_id.into(),
+            file_id.into(),
+        ],
+    }
+}
+
+/// Whether the file has a replication policy.
+pub async fn is_replicated(db: &impl Sql, file_id: &str) -> Result<bool, Problem> {
+    let rows = db.query("SELECT 1 FROM replication_policies WHERE file_id = ?", vec![file_id.into()]).await.map_err(store_failure)?;
+    Ok(!rows.is_empty())
+}
+
+/// The file's policy: its consistency and targets, or `None`.
+pub async fn policy(db: &impl Sql, file_id: &str) -> Result<Option<(String, Vec<Target>)>, Problem> {
+    let rows = db.query("SELECT consistency FROM replication_policies WHERE file_id = ?", vec![file_id.into()]).await.map_err(store_failure)?;
+    let Some(consistency) = rows.first().map(|r| r.text(0).map(str::to_owned)).transpose().map_err(store_failure)? else {
+        return Ok(None);
+    };
+    let rows = db
+        .query(
+            "SELECT r.id, r.code, r.status, n.kind, n.store FROM replication_targets t JOIN regions r ON r.id = t.region_id \
+             LEFT JOIN storage_nodes n ON n.id = (SELECT m.id FROM storage_nodes m WHERE m.region_id = r.id AND m.status = 'active' ORDER BY m.created_at, m.id LIMIT 1) \
+             WHERE t.file_id = ? ORDER BY r.code",
+            vec![file_id.into()],
+        )
+        .await
+        .map_err(store_failure)?;
+    let targets = rows.iter().map(target).collect::<Result<_, _>>().map_err(store_failure)?;
+    Ok(Some((consistency, targets)))
+}
+
+fn target(r: &Row) -> Result<Target, StoreError> {
+    let store = match (&r.0[3], &r.0[4]) {
+        (SqlValue::Text(kind), SqlValue::Text(store)) => Some((kind.clone(), store.clone())),
+        _ => None,
+    };
+    Ok(Target { region_id: r.text(0)?.to_owned(), code: r.text(1)?.to_owned(), status: r.text(2)?.to_owned(), store })
+}
+
+/// Sets the caller's file's policy (replacing any): `targets` are region codes or ids, each
+/// active with an active node; `strong` is refused until strong writes exist. Enqueues a
+/// `replicate` job in the same batch.
+pub async fn set_policy<P: Platform>(p: &P, db: &impl Sql, owner_id: &str, file_id: &str, targets: &[String], consistency: &str) -> Result<(String, Vec<Target>), Problem> {
+    let f = files::find_head(db, owner_id, file_id).await?;
+    let mut problems = Vec::new();
+    let mut chosen: Vec<crate::regions::Region> = Vec::new();
+    if targets.is_empty() || targets.len() > MAX_TARGETS {
+        problems.push(format!("name 1 to {MAX_TARGETS} regions"));
+    }
+    for t in targets {
+        match crate::regions::find(db, t).await {
+            Ok(r) if r.status != crate::regions::ACTIVE => problems.push(format!("region {} is {}", r.code, r.status)),
+            Ok(r) if crate::regions::nodes(db, Some(&r.id)).await?.iter().all(|n| n.status != crate::regions::ACTIVE) => {
+                problems.push(format!("region {} has no active storage node", r.code))
+            }
+            Ok(r) if chosen.iter().any(|c| c.id == r.id) => problems.push(format!("region {} is named twice", r.code)),
+            Ok(r) => chosen.push(r),
+            Err(e) if e.status() == 404 => problems.push(format!("no region {t:?}")),
+            Err(e) => return Err(e),
+        }
+    }
+    let mut errors = Vec::new();
+    if !problems.is_empty() {
+        errors.push(FieldError { field: "targetRegions".into(), message: problems.join("; ") });
+    }
+    match consistency {
+        EVENTUAL => {}
+        STRONG => errors.push(FieldError { field: "consistency".into(), message: "strong consistency is not available in this deployment yet; use eventual".into() }),
+        _ => errors.push(FieldError { field: "consistency".into(), message: "eventual or strong".into() }),
+    }
+    if !errors.is_empty() {
+        return Err(Problem::validation(errors));
+    }
+    let now = p.now_ms();
+    let mut statements = vec![
+        guard!("EXISTS (SELECT 1 FROM files WHERE id = ? AND owner_id = ? AND version_of IS NULL)", &f.id, owner_id),
+        Statement {
+            sql: "INSERT INTO replication_policies (file_id, consistency, created_at, updated_at) VALUES (?, ?, ?, ?) \
+                  ON CONFLICT (file_id) DO UPDATE SET consistency = excluded.consistency, updated_at = excluded.updated_at",
+            params: vec![f.id.clone().into(), consistency.into(), SqlValue::Integer(now), SqlValue::Integer(now)],
+        },
+        Statement { sql: "DELETE FROM replication_targets WHERE file_id = ?", params: vec![f.id.clone().into()] },
+    ];
+    for r in &chosen {
+        statements.push(guard!("EXISTS (SELECT 1 FROM regions WHERE id = ? AND status = 'active')", &r.id));
+        statements.push(Statement { sql: "INSERT INTO replication_targets (file_id, region_id) VALUES (?, ?)", params: vec![f.id.clone().into(), r.id.clone().into()] });
+    }
+    let job = vaultx_core::ids::new_id(p);
+    statements.push(enqueue_if_replicated(&job, &f.id, now));
+    match db.batch(statements).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict) => {
+            return Err(Problem::new(ProblemKind::Conflict, format!("file {file_id} or one of its target regions changed meanwhile; send the policy again")));
+        }
+        Err(e) => return Err(store_failure(e)),
+    }
+    crate::jobs::wake(p, &[(crate::jobs::replicate::KIND, job.as_str())]).await;
+    policy(db, &f.id).await?.ok_or_else(|| Problem::not_found(format!("no file {file_id}")))
+}
+
+/// Every distinct block the file's rows (its head and its versions) reference, with its
+/// stored size: what a replica region must hold.
+pub async fn blocks(db: &impl Sql, head_id: &str) -> Result<Vec<(String, i64)>, Problem> {
+    let rows = db
+        .query(
+            "SELECT c.blob_key, MAX(c.size) FROM file_chunks c JOIN files f ON f.id = c.file_id \
+             WHERE f.id = ? OR f.version_of = ? GROUP BY c.blob_key ORDER BY c.blob_key",
+            vec![head_id.into(), head_id.into()],
+        )
+        .await
+        .map_err(store_failure)?;
+    rows.iter().map(|r| Ok((r.text(0)?.to_owned(), r.int(1)?))).collect::<Result<_, StoreError>>().map_err(store_failure)
+}
+
+/// The blocks of `blocks` with a copy in `region_id`.
+pub async fn present(db: &impl Sql, head_id: &str, region_id: &str) -> Result<Vec<String>, Problem> {
+    let rows = db
+        .query(
+            "SELECT DISTINCT r.blob_key FROM block_replicas r JOIN file_chunks c ON c.blob_key = r.blob_key JOIN files f ON f.id = c.file_id \
+             WHERE r.region_id = ? AND (f.id = ? OR f.version_of = ?)",
+            vec![region_id.into(), head_id.into(), head_id.into()],
+        )
+        .await
+        .map_err(store_failure)?;
+    rows.iter().map(|r| r.text(0).map(str::to_owned)).collect::<Result<_, _>>().map_err(store_failure)
+}
+
+/// Records a copy whose bytes are in the target store, only while the block is live; `false`
+/// when it is not (the caller removes the bytes it wrote).
+pub async fn record(db: &impl Sql, now_ms: i64, key: &str, size: i64, t: &Target, kind: &str, store: &str) -> Result<bool, Problem> {
+    let outcome = db
+        .batch(vec![
+            guard!("EXISTS (SELECT 1 FROM blobs WHERE blob_key = ? AND state = 'live')", key),
+            Statement {
+                sql: "INSERT INTO block_replicas (blob_key, region_id, kind, store, size, created_at) VALUES (?, ?, ?, ?, ?, ?) \
+                      ON CONFLICT (blob_key, region_id) DO NOTHING",
+                params: vec![key.into(), t.region_id.clone().into(), kind.into(), store.into(), SqlValue::Integer(size), SqlValue::Integer(now_ms)],
+            },
+        ])
+        .await;
+    match outcome {
+        Ok(()) => Ok(true),
+        Err(StoreError::Conflict) => Ok(false),
+        Err(e) => Err(store_failure(e)),
+    }
+}
+
+/// Removes copies nothing needs any more — their block is no longer live, or no file
+/// targeting their region references it — bytes first, then the row (guarded on still being
+/// unneeded, so a copy a concurrent job just recorded again stays). Up to a batch per run.
+pub async fn collect<P: Platform>(p: &P, db: &impl Sql) -> Result<usize, Problem> {
+    let rows = db
+        .query(
+            "SELECT r.blob_key, r.region_id, r.kind, r.store FROM block_replicas r \
+             WHERE NOT EXISTS (SELECT 1 FROM blobs b WHERE b.blob_key = r.blob_key AND b.state = 'live') \
+             OR NOT EXISTS (SELECT 1 FROM file_chunks c JOIN files f ON f.id = c.file_id \
+                            JOIN replication_targets t ON t.file_id = COALESCE(f.version_of, f.id) \
+                            WHERE c.blob_key = r.blob_key AND t.region_id = r.region_id) \
+             LIMIT ?",
+            vec![SqlValue::Integer(COLLECT_BATCH)],
+        )
+        .await
+        .map_err(store_failure)?;
+    let mut removed = 0;
+    for r in &rows {
+        let (key, region, kind, store) = (r.text(0), r.text(1), r.text(2), r.text(3));
+        let (Ok(key), Ok(region), Ok(kind), Ok(store)) = (key, region, kind, store) else { continue };
+        let blobs = p.node_blobs(kind, store).await.map_err(store_failure)?;
+        blobs.delete(key).await.map_err(store_failure)?;
+        db.execute("DELETE FROM block_replicas WHERE blob_key = ? AND region_id = ?", vec![key.into(), region.into()]).await.map_err(store_failure)?;
+        removed += 1;
+    }
+    Ok(removed)
+}
+
+/// A file's replication, per target region: `state` (`in-sync`: every block it references is
+/// there; else `replicating` while a `replicate` job runs, `failed` when the last one is
+/// dead, `pending` otherwise), `bytesPresent` of `bytesTotal`, and `lagMs` (0 in sync, else
+/// the time since the file last changed).
+pub async fn status<P: Platform>(p: &P, db: &impl Sql, owner_id: &str, file_id: &str) -> Result<serde_json::Value, Problem> {
+    let f = files::find_head(db, owner_id, file_id).await?;
+    let Some((consistency, targets)) = policy(db, &f.id).await? else {
+        return Ok(serde_json::json!({ "fileId": f.id, "policy": null, "regions": [] }));
+    };
+    let blocks = blocks(db, &f.id).await?;
+    let total: i64 = blocks.iter().map(|(_, s)| s).sum();
+    let jobs = db
+        .query(
+            "SELECT state FROM jobs WHERE kind = 'replicate' AND subject = ? ORDER BY updated_at DESC, id LIMIT 1",
+            vec![f.id.clone().into()],
+        )
+        .await
+        .map_err(store_failure)?;
+    let last_job = jobs.first().map(|r| r.text(0).map(str::to_owned)).transpose().map_err(store_failure)?;
+    let mut regions = Vec::new();
+    for t in &targets {
+        let here: std::collections::HashSet<String> = if t.store.as_ref().is_some_and(|(k, s)| p.home_store() == (k.as_str(), s.as_str())) {
+            // The home store's region holds every block already.
+            blocks.iter().map(|(k, _)| k.clone()).collect()
+        } else {
+            present(db, &f.id, &t.region_id).await?.into_iter().collect()
+        };
+        let bytes_present: i64 = blocks.iter().filter(|(k, _)| here.contains(k)).map(|(_, s)| s).sum();
+        let in_sync = f.status == AVAILABLE && blocks.iter().all(|(k, _)| here.contains(k));
+        let state = match (in_sync, last_job.as_deref()) {
+            (true, _) => "in-sync",
+            (false, Some("running")) => "replicating",
+            (false, Some("dead")) => "failed",
+            _ => "pending",
+        };
+        regions.push(serde_json::json!({
+            "region": t.code,
+            "regionStatus": t.status,
+            "state": state,
+            "bytesPresent": bytes_present,
+            "bytesTotal": total,
+            "lagMs": if in_sync { 0 } else { (p.now_ms() - f.updated_at_ms).max(0) },
+        }));
+    }
+    Ok(serde_json::json!({ "fileId": f.id, "policy": { "consistency": consistency, "targetRegions": targets.iter().map(|t| &t.code).collect::<Vec<_>>() }, "regions": regions }))
+}

@@ -1,0 +1,134 @@
+//! Replication: `POST /api/replication/files/:fileId/policy` and
+//! `GET /api/replication/files/:fileId/status`. An eventual policy brings every block of a
+//! file (its versions' too) to each target region's store, byte-identical (the integrity
+//! check reads every copy); deleting the file leaves no copy behind in any region.
+
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+use vaultx_e2e::{Client, admin_token, assert_integrity, bytes, serial, target};
+
+/// The region whose node is the deployment's `_eu` store, created on first use (by whichever
+/// test gets there first: the other finds it).
+fn eu_region(c: &Client, admin: &str) -> String {
+    let (kind, store) = if target() == "worker" { ("r2", "BLOBS_EU") } else { ("key-value", "blobs_eu") };
+    let existing = || {
+        let nodes = c.get("/api/storage/nodes", Some(admin)).json();
+        nodes["nodes"].as_array().unwrap().iter().find(|n| n["store"] == store).map(|n| n["regionCode"].as_str().unwrap().to_owned())
+    };
+    if let Some(code) = existing() {
+        return code;
+    }
+    let code = "eu-central-1";
+    let r = c.auth_send("POST", "/api/storage/regions", admin, &[("content-type", "application/json")], Some(json!({"code": code, "name": "Frankfurt"}).to_string().as_bytes()));
+    assert!(r.status == 201 || r.status == 409, "{}", String::from_utf8_lossy(&r.body));
+    let body = json!({"regionId": code, "name": "eu-1", "kind": kind, "store": store, "capacityBytes": 1u64 << 40});
+    let r = c.auth_send("POST", "/api/storage/nodes", admin, &[("content-type", "application/json")], Some(body.to_string().as_bytes()));
+    assert!(r.status == 201 || r.status == 409, "{}", String::from_utf8_lossy(&r.body));
+    existing().expect("the store serves a node")
+}
+
+fn policy(c: &Client, token: &str, id: &str, body: &Value) -> vaultx_e2e::Reply {
+    c.auth_send("POST", &format!("/api/replication/files/{id}/policy"), token, &[("content-type", "application/json")], Some(body.to_string().as_bytes()))
+}
+
+/// Polls the file's replication status until every region is `in-sync` (30 s at most).
+fn wait_in_sync(c: &Client, token: &str, id: &str) -> Value {
+    let started = Instant::now();
+    loop {
+        let r = c.get(&format!("/api/replication/files/{id}/status"), Some(token));
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let status = r.json();
+        if status["regions"].as_array().unwrap().iter().all(|r| r["state"] == "in-sync") {
+            return status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "not in sync after 30 s: {status}");
+        sweep(c);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The Worker's sweep is its Cron Trigger, fired on demand under `wrangler dev`; the local
+/// runtime's runs every second by itself.
+fn sweep(c: &Client) {
+    if target() == "worker" {
+        c.get("/__scheduled?cron=*+*+*+*+*", None);
+    }
+}
+
+#[test]
+fn a_policy_is_validated_and_only_the_owner_sets_it() {
+    let c = Client::new();
+    let admin = admin_token(&c);
+    let code = eu_region(&c, &admin);
+    let (_, _, owner) = c.signed_in_user();
+    let (_, _, other) = c.signed_in_user();
+    let data = bytes(1000, 1);
+    let id = c.create_file(&owner, "p.bin", &data);
+    c.upload(&owner, &id, &data);
+
+    policy(&c, &other, &id, &json!({"targetRegions": [code]})).assert_problem(404, "not-found");
+    c.send("POST", &format!("/api/replication/files/{id}/policy"), &[], None).assert_problem(401, "missing-token");
+    for (body, field) in [
+        (json!({"targetRegions": []}), "targetRegions"),
+        (json!({"targetRegions": ["nowhere-1"]}), "targetRegions"),
+        (json!({"targetRegions": [code, code]}), "targetRegions"),
+        (json!({"targetRegions": [code], "consistency": "sometimes"}), "consistency"),
+        (json!({"targetRegions": [code], "consistency": "strong"}), "consistency"),
+    ] {
+        let r = policy(&c, &owner, &id, &body);
+        r.assert_problem(422, "validation-failed");
+        assert_eq!(r.json()["errors"][0]["field"], field, "{body}");
+    }
+    assert_eq!(policy(&c, &owner, &id, &json!({"targetRegions": [code], "extra": true})).status / 100, 4);
+    let r = c.get(&format!("/api/replication/files/{id}/status"), Some(&owner));
+    assert_eq!(r.json(), json!({"fileId": id, "policy": null, "regions": []}));
+    c.get(&format!("/api/replication/files/{id}/status"), Some(&other)).assert_problem(404, "not-found");
+}
+
+#[test]
+fn an_eventual_policy_copies_every_block_and_a_delete_removes_every_copy() {
+    let _turn = serial();
+    let c = Client::new();
+    let admin = admin_token(&c);
+    let code = eu_region(&c, &admin);
+    let (_, _, owner) = c.signed_in_user();
+    let data = bytes(300_000, 42);
+    let id = c.create_file(&owner, "replicated.bin", &data);
+    c.upload(&owner, &id, &data);
+
+    let r = policy(&c, &owner, &id, &json!({"targetRegions": [code]}));
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json(), json!({"fileId": id, "consistency": "eventual", "targetRegions": [code]}));
+    let status = wait_in_sync(&c, &owner, &id);
+    let region = &status["regions"][0];
+    assert_eq!(region["region"], code.as_str());
+    assert_eq!(region["bytesPresent"], region["bytesTotal"], "{status}");
+    assert!(region["bytesTotal"].as_u64().unwrap() > 0);
+    assert_eq!(region["lagMs"], 0);
+    assert_eq!(status["policy"], json!({"consistency": "eventual", "targetRegions": [code]}));
+    // Every copy is there and byte-identical to the home store's (the check reads them all).
+    let report = assert_integrity(&c);
+    assert!(report["replicas"].as_u64().unwrap() > 0, "{report}");
+
+    // A later change is replicated too: a new version's blocks join the file's.
+    let next = bytes(200_000, 43);
+    let v = c.auth_send("POST", &format!("/api/files/{id}/versions"), &owner, &[("content-type", "application/json")], Some(json!({"size": next.len()}).to_string().as_bytes()));
+    assert_eq!(v.status, 201, "{}", String::from_utf8_lossy(&v.body));
+    c.upload(&owner, v.json()["uploadId"].as_str().unwrap(), &next);
+    let after = wait_in_sync(&c, &owner, &id);
+    assert!(after["regions"][0]["bytesTotal"].as_u64() > region["bytesTotal"].as_u64(), "{after}");
+    assert_integrity(&c);
+
+    // Deleting the file removes its copies from every region (the replicate sweep).
+    assert_eq!(c.auth_send("DELETE", &format!("/api/files/{id}"), &owner, &[], None).status, 204);
+    let started = Instant::now();
+    loop {
+        sweep(&c);
+        let report = assert_integrity(&c);
+        if report["pendingReplicaSweeps"] == 0 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "copies left behind after 30 s: {report}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
