@@ -32,24 +32,18 @@ pub struct Target {
     pub store: Option<(String, String)>,
 }
 
-/// The statement that enqueues a `replicate` job for `file_id` — only if the file has a
-/// policy and no such job is already waiting — for the batch of a change that gives the file
-/// new blocks. Types are spelled out: PostgreSQL cannot infer a bare `?` in a SELECT list.
+/// The statement that enqueues a `replicate` job for `file_id` if the file has a policy, for
+/// the batch of a change that gives the file new blocks. Always a new job, even if one is
+/// already queued: on PostgreSQL a batch sees the jobs table as of its start, so "one is
+/// queued" may already be false when it commits (claimed, and reading the old blocks); a
+/// run that finds every copy in place costs a few reads. Types are spelled out: PostgreSQL
+/// cannot infer a bare `?` in a SELECT list.
 pub fn enqueue_if_replicated(job_id: &str, file_id: &str, now_ms: i64) -> Statement {
     Statement {
         sql: "INSERT INTO jobs (id, kind, subject, state, attempts, lease_until, next_attempt_at, last_error, created_at, updated_at) \
               SELECT CAST(? AS TEXT), 'replicate', CAST(? AS TEXT), 'queued', 0, NULL, CAST(? AS BIGINT), NULL, CAST(? AS BIGINT), CAST(? AS BIGINT) \
-              WHERE EXISTS (SELECT 1 FROM replication_policies WHERE file_id = ?) \
-              AND NOT EXISTS (SELECT 1 FROM jobs WHERE kind = 'replicate' AND subject = ? AND state = 'queued')",
-        params: vec![
-            job_id.into(),
-            file_id.into(),
-            SqlValue::Integer(now_ms),
-            SqlValue::Integer(now_ms),
-            SqlValue::Integer(now_ms),
-            file_id.into(),
-            file_id.into(),
-        ],
+              WHERE EXISTS (SELECT 1 FROM replication_policies WHERE file_id = ?)",
+        params: vec![job_id.into(), file_id.into(), SqlValue::Integer(now_ms), SqlValue::Integer(now_ms), SqlValue::Integer(now_ms), file_id.into()],
     }
 }
 

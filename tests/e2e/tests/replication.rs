@@ -57,6 +57,8 @@ fn sweep(c: &Client) {
 
 #[test]
 fn a_policy_is_validated_and_only_the_owner_sets_it() {
+    // Its uploads must not be in flight while the other test audits the stores at rest.
+    let _turn = serial();
     let c = Client::new();
     let admin = admin_token(&c);
     let code = eu_region(&c, &admin);
