@@ -82,6 +82,17 @@ fn a_policy_is_validated_and_only_the_owner_sets_it() {
         assert_eq!(r.json()["errors"][0]["field"], field, "{body}");
     }
     assert_eq!(policy(&c, &owner, &id, &json!({"targetRegions": [code], "extra": true})).status / 100, 4);
+    // A region without a node, or deactivated, takes no copies.
+    let empty = format!("empty-{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() % 1_000_000_000);
+    let r = c.auth_send("POST", "/api/storage/regions", &admin, &[("content-type", "application/json")], Some(json!({"code": empty, "name": "Empty"}).to_string().as_bytes()));
+    assert_eq!(r.status, 201);
+    let r = policy(&c, &owner, &id, &json!({"targetRegions": [code, empty]}));
+    r.assert_problem(422, "validation-failed");
+    assert!(r.json()["detail"].as_str().unwrap().contains("no active storage node"), "{}", r.json());
+    assert_eq!(c.auth_send("PATCH", &format!("/api/storage/regions/{empty}/deactivate"), &admin, &[], None).status, 200);
+    let r = policy(&c, &owner, &id, &json!({"targetRegions": [empty]}));
+    r.assert_problem(422, "validation-failed");
+    assert!(r.json()["detail"].as_str().unwrap().contains("deactivated"), "{}", r.json());
     let r = c.get(&format!("/api/replication/files/{id}/status"), Some(&owner));
     assert_eq!(r.json(), json!({"fileId": id, "policy": null, "regions": []}));
     c.get(&format!("/api/replication/files/{id}/status"), Some(&other)).assert_problem(404, "not-found");
