@@ -48,7 +48,7 @@ ROUTES = [
     ("storage-nodes", "/api/storage/nodes", "GET: every node; POST: add a blob store to a region (administrators)", True, BLOB_STORES, ["jwt_secret", "admin_emails"]),
     ("replication-policy", "/api/replication/files/:fileId/policy", "POST: keep a file in further regions", True, [], ["jwt_secret"]),
     ("replication-status", "/api/replication/files/:fileId/status", "GET: how far a file is replicated, per region", True, [], ["jwt_secret"]),
-    ("health", "/health", "GET: overall health", True, [], []),
+    ("health", "/health", "GET: overall health (the metadata store, every region's blob stores)", True, BLOB_STORES, []),
     ("health-liveness", "/health/liveness", "GET: the function runs", False, [], []),
     ("health-readiness", "/health/readiness", "GET: the metadata store answers", True, [], []),
     ("not-found", "/...", "anything else: 404 problem+json", False, [], []),

@@ -23,4 +23,6 @@ fn overall_health_lists_its_checks() {
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["status"], "ok");
     assert_eq!(r.json()["checks"]["metadata"], "ok");
+    // Every active region's stores, each probed (tests/replication.rs checks one is listed).
+    assert!(r.json()["checks"]["regions"].is_object() && r.json()["stores"].is_array(), "{}", r.json());
 }

@@ -119,6 +119,10 @@ fn an_eventual_policy_copies_every_block_and_a_delete_removes_every_copy() {
     assert!(region["bytesTotal"].as_u64().unwrap() > 0);
     assert_eq!(region["lagMs"], 0);
     assert_eq!(status["policy"], json!({"consistency": "eventual", "targetRegions": [code]}));
+    // /health lists the region's store, probed.
+    let health = c.get("/health", None).json();
+    assert_eq!(health["checks"]["regions"][code.as_str()], "healthy", "{health}");
+    assert!(health["stores"].as_array().unwrap().iter().any(|s| s["region"] == code.as_str() && s["health"] == "reachable"), "{health}");
     // Every copy is there and byte-identical to the home store's (the check reads them all).
     let report = assert_integrity(&c);
     assert!(report["replicas"].as_u64().unwrap() > 0, "{report}");
