@@ -189,8 +189,12 @@ pub async fn record(db: &impl Sql, now_ms: i64, key: &str, size: i64, t: &Target
 }
 
 /// Removes copies nothing needs any more — their block is no longer live, or no file
-/// targeting their region references it — bytes first, then the row (guarded on still being
-/// unneeded, so a copy a concurrent job just recorded again stays). Up to a batch per run.
+/// targeting their region references it — bytes first, then the row, so a crash between
+/// leaves a row this finds again, never bytes nothing names. Up to a batch per run.
+/// Known gap (next step): a copy that becomes needed again between the read and the removal
+/// (the same owner re-uploads the same block to a file replicated to the same region within
+/// that window) is removed anyway and its file stays `pending` until its next change; the fix
+/// is a `deleting` state that a recording job must wait out.
 pub async fn collect<P: Platform>(p: &P, db: &impl Sql) -> Result<usize, Problem> {
     let rows = db
         .query(
