@@ -17,15 +17,17 @@ CREATE TABLE IF NOT EXISTS replication_targets (
 );
 CREATE INDEX IF NOT EXISTS replication_targets_by_region ON replication_targets (region_id, file_id);
 
--- A block's copy in another region's store, written before its row (so a row always names
--- bytes that are there). A copy stays while some file targeting its region references its
--- block and the block is live; the replicate job's sweep removes the rest, bytes first.
+-- A block's copy in another region's store, written before its row (so a 'present' row
+-- always names bytes that are there). A copy stays while some file targeting its region
+-- references its block and the block is live; the replicate job's sweep removes the rest:
+-- 'deleting' first (no job records the copy again meanwhile), then the bytes, then the row.
 CREATE TABLE IF NOT EXISTS block_replicas (
   blob_key TEXT NOT NULL,
   region_id TEXT NOT NULL,
   kind TEXT NOT NULL,
   store TEXT NOT NULL,
   size BIGINT NOT NULL,
+  state TEXT NOT NULL,
   created_at BIGINT NOT NULL,
   PRIMARY KEY (blob_key, region_id)
 );

@@ -56,7 +56,7 @@ pub async fn set(db: &impl Sql, kv: &impl Kv, owner_id: &str, file_id: &str, to:
                 converge(db, kv, &head.id).await?;
                 return files::find_owned(db, owner_id, file_id).await;
             }
-            Err(StoreError::Conflict) => continue,
+            Err(StoreError::Conflict | StoreError::Contended) => continue,
             Err(e) => return Err(store_failure(e)),
         }
     }

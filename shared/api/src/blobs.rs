@@ -145,7 +145,7 @@ pub async fn attach(
             .await;
         match result {
             Ok(()) => return Ok(Attached::Stored { released: previous.into_iter().collect() }),
-            Err(StoreError::Conflict) => match crate::files::find(db, file_id).await?.map(|f| f.status).as_deref() {
+            Err(StoreError::Conflict | StoreError::Contended) => match crate::files::find(db, file_id).await?.map(|f| f.status).as_deref() {
                 // Someone else changed this chunk, or a sweep took the blob: look again.
                 Some(UPLOADING) => continue,
                 status => {
@@ -280,7 +280,7 @@ pub async fn release(db: &impl Sql, now_ms: i64, what: Release<'_>) -> Result<Op
     }
     match db.batch(statements).await {
         Ok(()) => Ok(Some(keys)),
-        Err(StoreError::Conflict) => Ok(None),
+        Err(StoreError::Conflict | StoreError::Contended) => Ok(None),
         Err(e) => Err(store_failure(e)),
     }
 }

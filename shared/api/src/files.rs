@@ -546,8 +546,9 @@ pub async fn complete(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, p: &(impl
                     ..f
                 })));
             }
-            Err(StoreError::Conflict) => {
-                // Another request changed a chunk, completed or deleted the file first. Our
+            Err(StoreError::Conflict | StoreError::Contended) => {
+                // Another request changed a chunk, completed or deleted the file first (or
+                // PostgreSQL kept aborting the batch: nothing applied either way). Our
                 // manifest was never published: nothing can reach it, so it goes.
                 discard_manifest(db, kv, f.key_file(), &manifest_id).await?;
             }

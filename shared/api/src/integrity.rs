@@ -142,14 +142,7 @@ pub async fn check_replicas<P: Platform>(p: &P, db: &impl Sql, home: &impl Blobs
     // Copies nothing needs any more: the sweep removes their bytes, then their rows, so one
     // caught between the two has a row and no bytes — pending, not broken.
     let unneeded = db
-        .query(
-            "SELECT r.blob_key, r.region_id FROM block_replicas r \
-             WHERE NOT EXISTS (SELECT 1 FROM blobs b WHERE b.blob_key = r.blob_key AND b.state = 'live') \
-             OR NOT EXISTS (SELECT 1 FROM file_chunks c JOIN files f ON f.id = c.file_id \
-                            JOIN replication_targets t ON t.file_id = COALESCE(f.version_of, f.id) \
-                            WHERE c.blob_key = r.blob_key AND t.region_id = r.region_id)",
-            vec![],
-        )
+        .query(&format!("SELECT r.blob_key, r.region_id FROM block_replicas r WHERE r.state = 'deleting' OR {}", crate::replication::UNNEEDED), vec![])
         .await
         .map_err(store_failure)?;
     let unneeded: BTreeSet<(String, String)> = unneeded.iter().map(|r| Ok((text(r, 0)?, text(r, 1)?))).collect::<Result<_, Problem>>()?;

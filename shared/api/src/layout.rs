@@ -213,7 +213,7 @@ pub async fn swap(
             sync_manifest(db, kv, &f.id).await?;
             Ok(Swapped::Done)
         }
-        Err(StoreError::Conflict) => {
+        Err(StoreError::Conflict | StoreError::Contended) => {
             db.execute("DELETE FROM layout_staging WHERE job_id = ?", vec![job_id.into()]).await.map_err(store_failure)?;
             discard_written(db, store, now_ms, blocks).await?;
             db.execute("DELETE FROM job_writes WHERE job_id = ?", vec![job_id.into()]).await.map_err(store_failure)?;

@@ -160,7 +160,7 @@ pub async fn present(db: &impl Sql, head_id: &str, region_id: &str) -> Result<Ve
     let rows = db
         .query(
             "SELECT DISTINCT r.blob_key FROM block_replicas r JOIN file_chunks c ON c.blob_key = r.blob_key JOIN files f ON f.id = c.file_id \
-             WHERE r.region_id = ? AND (f.id = ? OR f.version_of = ?)",
+             WHERE r.region_id = ? AND r.state = 'present' AND (f.id = ? OR f.version_of = ?)",
             vec![region_id.into(), head_id.into(), head_id.into()],
         )
         .await
@@ -168,42 +168,60 @@ pub async fn present(db: &impl Sql, head_id: &str, region_id: &str) -> Result<Ve
     rows.iter().map(|r| r.text(0).map(str::to_owned)).collect::<Result<_, _>>().map_err(store_failure)
 }
 
-/// Records a copy whose bytes are in the target store, only while the block is live; `false`
-/// when it is not (the caller removes the bytes it wrote).
-pub async fn record(db: &impl Sql, now_ms: i64, key: &str, size: i64, t: &Target, kind: &str, store: &str) -> Result<bool, Problem> {
+/// What [`record`] did with a copy whose bytes were just written.
+#[derive(Debug, PartialEq)]
+pub enum Recorded {
+    /// The copy is recorded (now, or already).
+    Yes,
+    /// The block is no longer live: the bytes written must go again.
+    BlockGone,
+    /// The sweep is removing this copy: try again once it is done (the bytes are its to remove).
+    BeingRemoved,
+}
+
+/// Records a copy whose bytes are in the target store, only while the block is live and the
+/// sweep is not removing a copy of it there.
+pub async fn record(db: &impl Sql, now_ms: i64, key: &str, size: i64, t: &Target, kind: &str, store: &str) -> Result<Recorded, Problem> {
     let outcome = db
         .batch(vec![
             guard!("EXISTS (SELECT 1 FROM blobs WHERE blob_key = ? AND state = 'live')", key),
+            guard!("NOT EXISTS (SELECT 1 FROM block_replicas WHERE blob_key = ? AND region_id = ? AND state = 'deleting')", key, &t.region_id),
             Statement {
-                sql: "INSERT INTO block_replicas (blob_key, region_id, kind, store, size, created_at) VALUES (?, ?, ?, ?, ?, ?) \
+                sql: "INSERT INTO block_replicas (blob_key, region_id, kind, store, size, state, created_at) VALUES (?, ?, ?, ?, ?, 'present', ?) \
                       ON CONFLICT (blob_key, region_id) DO NOTHING",
                 params: vec![key.into(), t.region_id.clone().into(), kind.into(), store.into(), SqlValue::Integer(size), SqlValue::Integer(now_ms)],
             },
         ])
         .await;
     match outcome {
-        Ok(()) => Ok(true),
-        Err(StoreError::Conflict) => Ok(false),
+        Ok(()) => Ok(Recorded::Yes),
+        Err(StoreError::Conflict) => {
+            let rows = db
+                .query("SELECT 1 FROM block_replicas WHERE blob_key = ? AND region_id = ? AND state = 'deleting'", vec![key.into(), t.region_id.clone().into()])
+                .await
+                .map_err(store_failure)?;
+            Ok(if rows.is_empty() { Recorded::BlockGone } else { Recorded::BeingRemoved })
+        }
         Err(e) => Err(store_failure(e)),
     }
 }
 
-/// Removes copies nothing needs any more — their block is no longer live, or no file
-/// targeting their region references it — bytes first, then the row, so a crash between
-/// leaves a row this finds again, never bytes nothing names. Up to a batch per run.
-/// Known gap (next step): a copy that becomes needed again between the read and the removal
-/// (the same owner re-uploads the same block to a file replicated to the same region within
-/// that window) is removed anyway and its file stays `pending` until its next change; the fix
-/// is a `deleting` state that a recording job must wait out.
+/// The condition under which the copy of `r.blob_key` in `r.region_id` is needed by nobody:
+/// its block is not live, or no file targeting its region references it.
+pub const UNNEEDED: &str = "(NOT EXISTS (SELECT 1 FROM blobs b WHERE b.blob_key = r.blob_key AND b.state = 'live') \
+     OR NOT EXISTS (SELECT 1 FROM file_chunks c JOIN files f ON f.id = c.file_id \
+                    JOIN replication_targets t ON t.file_id = COALESCE(f.version_of, f.id) \
+                    WHERE c.blob_key = r.blob_key AND t.region_id = r.region_id))";
+
+/// Removes copies nothing needs any more (see [`UNNEEDED`]) in three steps: the row becomes
+/// `deleting` only while the copy is still unneeded (from then on no job records it again),
+/// then the bytes go, then the row. A crash between leaves a `deleting` row, which the next
+/// sweep finishes whatever the need by then (the job copies again afterwards). Up to a batch
+/// per run.
 pub async fn collect<P: Platform>(p: &P, db: &impl Sql) -> Result<usize, Problem> {
     let rows = db
         .query(
-            "SELECT r.blob_key, r.region_id, r.kind, r.store FROM block_replicas r \
-             WHERE NOT EXISTS (SELECT 1 FROM blobs b WHERE b.blob_key = r.blob_key AND b.state = 'live') \
-             OR NOT EXISTS (SELECT 1 FROM file_chunks c JOIN files f ON f.id = c.file_id \
-                            JOIN replication_targets t ON t.file_id = COALESCE(f.version_of, f.id) \
-                            WHERE c.blob_key = r.blob_key AND t.region_id = r.region_id) \
-             LIMIT ?",
+            &format!("SELECT r.blob_key, r.region_id, r.kind, r.store FROM block_replicas r WHERE r.state = 'deleting' OR {UNNEEDED} LIMIT ?"),
             vec![SqlValue::Integer(COLLECT_BATCH)],
         )
         .await
@@ -212,9 +230,22 @@ pub async fn collect<P: Platform>(p: &P, db: &impl Sql) -> Result<usize, Problem
     for r in &rows {
         let (key, region, kind, store) = (r.text(0), r.text(1), r.text(2), r.text(3));
         let (Ok(key), Ok(region), Ok(kind), Ok(store)) = (key, region, kind, store) else { continue };
+        let claimed = db
+            .execute(
+                &format!("UPDATE block_replicas AS r SET state = 'deleting' WHERE r.blob_key = ? AND r.region_id = ? AND (r.state = 'deleting' OR {UNNEEDED})"),
+                vec![key.into(), region.into()],
+            )
+            .await
+            .map_err(store_failure)?;
+        if claimed == 0 {
+            // Needed again since we looked.
+            continue;
+        }
         let blobs = p.node_blobs(kind, store).await.map_err(store_failure)?;
         blobs.delete(key).await.map_err(store_failure)?;
-        db.execute("DELETE FROM block_replicas WHERE blob_key = ? AND region_id = ?", vec![key.into(), region.into()]).await.map_err(store_failure)?;
+        db.execute("DELETE FROM block_replicas WHERE blob_key = ? AND region_id = ? AND state = 'deleting'", vec![key.into(), region.into()])
+            .await
+            .map_err(store_failure)?;
         removed += 1;
     }
     Ok(removed)

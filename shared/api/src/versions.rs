@@ -140,7 +140,7 @@ pub async fn publish(db: &impl Sql, now_ms: i64, head_id: &str, done: &FileRecor
     statements.extend(jobs.iter().map(|(kind, id)| crate::jobs::enqueue(id, kind, head_id, now_ms)));
     match db.batch(statements).await {
         Ok(()) => Ok(files::find(db, head_id).await?),
-        Err(StoreError::Conflict) => Ok(None),
+        Err(StoreError::Conflict | StoreError::Contended) => Ok(None),
         Err(e) => Err(store_failure(e)),
     }
 }
@@ -170,7 +170,7 @@ pub async fn restore(db: &impl Sql, owner_id: &str, file_id: &str, number: i64, 
         statements.extend(swap_statements(&head, &v, AVAILABLE, AVAILABLE, now_ms));
         match db.batch(statements).await {
             Ok(()) => return files::find_owned(db, owner_id, file_id).await,
-            Err(StoreError::Conflict) => continue,
+            Err(StoreError::Conflict | StoreError::Contended) => continue,
             Err(e) => return Err(store_failure(e)),
         }
     }

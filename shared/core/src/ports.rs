@@ -87,8 +87,10 @@ pub enum StoreError {
     /// nothing in the batch was applied. Re-read and decide again.
     Conflict,
     /// The store kept aborting the batch because of concurrent transactions (PostgreSQL's
-    /// serialization failures and deadlocks), even after re-running it. Not a guard that
-    /// failed: the state is unknown, so the request is answered `busy` (503, retry).
+    /// serialization failures and deadlocks), even after re-running it. Nothing was applied,
+    /// but no guard failed either: a caller that re-reads and decides again on a conflict may
+    /// do so here too; one that reads a conflict as an answer (a full quota, a gone file)
+    /// must not — past its attempts the request is answered `busy` (503, retry).
     Contended,
 }
 

@@ -284,7 +284,8 @@ pub async fn claim(db: &impl Sql, id: &str, kind: &str, now_ms: i64, tuning: &Tu
         .await;
     match result {
         Ok(()) => find(db, id).await,
-        Err(StoreError::Conflict) => Ok(None),
+        // Contended: not claimed now; the next wake-up or sweep tries again.
+        Err(StoreError::Conflict | StoreError::Contended) => Ok(None),
         Err(e) => Err(store_failure(e)),
     }
 }

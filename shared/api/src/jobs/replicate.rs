@@ -51,9 +51,24 @@ pub async fn run<P: Platform>(p: &P, lease: &Lease) -> Result<(), Problem> {
                 failures.push(format!("region {}: writing to store {store} failed ({e})", t.code));
                 break;
             }
-            if !replication::record(&db, p.now_ms(), key, *size, t, kind, store).await? {
-                let _ = dest.delete(key).await;
+            match replication::record(&db, p.now_ms(), key, *size, t, kind, store).await? {
+                replication::Recorded::Yes => {}
+                replication::Recorded::BlockGone => {
+                    let _ = dest.delete(key).await;
+                }
+                replication::Recorded::BeingRemoved => {
+                    failures.push(format!("region {}: the copy of {key} is being removed; copying it again after", t.code));
+                }
             }
+        }
+        // A copy the sweep removed after we saw it (its block was unneeded a moment before a
+        // file of this policy referenced it again): the run is done only when every block it
+        // read that the file still references is there. (Blocks newer than its read came with
+        // a change that enqueued its own run.)
+        let now_present: std::collections::HashSet<String> = replication::present(&db, &job.subject, &t.region_id).await?.into_iter().collect();
+        let current: std::collections::HashSet<String> = replication::blocks(&db, &job.subject).await?.into_iter().map(|(k, _)| k).collect();
+        if blocks.iter().any(|(k, _)| current.contains(k) && !now_present.contains(k)) {
+            failures.push(format!("region {}: copies were removed while replicating; copying them again", t.code));
         }
     }
     if failures.is_empty() { Ok(()) } else { Err(Problem::new(ProblemKind::Busy, failures.join("; "))) }

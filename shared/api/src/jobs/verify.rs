@@ -63,7 +63,7 @@ pub async fn run<P: Platform>(p: &P, lease: &Lease) -> Result<(), Problem> {
                 return unpublish(&kv, &f).await;
             }
             // Deleted or changed meanwhile: read it again.
-            Err(StoreError::Conflict) => continue,
+            Err(StoreError::Conflict | StoreError::Contended) => continue,
             Err(e) => return Err(store_failure(e)),
         }
     }
