@@ -583,35 +583,29 @@ async fn delete_keys(kv: &impl Kv, keys: &[String]) -> Result<(), Problem> {
 /// download starts after that), then, in one compare-and-set on the head's row version,
 /// drops the chunk references and the rows, then sweeps blobs nothing references any more.
 pub async fn delete(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, now_ms: i64, owner_id: &str, file_id: &str) -> Result<(), Problem> {
-    // The rows whose manifests an attempt took down: if the delete gives up (busy, or the
-    // store failed) the file is still there, so they are published again — a delete that did
-    // not happen never leaves an available file that no signed URL can serve.
-    let mut unpublished: Vec<String> = Vec::new();
+    // Set once an attempt took the file's manifests down, cleared once its rows are gone: if
+    // the delete gives up (busy, or the store failed) the file is still there, so the key-value
+    // store is made to agree with its rows again — a delete that did not happen never leaves
+    // an available file that no signed URL can serve.
+    let mut unpublished: Option<String> = None;
     let outcome = try_delete(db, blobs, kv, now_ms, owner_id, file_id, &mut unpublished).await;
-    if outcome.is_err() {
-        for id in &unpublished {
-            if let Err(e) = crate::layout::sync_manifest(db, kv, id).await {
-                eprintln!("vaultx: delete of {file_id} gave up and could not publish {id}'s manifest again: {}", e.detail);
-            }
+    if let (Err(_), Some(head)) = (&outcome, &unpublished) {
+        if let Err(e) = crate::versions::republish(db, kv, head).await {
+            eprintln!("vaultx: delete of {head} gave up and could not publish its manifests again: {}", e.detail);
         }
     }
     outcome
 }
 
-async fn try_delete(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, now_ms: i64, owner_id: &str, file_id: &str, unpublished: &mut Vec<String>) -> Result<(), Problem> {
+async fn try_delete(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, now_ms: i64, owner_id: &str, file_id: &str, unpublished: &mut Option<String>) -> Result<(), Problem> {
     for _ in 0..crate::blobs::ATTEMPTS {
         let f = find_head(db, owner_id, file_id).await?;
-        let rows = family(db, &f.id).await?;
-        let manifests = manifest_keys(&rows);
-        for r in rows.iter().filter(|r| r.manifest_id.is_some()) {
-            if !unpublished.contains(&r.id) {
-                unpublished.push(r.id.clone());
-            }
-        }
+        let manifests = manifest_keys(&family(db, &f.id).await?);
+        *unpublished = Some(f.id.clone());
         delete_keys(kv, &manifests).await?;
         if let Some(released) = crate::blobs::release(db, now_ms, crate::blobs::Release::File { id: &f.id, row_version: f.row_version }).await? {
             // The rows are gone: nothing to publish again, whatever happens next.
-            unpublished.clear();
+            *unpublished = None;
             // Again, now that the rows are gone: a background job that rewrote a manifest
             // (layout::sync_manifest) between our first delete and the batch is undone here;
             // one that writes after this sees the row gone and undoes its own write.
