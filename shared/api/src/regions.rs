@@ -294,8 +294,13 @@ pub async fn node_view<P: Platform>(p: &P, db: &impl Sql, n: &Node, region_code:
     let mut v = serde_json::to_value(n).map_err(|_| Problem::internal())?;
     v["regionCode"] = region_code.into();
     v["usedBytes"] = used.into();
-    v["health"] = if reachable { "reachable" } else { "unreachable" }.into();
+    v["health"] = node_health(reachable).into();
     Ok(v)
+}
+
+/// A node's health: whether its store answered a read just now.
+pub fn node_health(reachable: bool) -> &'static str {
+    if reachable { "reachable" } else { "unreachable" }
 }
 
 /// Whether a store answers a read now.
@@ -306,24 +311,52 @@ pub async fn probe<P: Platform>(p: &P, kind: &str, store: &str) -> bool {
     }
 }
 
-/// A region with its nodes and its health: `healthy` when every node's store answers,
-/// `degraded` when some do, `unavailable` when none does, `no-nodes` without nodes.
+/// A region's health from its nodes: `healthy` when every node's store answers, `degraded`
+/// when some do, `unavailable` when none does, `no-nodes` without nodes.
+pub fn region_health(nodes: usize, reachable: usize) -> &'static str {
+    match (nodes, reachable) {
+        (0, _) => "no-nodes",
+        (n, r) if n == r => "healthy",
+        (_, 0) => "unavailable",
+        _ => "degraded",
+    }
+}
+
+/// A region with its nodes (each as [`node_view`]) and its [`region_health`].
 pub async fn region_view<P: Platform>(p: &P, db: &impl Sql, r: &Region) -> Result<serde_json::Value, Problem> {
     let mut nodes = Vec::new();
     for n in self::nodes(db, Some(&r.id)).await? {
         nodes.push(node_view(p, db, &n, &r.code).await?);
     }
     let reachable = nodes.iter().filter(|n| n["health"] == "reachable").count();
-    let health = match (nodes.len(), reachable) {
-        (0, _) => "no-nodes",
-        (n, r) if n == r => "healthy",
-        (_, 0) => "unavailable",
-        _ => "degraded",
-    };
     let mut v = serde_json::to_value(r).map_err(|_| Problem::internal())?;
-    v["health"] = health.into();
+    v["health"] = region_health(nodes.len(), reachable).into();
     v["nodes"] = nodes.into();
     Ok(v)
+}
+
+/// Every region as [`region_view`], by code.
+pub async fn views<P: Platform>(p: &P, db: &impl Sql) -> Result<Vec<serde_json::Value>, Problem> {
+    let mut listed = Vec::new();
+    for r in list(db).await? {
+        listed.push(region_view(p, db, &r).await?);
+    }
+    Ok(listed)
+}
+
+/// Every active region with each of its nodes' store probed now (and nothing else: a health
+/// check reads no usage).
+pub async fn probed<P: Platform>(p: &P, db: &impl Sql) -> Result<Vec<(Region, Vec<(Node, bool)>)>, Problem> {
+    let mut listed = Vec::new();
+    for r in list(db).await?.into_iter().filter(|r| r.status == ACTIVE) {
+        let mut nodes = Vec::new();
+        for n in self::nodes(db, Some(&r.id)).await? {
+            let reachable = probe(p, &n.kind, &n.store).await;
+            nodes.push((n, reachable));
+        }
+        listed.push((r, nodes));
+    }
+    Ok(listed)
 }
 
 #[cfg(test)]

@@ -19,15 +19,19 @@ pub async fn handle<P: Platform>(p: &P, req: ApiRequest) -> ApiResponse {
     let mut region_checks = serde_json::Map::new();
     let mut stores = Vec::new();
     if metadata.is_ok() {
-        match region_health(p).await {
+        let probed = match p.metadata().await {
+            Ok(db) => regions::probed(p, &db).await,
+            Err(e) => Err(crate::accounts::store_failure(e)),
+        };
+        match probed {
             Ok(listed) => {
-                for region in listed.into_iter().filter(|r| r["status"] == regions::ACTIVE) {
-                    let health = region["health"].as_str().unwrap_or("unavailable").to_owned();
+                for (region, nodes) in listed {
+                    let health = regions::region_health(nodes.len(), nodes.iter().filter(|(_, up)| *up).count());
                     failing |= health == "degraded" || health == "unavailable";
-                    for n in region["nodes"].as_array().into_iter().flatten() {
-                        stores.push(serde_json::json!({ "region": region["code"], "kind": n["kind"], "store": n["store"], "health": n["health"] }));
+                    for (n, up) in &nodes {
+                        stores.push(serde_json::json!({ "region": region.code, "kind": n.kind, "store": n.store, "health": regions::node_health(*up) }));
                     }
-                    region_checks.insert(region["code"].as_str().unwrap_or("").to_owned(), health.into());
+                    region_checks.insert(region.code, health.into());
                 }
             }
             Err(_) => failing = true,
@@ -39,13 +43,4 @@ pub async fn handle<P: Platform>(p: &P, req: ApiRequest) -> ApiResponse {
         "stores": stores,
     });
     ApiResponse::json(if failing { 503 } else { 200 }, &body).with_header("cache-control", "no-store")
-}
-
-async fn region_health<P: Platform>(p: &P) -> Result<Vec<serde_json::Value>, vaultx_core::Problem> {
-    let db = p.metadata().await.map_err(crate::accounts::store_failure)?;
-    let mut listed = Vec::new();
-    for r in regions::list(&db).await? {
-        listed.push(regions::region_view(p, &db, &r).await?);
-    }
-    Ok(listed)
 }

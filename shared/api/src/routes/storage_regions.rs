@@ -32,9 +32,6 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
         let view = regions::region_view(p, &db, &created).await?;
         return Ok(ApiResponse::json(201, &view).with_header("location", format!("/api/storage/regions/{}", created.id)));
     }
-    let mut listed = Vec::new();
-    for r in regions::list(&db).await? {
-        listed.push(regions::region_view(p, &db, &r).await?);
-    }
+    let listed = regions::views(p, &db).await?;
     Ok(ApiResponse::json(200, &serde_json::json!({ "regions": listed })).with_header("cache-control", "no-store"))
 }
