@@ -148,11 +148,12 @@ pub async fn check_replicas<P: Platform>(p: &P, db: &impl Sql, home: &impl Blobs
     let unneeded: BTreeSet<(String, String)> = unneeded.iter().map(|r| Ok((text(r, 0)?, text(r, 1)?))).collect::<Result<_, Problem>>()?;
     report.pending_replica_sweeps = unneeded.len() as u64;
     let rows = db.query("SELECT blob_key, region_id, kind, store FROM block_replicas ORDER BY kind, store, blob_key", vec![]).await.map_err(store_failure)?;
+    let mut stores = crate::replication::NodeStores::new(p);
     let mut recorded: BTreeSet<(String, String, String)> = BTreeSet::new();
     for r in &rows {
         let (key, region, kind, store) = (text(r, 0)?, text(r, 1)?, text(r, 2)?, text(r, 3)?);
         report.replicas += 1;
-        let copy = p.node_blobs(&kind, &store).await.map_err(store_failure)?.get(&key).await.map_err(store_failure)?;
+        let copy = stores.get(&kind, &store).await?.get(&key).await.map_err(store_failure)?;
         match (copy, home.get(&key).await.map_err(store_failure)?) {
             (None, _) if unneeded.contains(&(key.clone(), region.clone())) => {}
             (None, _) => report.violations.push(format!("replica {key} in region {region}: no bytes in store {store}")),
@@ -169,7 +170,7 @@ pub async fn check_replicas<P: Platform>(p: &P, db: &impl Sql, home: &impl Blobs
         if p.home_store() == (kind.as_str(), store.as_str()) {
             continue;
         }
-        for key in p.node_blobs(&kind, &store).await.map_err(store_failure)?.list().await.map_err(store_failure)? {
+        for key in stores.get(&kind, &store).await?.list().await.map_err(store_failure)? {
             if !recorded.contains(&(kind.clone(), store.clone(), key.clone())) {
                 report.violations.push(format!("store {store}: bytes of {key} without a replica row (orphan)"));
             }

@@ -226,6 +226,7 @@ pub async fn collect<P: Platform>(p: &P, db: &impl Sql) -> Result<usize, Problem
         )
         .await
         .map_err(store_failure)?;
+    let mut stores = NodeStores::new(p);
     let mut removed = 0;
     for r in &rows {
         let (key, region, kind, store) = (r.text(0), r.text(1), r.text(2), r.text(3));
@@ -241,14 +242,35 @@ pub async fn collect<P: Platform>(p: &P, db: &impl Sql) -> Result<usize, Problem
             // Needed again since we looked.
             continue;
         }
-        let blobs = p.node_blobs(kind, store).await.map_err(store_failure)?;
-        blobs.delete(key).await.map_err(store_failure)?;
+        stores.get(kind, store).await?.delete(key).await.map_err(store_failure)?;
         db.execute("DELETE FROM block_replicas WHERE blob_key = ? AND region_id = ? AND state = 'deleting'", vec![key.into(), region.into()])
             .await
             .map_err(store_failure)?;
         removed += 1;
     }
     Ok(removed)
+}
+
+/// The node stores a pass over many copies reads, each opened once however many copies
+/// name it (opening a store is a host call, and on Spin a probe read).
+pub struct NodeStores<'a, P: Platform> {
+    p: &'a P,
+    open: std::collections::HashMap<(String, String), P::Blobs>,
+}
+
+impl<'a, P: Platform> NodeStores<'a, P> {
+    pub fn new(p: &'a P) -> Self {
+        Self { p, open: std::collections::HashMap::new() }
+    }
+
+    pub async fn get(&mut self, kind: &str, store: &str) -> Result<&P::Blobs, Problem> {
+        let key = (kind.to_owned(), store.to_owned());
+        if !self.open.contains_key(&key) {
+            let blobs = self.p.node_blobs(kind, store).await.map_err(store_failure)?;
+            self.open.insert(key.clone(), blobs);
+        }
+        Ok(&self.open[&key])
+    }
 }
 
 /// A file's replication, per target region: `state` (`in-sync`: every block it references is

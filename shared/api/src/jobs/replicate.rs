@@ -27,6 +27,8 @@ pub async fn run<P: Platform>(p: &P, lease: &Lease) -> Result<(), Problem> {
     let home = p.blobs().await.map_err(store_failure)?;
     let blocks = replication::blocks(&db, &job.subject).await?;
     let mut failures = Vec::new();
+    // The targets this run copied to, checked once all are done.
+    let mut copied = Vec::new();
     for t in targets.iter().filter(|t| t.status == regions::ACTIVE) {
         let Some((kind, store)) = &t.store else {
             failures.push(format!("region {} has no active storage node", t.code));
@@ -61,14 +63,19 @@ pub async fn run<P: Platform>(p: &P, lease: &Lease) -> Result<(), Problem> {
                 }
             }
         }
-        // A copy the sweep removed after we saw it (its block was unneeded a moment before a
-        // file of this policy referenced it again): the run is done only when every block it
-        // read that the file still references is there. (Blocks newer than its read came with
-        // a change that enqueued its own run.)
-        let now_present: std::collections::HashSet<String> = replication::present(&db, &job.subject, &t.region_id).await?.into_iter().collect();
+        copied.push(t);
+    }
+    // A copy the sweep removed after we saw it (its block was unneeded a moment before a file
+    // of this policy referenced it again): the run is done only when every block it read that
+    // the file still references is there. (Blocks newer than its read came with a change that
+    // enqueued its own run.)
+    if !copied.is_empty() {
         let current: std::collections::HashSet<String> = replication::blocks(&db, &job.subject).await?.into_iter().map(|(k, _)| k).collect();
-        if blocks.iter().any(|(k, _)| current.contains(k) && !now_present.contains(k)) {
-            failures.push(format!("region {}: copies were removed while replicating; copying them again", t.code));
+        for t in copied {
+            let now_present: std::collections::HashSet<String> = replication::present(&db, &job.subject, &t.region_id).await?.into_iter().collect();
+            if blocks.iter().any(|(k, _)| current.contains(k) && !now_present.contains(k)) {
+                failures.push(format!("region {}: copies were removed while replicating; copying them again", t.code));
+            }
         }
     }
     if failures.is_empty() { Ok(()) } else { Err(Problem::new(ProblemKind::Busy, failures.join("; "))) }
