@@ -9,35 +9,15 @@ time (each completion enqueues a `dedup` job, which enqueues `compress`), waits 
 then prints p50/p99 of `updatedAt - createdAt` per kind, and the wall time, from the jobs'
 own rows (`GET /api/admin/jobs`). Standard library only."""
 
-import json
 import statistics
 import sys
 import time
-import urllib.request
 from datetime import datetime
-
-
-def call(base, method, path, token=None, body=None, content_type="application/json"):
-    data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
-    request = urllib.request.Request(base + path, data=data, method=method)
-    if token:
-        request.add_header("authorization", f"Bearer {token}")
-    if data is not None:
-        request.add_header("content-type", content_type)
-    try:
-        with urllib.request.urlopen(request) as r:
-            return r.status, json.loads(r.read() or b"null")
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"null")
+from api import call, percentile
 
 
 def millis(stamp):
     return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").timestamp() * 1000
-
-
-def percentile(values, p):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
 def main():

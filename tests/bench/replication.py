@@ -12,31 +12,11 @@ from the completing chunk's response until the region is `in-sync`. Prints p50 a
 lag per size, and the upload time beside it (the baseline: what the client already waited).
 Standard library only."""
 
-import json
 import os
 import statistics
 import sys
 import time
-import urllib.request
-
-
-def call(base, method, path, token=None, body=None, content_type="application/json"):
-    data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
-    request = urllib.request.Request(base + path, data=data, method=method)
-    if token:
-        request.add_header("authorization", f"Bearer {token}")
-    if data is not None:
-        request.add_header("content-type", content_type)
-    try:
-        with urllib.request.urlopen(request) as r:
-            return r.status, json.loads(r.read() or b"null")
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"null")
-
-
-def percentile(values, p):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+from api import call, percentile
 
 
 def sign_in(base, email):
