@@ -19,7 +19,7 @@ ROUTES = [
     ("files-search", "/api/files/search", "GET: search the caller's files (cursor-paginated)", True, [], ["jwt_secret"]),
     ("file", "/api/files/:id", "GET, PATCH, DELETE one file", True, ["manifests", "blobs"], ["jwt_secret"]),
     ("file-chunks", "/api/files/:id/chunks", "GET: which chunks arrived and which are missing", True, [], ["jwt_secret"]),
-    ("file-chunk", "/api/files/:id/chunks/:index", "POST: upload one chunk", True, ["manifests", "blobs"], ["jwt_secret", "quota_bytes", "quota_files", "version_retention"]),
+    ("file-chunk", "/api/files/:id/chunks/:index", "POST: upload one chunk", True, ["manifests"] + BLOB_STORES, ["jwt_secret", "quota_bytes", "quota_files", "version_retention"]),
     ("file-complete", "/api/files/:id/complete", "POST: finish an upload whose chunks have all arrived", True, ["manifests", "blobs"], ["jwt_secret", "version_retention"]),
     ("file-versions", "/api/files/:id/versions", "GET: a file's versions; POST: start a new version", True, ["manifests", "blobs"], ["jwt_secret", "chunk_size", "quota_bytes", "quota_files", "version_retention"]),
     ("file-version", "/api/files/:id/versions/:version", "GET, DELETE one version", True, ["manifests", "blobs"], ["jwt_secret"]),
@@ -33,7 +33,7 @@ ROUTES = [
     ("file-signed-url", "/api/files/:id/signed-url", "POST: a temporary download URL", True, [], ["jwt_secret", "url_signing_keys", "url_signing_key_id", "public_url"]),
     # The edge download: no database, no JWT secret; reads manifests and blobs only.
     # Its audit events go to the `audit` spool, which the verify job's sweep moves into SQL.
-    ("file-download", "/api/files/download/:token", "GET: download through a signed URL", False, ["manifests", "blobs", "audit"], ["url_signing_keys", "url_signing_key_id"]),
+    ("file-download", "/api/files/download/:token", "GET: download through a signed URL", False, ["manifests", "audit"] + BLOB_STORES, ["url_signing_keys", "url_signing_key_id"]),
     ("admin-integrity", "/api/admin/integrity", "GET: audit every store's invariants (administrators)", True, ["manifests"] + BLOB_STORES, ["jwt_secret", "admin_emails"]),
     ("admin-jobs", "/api/admin/jobs", "GET: background jobs by state and kind (administrators)", True, [], ["jwt_secret", "admin_emails"]),
     ("admin-job-retry", "/api/admin/jobs/:id/retry", "POST: retry a dead job (administrators)", True, [], ["jwt_secret", "admin_emails"]),
@@ -119,6 +119,17 @@ version_retention = { default = "0" }
 # of files (0: unlimited). Admins override them per user (PUT /api/admin/users/:id/quota).
 quota_bytes = { default = "0" }
 quota_files = { default = "0" }
+# The home blob store, kind:binding: where chunks are written. key-value:blobs (the embedded
+# default) or s3:<name>, a store of s3_stores.
+home_blob_store = { default = "key-value:blobs" }
+# S3-compatible blob stores (AWS S3, R2's S3 endpoint, Garage, Ceph RGW, MinIO), for the home
+# store or a region's node: name=http(s)://host[:port]/bucket[?region=...], comma-separated.
+s3_stores = { default = "" }
+# Their credentials (never in code): name=access-key-id:secret-access-key, comma-separated.
+s3_credentials = { default = "", secret = true }
+# The S3 endpoint components may reach, scheme://host:port: their one outbound grant for blobs
+# (must name the s3_stores endpoints' host and port).
+s3_host = { default = "http://127.0.0.1:9000" }
 
 [application.trigger.redis]
 address = "{{ redis_address }}"
@@ -131,6 +142,9 @@ def component(c, sqlite, stores, variables):
     if sqlite:
         # Metadata: SQLite, or PostgreSQL when database_url is set.
         variables, outbound = variables + ["database_url"], outbound + ["{{ database_host }}"]
+    if any(store in BLOB_STORES for store in stores):
+        # Blobs: the home store may be an S3-compatible bucket, and so may a region's node.
+        variables, outbound = variables + ["home_blob_store", "s3_stores", "s3_credentials"], outbound + ["{{ s3_host }}"]
     if c in WAKES_JOBS:
         variables, outbound = variables + ["redis_address"], outbound + ["{{ redis_address }}"]
     crate_name = c.replace("-", "_")

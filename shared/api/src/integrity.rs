@@ -20,6 +20,7 @@
 
 use crate::accounts::store_failure;
 use crate::files::{self, AVAILABLE};
+use crate::regions;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use vaultx_core::Problem;
@@ -165,9 +166,10 @@ pub async fn check_replicas<P: Platform>(p: &P, db: &impl Sql, home: &impl Blobs
         recorded.insert((kind, store, key));
     }
     let nodes = db.query("SELECT DISTINCT kind, store FROM storage_nodes ORDER BY kind, store", vec![]).await.map_err(store_failure)?;
+    let home = regions::home(p).await?;
     for n in &nodes {
         let (kind, store) = (text(n, 0)?, text(n, 1)?);
-        if p.home_store() == (kind.as_str(), store.as_str()) {
+        if home == (kind.clone(), store.clone()) {
             continue;
         }
         for key in stores.get(&kind, &store).await?.list().await.map_err(store_failure)? {

@@ -282,7 +282,7 @@ pub async fn nodes(db: &impl Sql, region_id: Option<&str>) -> Result<Vec<Node>, 
 /// places copies elsewhere).
 pub async fn node_view<P: Platform>(p: &P, db: &impl Sql, n: &Node, region_code: &str) -> Result<serde_json::Value, Problem> {
     let reachable = probe(p, &n.kind, &n.store).await;
-    let used: i64 = if p.home_store() == (n.kind.as_str(), n.store.as_str()) {
+    let used: i64 = if home(p).await? == (n.kind.clone(), n.store.clone()) {
         let rows = db
             .query("SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM blobs WHERE state = 'live'", vec![])
             .await
@@ -304,6 +304,12 @@ pub fn node_health(reachable: bool) -> &'static str {
 }
 
 /// Whether a store answers a read now.
+/// The home blob store, `(kind, binding)`: where chunks are written, and the store a region's
+/// node names to be the home region.
+pub async fn home<P: Platform>(p: &P) -> Result<(String, String), Problem> {
+    p.home_store().await.map_err(store_failure)
+}
+
 pub async fn probe<P: Platform>(p: &P, kind: &str, store: &str) -> bool {
     match p.node_blobs(kind, store).await {
         Ok(blobs) => blobs.get("vaultx-probe").await.is_ok(),

@@ -293,8 +293,9 @@ pub async fn status<P: Platform>(p: &P, db: &impl Sql, owner_id: &str, file_id: 
         .map_err(store_failure)?;
     let last_job = jobs.first().map(|r| r.text(0).map(str::to_owned)).transpose().map_err(store_failure)?;
     let mut regions = Vec::new();
+    let home = crate::regions::home(p).await?;
     for t in &targets {
-        let here: std::collections::HashSet<String> = if t.store.as_ref().is_some_and(|(k, s)| p.home_store() == (k.as_str(), s.as_str())) {
+        let here: std::collections::HashSet<String> = if t.store.as_ref() == Some(&home) {
             // The home store's region holds every block already.
             blocks.iter().map(|(k, _)| k.clone()).collect()
         } else {

@@ -196,8 +196,8 @@ impl Platform for TestPlatform {
     async fn blobs(&self) -> Result<MemStore, StoreError> {
         Ok(self.blobs.clone())
     }
-    fn home_store(&self) -> (&'static str, &'static str) {
-        ("key-value", "blobs")
+    async fn home_store(&self) -> Result<(String, String), StoreError> {
+        Ok(("key-value".to_owned(), "blobs".to_owned()))
     }
     /// The home store, and `blobs_eu` (a second region's store).
     async fn node_blobs(&self, kind: &str, binding: &str) -> Result<MemStore, StoreError> {

@@ -15,6 +15,8 @@ pub mod postgres;
 pub mod problem;
 pub mod range;
 pub mod router;
+#[cfg(feature = "s3")]
+pub mod s3;
 pub mod signed_url;
 pub mod token;
 pub mod time;

@@ -210,8 +210,8 @@ pub trait Platform: Clock + Entropy + Config + AuditLog + Queue {
     async fn metadata(&self) -> Result<Self::Metadata, StoreError>;
     async fn blobs(&self) -> Result<Self::Blobs, StoreError>;
     /// The home blob store as a storage node names it: `(kind, binding)` (what [`Self::blobs`]
-    /// opens).
-    fn home_store(&self) -> (&'static str, &'static str);
+    /// opens; configuration says which).
+    async fn home_store(&self) -> Result<(String, String), StoreError>;
     /// A blob store of the deployment by the kind and binding a storage node names
     /// (`key-value` + a Spin label, `r2` + a Workers binding, …). `Err(AccessDenied)` or
     /// `Err(Unavailable)`: this deployment has no such store, or did not grant it to this

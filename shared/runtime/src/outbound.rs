@@ -1,6 +1,6 @@
 //! Outbound HTTP from components, allowed only to the hosts the manifest lists in
 //! `allowed_outbound_hosts` (`scheme://host:port`, `*` wildcards, `*.domain` suffixes).
-//! Plain HTTP is forwarded; TLS is not built into the local runtime.
+//! Sent by wasmtime-wasi-http's default sender (HTTP, and HTTPS with the webpki roots).
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -46,7 +46,7 @@ impl WasiHttpHooks for Outbound {
     fn send_request(
         &mut self,
         request: http::Request<WasiBody>,
-        _options: Option<RequestOptions>,
+        options: Option<RequestOptions>,
         _fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> Box<dyn Future<Output = SendResult> + Send> {
         let uri = request.uri().clone();
@@ -58,14 +58,10 @@ impl WasiHttpHooks for Outbound {
             if !allowed {
                 return Err(Error::HttpRequestDenied);
             }
-            if scheme != "http" {
-                return Err(Error::ConfigurationError);
-            }
-            let stream = tokio::net::TcpStream::connect((host.as_str(), port)).await.map_err(Error::Connect)?;
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
-            let io = async move { conn.await.map_err(Error::from) };
-            let response = sender.send_request(request).await?;
-            let response = response.map(|b| b.map_err(Error::from).boxed_unsync());
+            // wasmtime's own sender: HTTP and HTTPS (rustls, webpki roots), drives the
+            // connection while the response is awaited, origin-form request target.
+            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            let response = response.map(|b| b.boxed_unsync());
             Ok((response, Box::new(io) as Box<dyn Future<Output = Result<(), Error>> + Send>))
         })
     }

@@ -13,14 +13,21 @@ use vaultx_core::http::{ApiRequest, ApiResponse, AuditOnDrop, BlobSlice, Body};
 use vaultx_core::ports::{AuditLog, Blobs, Clock, Config, Entropy, Kv, Platform, Queue, Row, Sql, SqlValue, Statement, StoreError};
 use vaultx_core::problem::ProblemKind;
 
+mod s3;
+
 /// For [`job!`]'s expansion in function crates.
 pub use anyhow;
 
 /// The response type every VaultX Spin component returns.
 pub type Response = http::Response<spin_sdk::http::BoxBody>;
 
-/// The key-value store holding blob bytes (one per region; this deployment has one region).
+/// The key-value store holding blob bytes when `home_blob_store` is not set.
 pub const BLOB_STORE: &str = "blobs";
+/// The variable naming the home blob store, `kind:binding` (`key-value:blobs`, `s3:<store>`).
+pub const HOME_BLOB_STORE: &str = "home_blob_store";
+/// The variables describing the S3-compatible stores (`vaultx_core::s3`).
+pub const S3_STORES: &str = "s3_stores";
+pub const S3_CREDENTIALS: &str = "s3_credentials";
 /// The kind of blob store a Spin key-value label is, as storage nodes name it.
 pub const KEY_VALUE_KIND: &str = "key-value";
 /// The key-value store holding hot, cacheable metadata (chunk manifests).
@@ -255,29 +262,30 @@ impl Platform for SpinPlatform {
         }
     }
 
+    /// The store the variable `home_blob_store` names (`kind:binding`; `key-value:blobs`
+    /// when unset): where chunks are written and read first.
     async fn blobs(&self) -> Result<SpinBlobs, StoreError> {
-        open_store(BLOB_STORE).await.map(SpinBlobs)
+        let (kind, binding) = self.home_store().await?;
+        open_blobs(self, &kind, &binding, false).await
     }
 
-    fn home_store(&self) -> (&'static str, &'static str) {
-        (KEY_VALUE_KIND, BLOB_STORE)
+    async fn home_store(&self) -> Result<(String, String), StoreError> {
+        let configured = self.get(HOME_BLOB_STORE).await?.filter(|v| !v.trim().is_empty());
+        let Some(configured) = configured else {
+            return Ok((KEY_VALUE_KIND.to_owned(), BLOB_STORE.to_owned()));
+        };
+        match configured.trim().split_once(':') {
+            Some((kind, binding)) if !kind.is_empty() && !binding.is_empty() => Ok((kind.to_owned(), binding.to_owned())),
+            _ => Err(StoreError::Unavailable(format!("{HOME_BLOB_STORE} = {configured:?}: expected kind:binding (key-value:blobs, s3:<store>)"))),
+        }
     }
 
     /// Key-value blob stores are the labels `blobs` and `blobs_<name>` (Spin labels are
     /// snake_case); the label must be granted to the component and known to the host
-    /// (`infra/spin/runtime-config.toml` for the Spin CLI).
+    /// (`infra/spin/runtime-config.toml` for the Spin CLI). S3-compatible stores are the
+    /// names in the variable `s3_stores` (`vaultx_core::s3`).
     async fn node_blobs(&self, kind: &str, binding: &str) -> Result<SpinBlobs, StoreError> {
-        if kind != KEY_VALUE_KIND {
-            return Err(StoreError::Unavailable(format!("this deployment has no {kind:?} blob stores")));
-        }
-        if binding != BLOB_STORE && !binding.strip_prefix("blobs_").is_some_and(|rest| !rest.is_empty()) {
-            return Err(StoreError::AccessDenied(format!("{binding:?} is not a blob store label (blobs, blobs_<name>)")));
-        }
-        let store = open_store(binding).await?;
-        // Spin opens a granted label lazily on some hosts: touch it so a store the runtime
-        // does not have fails here, not on the first block.
-        store.exists("probe").await.map_err(kv_error)?;
-        Ok(SpinBlobs(store))
+        open_blobs(self, kind, binding, true).await
     }
 
     async fn kv(&self) -> Result<SpinKv, StoreError> {
@@ -286,6 +294,37 @@ impl Platform for SpinPlatform {
 
     async fn spool(&self) -> Result<SpinKv, StoreError> {
         open_store(AUDIT_STORE).await.map(SpinKv)
+    }
+}
+
+/// Opens a blob store by kind and binding; `probe`: also check that it answers, so a store the
+/// deployment does not really have fails here, not on the first block.
+async fn open_blobs(p: &SpinPlatform, kind: &str, binding: &str, probe: bool) -> Result<SpinBlobs, StoreError> {
+    match kind {
+        KEY_VALUE_KIND => {
+            if binding != BLOB_STORE && !binding.strip_prefix("blobs_").is_some_and(|rest| !rest.is_empty()) {
+                return Err(StoreError::AccessDenied(format!("{binding:?} is not a blob store label (blobs, blobs_<name>)")));
+            }
+            let store = open_store(binding).await?;
+            if probe {
+                // Spin opens a granted label lazily on some hosts.
+                store.exists("probe").await.map_err(kv_error)?;
+            }
+            Ok(SpinBlobs::KeyValue(KvBlobs(store)))
+        }
+        vaultx_core::s3::KIND => {
+            let stores = p.get(S3_STORES).await?.unwrap_or_default();
+            let credentials = p.get(S3_CREDENTIALS).await?.unwrap_or_default();
+            let store = vaultx_core::s3::find(&stores, &credentials, binding)
+                .map_err(StoreError::Unavailable)?
+                .ok_or_else(|| StoreError::Unavailable(format!("this deployment has no S3-compatible store {binding:?} (s3_stores)")))?;
+            let blobs = s3::S3Blobs(store);
+            if probe {
+                blobs.probe().await?;
+            }
+            Ok(SpinBlobs::S3(blobs))
+        }
+        other => Err(StoreError::Unavailable(format!("this deployment has no {other:?} blob stores (key-value, s3)"))),
     }
 }
 
@@ -300,12 +339,48 @@ fn kv_error(e: spin_sdk::key_value::Error) -> StoreError {
     StoreError::Unavailable(format!("key-value: {e:?}"))
 }
 
+/// A blob store on Spin: a key-value label, or an S3-compatible bucket over outbound HTTP.
+pub enum SpinBlobs {
+    KeyValue(KvBlobs),
+    S3(s3::S3Blobs),
+}
+
+impl Blobs for SpinBlobs {
+    async fn put(&self, key: &str, data: &[u8]) -> Result<(), StoreError> {
+        match self {
+            Self::KeyValue(b) => b.put(key, data).await,
+            Self::S3(b) => b.put(key, data).await,
+        }
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match self {
+            Self::KeyValue(b) => b.get(key).await,
+            Self::S3(b) => b.get(key).await,
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        match self {
+            Self::KeyValue(b) => b.delete(key).await,
+            Self::S3(b) => b.delete(key).await,
+        }
+    }
+
+    async fn list(&self) -> Result<Vec<String>, StoreError> {
+        match self {
+            Self::KeyValue(b) => b.list().await,
+            Self::S3(b) => b.list().await,
+        }
+    }
+}
+
 /// Blobs on Spin key-value: pieces `<key>/0`, `<key>/1`, … and, written last, `<key>/n`
 /// holding the piece count and total length. A blob without `/n` does not exist, so a
 /// half-written or half-deleted blob is never read as whole.
-pub struct SpinBlobs(Store);
+pub struct KvBlobs(Store);
 
-impl Blobs for SpinBlobs {
+impl Blobs for KvBlobs {
     async fn put(&self, key: &str, data: &[u8]) -> Result<(), StoreError> {
         let pieces = data.chunks(BLOB_PIECE).collect::<Vec<_>>();
         for (i, piece) in pieces.iter().enumerate() {

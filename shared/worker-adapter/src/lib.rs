@@ -93,8 +93,8 @@ impl Platform for WorkerPlatform {
         self.env.bucket(BLOBS_BINDING).map(R2Blobs).map_err(|e| StoreError::AccessDenied(format!("R2 binding {BLOBS_BINDING}: {e}")))
     }
 
-    fn home_store(&self) -> (&'static str, &'static str) {
-        (R2_KIND, BLOBS_BINDING)
+    async fn home_store(&self) -> Result<(String, String), StoreError> {
+        Ok((R2_KIND.to_owned(), BLOBS_BINDING.to_owned()))
     }
 
     /// R2 blob stores are the bindings `BLOBS` and `BLOBS_<NAME>` (`[[r2_buckets]]`).

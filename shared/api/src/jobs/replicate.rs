@@ -29,12 +29,13 @@ pub async fn run<P: Platform>(p: &P, lease: &Lease) -> Result<(), Problem> {
     let mut failures = Vec::new();
     // The targets this run copied to, checked once all are done.
     let mut copied = Vec::new();
+    let home_store = regions::home(p).await?;
     for t in targets.iter().filter(|t| t.status == regions::ACTIVE) {
         let Some((kind, store)) = &t.store else {
             failures.push(format!("region {} has no active storage node", t.code));
             continue;
         };
-        if p.home_store() == (kind.as_str(), store.as_str()) {
+        if home_store == (kind.clone(), store.clone()) {
             continue;
         }
         let dest = match p.node_blobs(kind, store).await {
