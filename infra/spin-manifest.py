@@ -20,8 +20,8 @@ ROUTES = [
     ("file", "/api/files/:id", "GET, PATCH, DELETE one file", True, ["manifests", "blobs"], ["jwt_secret"]),
     ("file-chunks", "/api/files/:id/chunks", "GET: which chunks arrived and which are missing", True, [], ["jwt_secret"]),
     ("file-chunk", "/api/files/:id/chunks/:index", "POST: upload one chunk", True, ["manifests"] + BLOB_STORES, ["jwt_secret", "quota_bytes", "quota_files", "version_retention"]),
-    ("file-complete", "/api/files/:id/complete", "POST: finish an upload whose chunks have all arrived", True, ["manifests", "blobs"], ["jwt_secret", "version_retention"]),
-    ("file-versions", "/api/files/:id/versions", "GET: a file's versions; POST: start a new version", True, ["manifests", "blobs"], ["jwt_secret", "chunk_size", "quota_bytes", "quota_files", "version_retention"]),
+    ("file-complete", "/api/files/:id/complete", "POST: finish an upload whose chunks have all arrived", True, ["manifests"] + BLOB_STORES, ["jwt_secret", "version_retention"]),
+    ("file-versions", "/api/files/:id/versions", "GET: a file's versions; POST: start a new version", True, ["manifests"] + BLOB_STORES, ["jwt_secret", "chunk_size", "quota_bytes", "quota_files", "version_retention"]),
     ("file-version", "/api/files/:id/versions/:version", "GET, DELETE one version", True, ["manifests", "blobs"], ["jwt_secret"]),
     ("file-version-restore", "/api/files/:id/versions/:version/restore", "POST: make an older version current (rollback)", True, ["manifests"], ["jwt_secret"]),
     ("file-archive", "/api/files/:id/archive", "POST: archive a file (kept, not served)", True, ["manifests"], ["jwt_secret"]),
@@ -41,14 +41,14 @@ ROUTES = [
     ("admin-audit", "/api/admin/audit", "GET: the audit log (administrators)", True, [], ["jwt_secret", "admin_emails"]),
     # Regions and nodes name the deployment's blob stores: these routes may open each one (to
     # check that a node names a real store, and to probe it).
-    ("storage-regions", "/api/storage/regions", "GET: regions; POST: create a region (administrators)", True, BLOB_STORES, ["jwt_secret", "admin_emails"]),
-    ("storage-region", "/api/storage/regions/:id", "GET: one region with its nodes and health (administrators)", True, BLOB_STORES, ["jwt_secret", "admin_emails"]),
-    ("storage-region-deactivate", "/api/storage/regions/:id/deactivate", "PATCH: no new blocks in a region (administrators)", True, BLOB_STORES, ["jwt_secret", "admin_emails"]),
-    ("storage-region-nodes", "/api/storage/regions/:regionId/nodes", "GET: one region's nodes (administrators)", True, BLOB_STORES, ["jwt_secret", "admin_emails"]),
-    ("storage-nodes", "/api/storage/nodes", "GET: every node; POST: add a blob store to a region (administrators)", True, BLOB_STORES, ["jwt_secret", "admin_emails"]),
-    ("replication-policy", "/api/replication/files/:fileId/policy", "POST: keep a file in further regions", True, [], ["jwt_secret"]),
+    ("storage-regions", "/api/storage/regions", "GET: regions; POST: create a region (administrators)", True, ["manifests"] + BLOB_STORES, ["jwt_secret", "admin_emails"]),
+    ("storage-region", "/api/storage/regions/:id", "GET: one region with its nodes and health (administrators)", True, ["manifests"] + BLOB_STORES, ["jwt_secret", "admin_emails"]),
+    ("storage-region-deactivate", "/api/storage/regions/:id/deactivate", "PATCH: no new blocks in a region (administrators)", True, ["manifests"] + BLOB_STORES, ["jwt_secret", "admin_emails"]),
+    ("storage-region-nodes", "/api/storage/regions/:regionId/nodes", "GET: one region's nodes (administrators)", True, ["manifests"] + BLOB_STORES, ["jwt_secret", "admin_emails"]),
+    ("storage-nodes", "/api/storage/nodes", "GET: every node; POST: add a blob store to a region (administrators)", True, ["manifests"] + BLOB_STORES, ["jwt_secret", "admin_emails"]),
+    ("replication-policy", "/api/replication/files/:fileId/policy", "POST: keep a file in further regions (strong: copies every block before answering)", True, ["manifests"] + BLOB_STORES, ["jwt_secret"]),
     ("replication-status", "/api/replication/files/:fileId/status", "GET: how far a file is replicated, per region", True, [], ["jwt_secret"]),
-    ("health", "/health", "GET: overall health (the metadata store, every region's blob stores)", True, BLOB_STORES, []),
+    ("health", "/health", "GET: overall health (the metadata store, every region's blob stores)", True, ["manifests"] + BLOB_STORES, []),
     ("health-liveness", "/health/liveness", "GET: the function runs", False, [], []),
     ("health-readiness", "/health/readiness", "GET: the metadata store answers", True, [], []),
     ("not-found", "/...", "anything else: 404 problem+json", False, [], []),
@@ -64,7 +64,7 @@ JOBS = [
     ("job-verify", "verify", "check a file's declared SHA-256 after its combined CRC-64 made it available", ["manifests", "blobs", "audit"], ["job_concurrency", "job_lease_seconds", "job_retry_base_ms"]),
     ("job-dedup", "dedup", "re-cut a file into content-defined blocks (FastCDC) shared with the owner's other files", ["manifests", "blobs"], ["job_concurrency", "job_lease_seconds", "job_retry_base_ms"]),
     # Copies blocks into other regions' stores (and its sweep removes copies nothing needs).
-    ("job-replicate", "replicate", "copy a replicated file's blocks to its target regions", BLOB_STORES, ["job_concurrency", "job_lease_seconds", "job_retry_base_ms"]),
+    ("job-replicate", "replicate", "copy a replicated file's blocks to its target regions", ["manifests"] + BLOB_STORES, ["job_concurrency", "job_lease_seconds", "job_retry_base_ms"]),
     ("job-compress", "compress", "store each compressible block of a file DEFLATE-compressed", ["manifests", "blobs"], ["job_concurrency", "job_lease_seconds", "job_retry_base_ms", "compression_min_saving"]),
 ]
 
@@ -130,6 +130,11 @@ s3_credentials = { default = "", secret = true }
 # The S3 endpoint components may reach, scheme://host:port: their one outbound grant for blobs
 # (must name the s3_stores endpoints' host and port).
 s3_host = { default = "http://127.0.0.1:9000" }
+# The seed's CIRCUIT_BREAKER_FAILURE_THRESHOLD and CIRCUIT_BREAKER_RESET_TIMEOUT (ms): after
+# this many failures in a row a blob store is skipped (reads go to another region's copy)
+# until the timeout has passed; then one request probes it.
+circuit_breaker_failure_threshold = { default = "5" }
+circuit_breaker_reset_timeout = { default = "30000" }
 
 [application.trigger.redis]
 address = "{{ redis_address }}"
@@ -144,7 +149,8 @@ def component(c, sqlite, stores, variables):
         variables, outbound = variables + ["database_url"], outbound + ["{{ database_host }}"]
     if any(store in BLOB_STORES for store in stores):
         # Blobs: the home store may be an S3-compatible bucket, and so may a region's node.
-        variables, outbound = variables + ["home_blob_store", "s3_stores", "s3_credentials"], outbound + ["{{ s3_host }}"]
+        variables = variables + ["home_blob_store", "s3_stores", "s3_credentials", "circuit_breaker_failure_threshold", "circuit_breaker_reset_timeout"]
+        outbound = outbound + ["{{ s3_host }}"]
     if c in WAKES_JOBS:
         variables, outbound = variables + ["redis_address"], outbound + ["{{ redis_address }}"]
     crate_name = c.replace("-", "_")

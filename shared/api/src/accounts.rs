@@ -1,6 +1,7 @@
 //! User accounts in the metadata store.
 
 use vaultx_core::Problem;
+use vaultx_core::problem::ProblemKind;
 use vaultx_core::ports::{Row, Sql, SqlValue, StoreError};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -27,7 +28,14 @@ pub fn store_failure(e: StoreError) -> Problem {
     if e == StoreError::Contended {
         return crate::blobs::busy();
     }
-    eprintln!("vaultx: metadata store: {e}");
+    eprintln!("vaultx: {e}");
+    if let StoreError::Unavailable(_) = e {
+        // A store is down, not a bug here: 503, and the client may try again (the cause
+        // stays in our log).
+        let mut p = Problem::new(ProblemKind::StoreUnavailable, "a store this request needs is unreachable; try again shortly");
+        p.headers.push(("retry-after", "1".into()));
+        return p;
+    }
     Problem::internal()
 }
 

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use vaultx_core::chunks::ChunkPlan;
 use vaultx_core::digest::{hex, sha256};
 use vaultx_core::guard;
-use vaultx_core::ports::{Blobs, Config, Entropy, Kv, Queue, Row, Sql, SqlValue, Statement, StoreError};
+use vaultx_core::ports::{Blobs, Entropy, Kv, Row, Sql, SqlValue, Statement, StoreError};
 use vaultx_core::problem::ProblemKind;
 use vaultx_core::{Problem, time};
 
@@ -287,6 +287,14 @@ pub struct Manifest {
     pub etag: String,
     /// (blob key, length) per chunk, in order.
     pub chunks: Vec<(String, u64)>,
+    /// The other regions' stores holding copies of chunks, `(kind, binding)`: where the edge
+    /// reads when the home store is deactivated, failing, or its breaker is open.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stores: Vec<(String, String)>,
+    /// Per chunk, the indexes in `stores` holding a copy of it, in the order to try them
+    /// (empty when the file has no copies).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replicas: Vec<Vec<u16>>,
 }
 
 pub fn manifest_key(file_id: &str, manifest_id: &str) -> String {
@@ -312,7 +320,8 @@ pub async fn write_manifest(db: &impl Sql, kv: &impl Kv, entropy: &impl Entropy,
     )
     .await
     .map_err(store_failure)?;
-    let manifest = Manifest { id: f.key_file().to_owned(), size: f.size, etag: etag(&chunks), chunks };
+    let (stores, replicas) = crate::replication::placement(db, f.key_file(), &chunks).await?;
+    let manifest = Manifest { id: f.key_file().to_owned(), size: f.size, etag: etag(&chunks), chunks, stores, replicas };
     let bytes = serde_json::to_vec(&manifest).map_err(|_| Problem::internal())?;
     kv.set(&f.manifest_key(&manifest_id), &bytes).await.map_err(store_failure)?;
     Ok((manifest_id, manifest))
@@ -407,7 +416,7 @@ pub fn first_job(f: &FileRecord) -> Option<&'static str> {
     }
 }
 
-pub async fn complete(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, p: &(impl Entropy + Queue + Config), now_ms: i64, file_id: &str) -> Result<Completion, Problem> {
+pub async fn complete(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, p: &impl vaultx_core::ports::Platform, now_ms: i64, file_id: &str) -> Result<Completion, Problem> {
     'attempt: for _ in 0..crate::blobs::ATTEMPTS {
         let f = find(db, file_id).await?.ok_or_else(|| Problem::not_found(format!("no file {file_id}")))?;
         if let (Some(head_id), true) = (&f.version_of, f.status != UPLOADING) {
@@ -484,6 +493,11 @@ pub async fn complete(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, p: &(impl
             ));
         }
         let parts: Vec<(String, u64)> = chunks.into_iter().map(|(_, k, s)| (k, s)).collect();
+        // A strongly replicated file becomes available only once every target region holds
+        // every block (503 replica-unavailable otherwise, the file still uploading).
+        let blocks: Vec<(String, i64)> = parts.iter().map(|(k, s)| (k.clone(), *s as i64)).collect();
+        crate::replication::ensure_strong(p, db, f.key_file(), &blocks).await?;
+        let home = crate::regions::home(p).await?;
         let (manifest_id, manifest) = write_manifest(db, kv, p, now_ms, &f, parts).await?;
         // The file's background jobs commit with the transition that makes them due.
         let verify = (f.checksum.is_some() && !verified).then_some(crate::jobs::verify::KIND);
@@ -515,6 +529,7 @@ pub async fn complete(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, p: &(impl
         let result = db
             .batch(vec![
                 guard!("EXISTS (SELECT 1 FROM files WHERE id = ? AND status = 'uploading' AND row_version = ?)", &f.id, f.row_version),
+                crate::replication::strong_copies_present(&f.id, f.key_file(), &home),
                 Statement {
                     sql: "UPDATE files SET status = 'available', etag = ?, manifest_id = ?, checksum_verified = ?, row_version = row_version + 1, updated_at = ? WHERE id = ?",
                     params: vec![

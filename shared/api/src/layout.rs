@@ -287,10 +287,11 @@ pub async fn sync_manifest(db: &impl Sql, kv: &impl Kv, file_id: &str) -> Result
         return Ok(());
     }
     let chunks = current(db, &f.id).await?;
-    if files::read_manifest(kv, f.key_file(), &manifest_id).await?.is_some_and(|m| m.chunks == chunks) {
+    let (stores, replicas) = crate::replication::placement(db, f.key_file(), &chunks).await?;
+    let manifest = Manifest { id: f.key_file().to_owned(), size: f.size, etag, chunks, stores, replicas };
+    if files::read_manifest(kv, f.key_file(), &manifest_id).await?.as_ref() == Some(&manifest) {
         return Ok(());
     }
-    let manifest = Manifest { id: f.key_file().to_owned(), size: f.size, etag, chunks };
     let bytes = serde_json::to_vec(&manifest).map_err(|_| Problem::internal())?;
     let key = f.manifest_key(&manifest_id);
     kv.set(&key, &bytes).await.map_err(store_failure)?;

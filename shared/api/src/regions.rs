@@ -7,7 +7,7 @@
 use crate::accounts::store_failure;
 use serde::Serialize;
 use vaultx_core::guard;
-use vaultx_core::ports::{Blobs, Platform, Row, Sql, SqlValue, Statement, StoreError};
+use vaultx_core::ports::{Blobs, Kv, Platform, Row, Sql, SqlValue, Statement, StoreError};
 use vaultx_core::problem::{FieldError, ProblemKind};
 use vaultx_core::Problem;
 
@@ -164,13 +164,20 @@ pub async fn requested<P: Platform>(p: &P, req: &vaultx_core::http::ApiRequest, 
 }
 
 /// Deactivates a region: no new blocks are written there from now on. Idempotent.
-pub async fn deactivate(db: &impl Sql, now_ms: i64, r: &Region) -> Result<Region, Problem> {
+pub async fn deactivate<P: Platform>(p: &P, db: &impl Sql, r: &Region) -> Result<Region, Problem> {
     db.execute(
         "UPDATE regions SET status = ?, updated_at = ? WHERE id = ? AND status <> ?",
-        vec![DEACTIVATED.into(), SqlValue::Integer(now_ms), r.id.clone().into(), DEACTIVATED.into()],
+        vec![DEACTIVATED.into(), SqlValue::Integer(p.now_ms()), r.id.clone().into(), DEACTIVATED.into()],
     )
     .await
     .map_err(store_failure)?;
+    // The edge reads no database: its readers skip a store with this marker (and read a copy
+    // elsewhere). Written after the row, and again by every repeated request, so a crash
+    // between is repaired by sending the request again.
+    let kv = p.kv().await.map_err(store_failure)?;
+    for n in nodes(db, Some(&r.id)).await? {
+        kv.set(&vaultx_core::breaker::deactivated_key(&n.kind, &n.store), b"1").await.map_err(store_failure)?;
+    }
     find(db, &r.id).await
 }
 
@@ -295,6 +302,7 @@ pub async fn node_view<P: Platform>(p: &P, db: &impl Sql, n: &Node, region_code:
     v["regionCode"] = region_code.into();
     v["usedBytes"] = used.into();
     v["health"] = node_health(reachable).into();
+    v["breaker"] = breaker_view(p, &n.kind, &n.store).await;
     Ok(v)
 }
 
@@ -303,13 +311,27 @@ pub fn node_health(reachable: bool) -> &'static str {
     if reachable { "reachable" } else { "unreachable" }
 }
 
-/// Whether a store answers a read now.
 /// The home blob store, `(kind, binding)`: where chunks are written, and the store a region's
 /// node names to be the home region.
 pub async fn home<P: Platform>(p: &P) -> Result<(String, String), Problem> {
     p.home_store().await.map_err(store_failure)
 }
 
+/// The circuit breaker of a store as readers at the edge see it (`vaultx_core::breaker`):
+/// `{state: closed | open | half-open, failures, retryAt?}`.
+pub async fn breaker_view<P: Platform>(p: &P, kind: &str, store: &str) -> serde_json::Value {
+    let settings = vaultx_core::breaker::settings(p).await;
+    let read = match p.kv().await {
+        Ok(kv) => vaultx_core::breaker::read(&kv, kind, store, p.now_ms(), settings).await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    match read {
+        Ok(b) => b.view(),
+        Err(e) => serde_json::json!({ "state": "unknown", "error": e }),
+    }
+}
+
+/// Whether a store answers a read now.
 pub async fn probe<P: Platform>(p: &P, kind: &str, store: &str) -> bool {
     match p.node_blobs(kind, store).await {
         Ok(blobs) => blobs.get("vaultx-probe").await.is_ok(),
@@ -328,6 +350,19 @@ pub fn region_health(nodes: usize, reachable: usize) -> &'static str {
     }
 }
 
+/// A region's breaker from its nodes': `open` if any store's is, else `half-open` if any is,
+/// else `closed`.
+pub fn region_breaker<'a>(states: impl Iterator<Item = &'a str>) -> &'static str {
+    let states: Vec<&str> = states.collect();
+    if states.contains(&"open") {
+        "open"
+    } else if states.contains(&"half-open") {
+        "half-open"
+    } else {
+        "closed"
+    }
+}
+
 /// A region with its nodes (each as [`node_view`]) and its [`region_health`].
 pub async fn region_view<P: Platform>(p: &P, db: &impl Sql, r: &Region) -> Result<serde_json::Value, Problem> {
     let mut nodes = Vec::new();
@@ -337,6 +372,7 @@ pub async fn region_view<P: Platform>(p: &P, db: &impl Sql, r: &Region) -> Resul
     let reachable = nodes.iter().filter(|n| n["health"] == "reachable").count();
     let mut v = serde_json::to_value(r).map_err(|_| Problem::internal())?;
     v["health"] = region_health(nodes.len(), reachable).into();
+    v["breaker"] = region_breaker(nodes.iter().map(|n| n["breaker"]["state"].as_str().unwrap_or("unknown"))).into();
     v["nodes"] = nodes.into();
     Ok(v)
 }

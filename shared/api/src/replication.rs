@@ -81,7 +81,7 @@ fn target(r: &Row) -> Result<Target, StoreError> {
 }
 
 /// Sets the caller's file's policy (replacing any): `targets` are region codes or ids, each
-/// active with an active node; `strong` is refused until strong writes exist. Enqueues a
+/// active with an active node; `strong` copies every block to every target first. Enqueues a
 /// `replicate` job in the same batch.
 pub async fn set_policy<P: Platform>(p: &P, db: &impl Sql, owner_id: &str, file_id: &str, targets: &[String], consistency: &str) -> Result<(String, Vec<Target>), Problem> {
     let f = files::find_head(db, owner_id, file_id).await?;
@@ -108,11 +108,21 @@ pub async fn set_policy<P: Platform>(p: &P, db: &impl Sql, owner_id: &str, file_
     }
     match consistency {
         EVENTUAL => {}
-        STRONG => errors.push(FieldError { field: "consistency".into(), message: "strong consistency is not available in this deployment yet; use eventual".into() }),
+        STRONG => {}
         _ => errors.push(FieldError { field: "consistency".into(), message: "eventual or strong".into() }),
     }
     if !errors.is_empty() {
         return Err(Problem::validation(errors));
+    }
+    if consistency == STRONG {
+        // Strong from the moment it is accepted: every block the file has is in every target
+        // before the policy exists (503, and no policy, if a target cannot take them).
+        let mut strong_targets = Vec::new();
+        for r in &chosen {
+            let node = crate::regions::nodes(db, Some(&r.id)).await?.into_iter().find(|n| n.status == crate::regions::ACTIVE);
+            strong_targets.push(Target { region_id: r.id.clone(), code: r.code.clone(), status: r.status.clone(), store: node.map(|n| (n.kind, n.store)) });
+        }
+        copy_now(p, db, &f.id, &strong_targets, &blocks(db, &f.id).await?).await?;
     }
     let now = p.now_ms();
     let mut statements = vec![
@@ -166,6 +176,147 @@ pub async fn present(db: &impl Sql, head_id: &str, region_id: &str) -> Result<Ve
         .await
         .map_err(store_failure)?;
     rows.iter().map(|r| r.text(0).map(str::to_owned)).collect::<Result<_, _>>().map_err(store_failure)
+}
+
+fn unavailable(message: String) -> Problem {
+    let mut p = Problem::new(ProblemKind::ReplicaUnavailable, message);
+    p.headers.push(("retry-after", "1".into()));
+    p
+}
+
+/// For a file whose policy is `strong`: makes every active target region hold each of
+/// `blocks` (copied from the home store, recorded after the bytes are there) before the
+/// caller acknowledges anything. A region that cannot take them — its store failing, its
+/// circuit breaker open, no active node — is `503 replica-unavailable`: the caller answers
+/// that and publishes nothing, and what was copied stays recorded (a retry copies the rest).
+/// Eventual or no policy: nothing to do here (the `replicate` job does it).
+pub async fn ensure_strong<P: Platform>(p: &P, db: &impl Sql, head_id: &str, blocks: &[(String, i64)]) -> Result<(), Problem> {
+    let Some((consistency, targets)) = policy(db, head_id).await? else { return Ok(()) };
+    if consistency != STRONG {
+        return Ok(());
+    }
+    copy_now(p, db, head_id, &targets, blocks).await
+}
+
+/// Copies `blocks` to every active region of `targets` now (see [`ensure_strong`]).
+async fn copy_now<P: Platform>(p: &P, db: &impl Sql, head_id: &str, targets: &[Target], blocks: &[(String, i64)]) -> Result<(), Problem> {
+    if blocks.is_empty() {
+        return Ok(());
+    }
+    let home = crate::regions::home(p).await?;
+    let mut home_blobs = None;
+    let kv = p.kv().await.map_err(store_failure)?;
+    let settings = vaultx_core::breaker::settings(p).await;
+    for t in targets.iter().filter(|t| t.status == crate::regions::ACTIVE) {
+        let Some((kind, store)) = &t.store else {
+            return Err(unavailable(format!("region {} has no active storage node", t.code)));
+        };
+        if (kind.clone(), store.clone()) == home {
+            continue;
+        }
+        let here: std::collections::HashSet<String> = present(db, head_id, &t.region_id).await?.into_iter().collect();
+        let missing: Vec<&(String, i64)> = blocks.iter().filter(|(k, _)| !here.contains(k)).collect();
+        if missing.is_empty() {
+            continue;
+        }
+        let breaker = vaultx_core::breaker::read(&kv, kind, store, p.now_ms(), settings).await.map_err(store_failure)?;
+        if !breaker.allows() {
+            return Err(unavailable(format!("region {}: its store's circuit breaker is open after {} failures; try again later", t.code, breaker.failures)));
+        }
+        let kv = &kv;
+        let failed = |e: StoreError| async move {
+            let _ = vaultx_core::breaker::failed(kv, kind, store, p.now_ms(), settings).await;
+            unavailable(format!("region {}: its store cannot be written ({e}); nothing was acknowledged, send it again", t.code))
+        };
+        let dest = match p.node_blobs(kind, store).await {
+            Ok(dest) => dest,
+            Err(e) => return Err(failed(e).await),
+        };
+        if home_blobs.is_none() {
+            home_blobs = Some(p.blobs().await.map_err(store_failure)?);
+        }
+        let source = home_blobs.as_ref().expect("opened above");
+        for (key, size) in missing {
+            // Gone from the home store: replaced since the caller read it (its change reads again).
+            let Some(bytes) = source.get(key).await.map_err(store_failure)? else { continue };
+            if let Err(e) = dest.put(key, &bytes).await {
+                return Err(failed(e).await);
+            }
+            match record(db, p.now_ms(), key, *size, t, kind, store).await? {
+                Recorded::Yes => {}
+                Recorded::BlockGone => {
+                    let _ = dest.delete(key).await;
+                }
+                Recorded::BeingRemoved => return Err(crate::blobs::busy()),
+            }
+        }
+        let _ = vaultx_core::breaker::succeeded(kv, kind, store, &breaker).await;
+    }
+    Ok(())
+}
+
+/// The guard a strongly replicated file's publication carries: every chunk of row `row_id`
+/// has a present copy in every active target region of the head's strong policy, except the
+/// home store's region (which holds them all).
+pub fn strong_copies_present(row_id: &str, head_id: &str, home: &(String, String)) -> Statement {
+    guard!(
+        "NOT EXISTS (SELECT 1 FROM replication_policies pol \
+         JOIN replication_targets t ON t.file_id = pol.file_id \
+         JOIN regions g ON g.id = t.region_id AND g.status = 'active' \
+         JOIN file_chunks c ON c.file_id = ? \
+         WHERE pol.file_id = ? AND pol.consistency = 'strong' \
+           AND NOT EXISTS (SELECT 1 FROM storage_nodes n WHERE n.region_id = t.region_id AND n.kind = ? AND n.store = ?) \
+           AND NOT EXISTS (SELECT 1 FROM block_replicas r WHERE r.blob_key = c.blob_key AND r.region_id = t.region_id AND r.state = 'present'))",
+        row_id,
+        head_id,
+        &home.0,
+        &home.1,
+    )
+}
+
+/// Where the copies of a manifest's chunks are, for the edge: the stores of the file's target
+/// regions holding a present copy of some chunk (in region-code order: the order a reader
+/// tries them), and per chunk the indexes of those holding it. Both empty without copies.
+pub async fn placement(db: &impl Sql, head_id: &str, chunks: &[(String, u64)]) -> Result<(Vec<(String, String)>, Vec<Vec<u16>>), Problem> {
+    let rows = db
+        .query(
+            "SELECT r.blob_key, r.kind, r.store FROM block_replicas r JOIN replication_targets t ON t.region_id = r.region_id AND t.file_id = ? \
+             JOIN regions g ON g.id = r.region_id \
+             WHERE r.state = 'present' AND r.blob_key IN (SELECT c.blob_key FROM file_chunks c JOIN files f ON f.id = c.file_id WHERE f.id = ? OR f.version_of = ?) \
+             ORDER BY g.code, r.blob_key",
+            vec![head_id.into(), head_id.into(), head_id.into()],
+        )
+        .await
+        .map_err(store_failure)?;
+    let mut stores: Vec<(String, String)> = Vec::new();
+    let mut holders: std::collections::HashMap<String, Vec<u16>> = std::collections::HashMap::new();
+    for r in &rows {
+        let (key, kind, store) = (r.text(0), r.text(1), r.text(2));
+        let (Ok(key), Ok(kind), Ok(store)) = (key, kind, store) else { return Err(Problem::internal()) };
+        let at = match stores.iter().position(|(k, s)| k == kind && s == store) {
+            Some(at) => at,
+            None => {
+                stores.push((kind.to_owned(), store.to_owned()));
+                stores.len() - 1
+            }
+        };
+        holders.entry(key.to_owned()).or_default().push(at as u16);
+    }
+    if holders.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let replicas = chunks.iter().map(|(key, _)| holders.get(key).cloned().unwrap_or_default()).collect();
+    Ok((stores, replicas))
+}
+
+/// Rewrites the published manifests of the file and its versions so they name the copies
+/// there are now (after a `replicate` run recorded some).
+pub async fn sync_manifests(db: &impl Sql, kv: &impl vaultx_core::ports::Kv, head_id: &str) -> Result<(), Problem> {
+    let rows = db.query("SELECT id FROM files WHERE id = ? OR version_of = ? ORDER BY id", vec![head_id.into(), head_id.into()]).await.map_err(store_failure)?;
+    for r in &rows {
+        crate::layout::sync_manifest(db, kv, r.text(0).map_err(store_failure)?).await?;
+    }
+    Ok(())
 }
 
 /// What [`record`] did with a copy whose bytes were just written.
@@ -249,6 +400,24 @@ pub async fn collect<P: Platform>(p: &P, db: &impl Sql) -> Result<usize, Problem
         removed += 1;
     }
     Ok(removed)
+}
+
+/// Replication outlives an outage: a `replicate` job that died (its target region's store
+/// down through every attempt) is queued again for one more attempt once per breaker reset
+/// timeout (`circuit_breaker_reset_timeout`) while its file still has a policy, so an eventual
+/// file catches up by itself once the store is back. The dead state stays visible to admins
+/// between tries; attempts keep counting (they are the claims' fencing tokens).
+pub async fn revive<P: Platform>(p: &P, db: &impl Sql) -> Result<u64, Problem> {
+    let settings = vaultx_core::breaker::settings(p).await;
+    let now = p.now_ms();
+    db.execute(
+        "UPDATE jobs SET state = 'queued', next_attempt_at = ?, updated_at = ? \
+         WHERE kind = 'replicate' AND state = 'dead' AND updated_at < ? \
+           AND EXISTS (SELECT 1 FROM replication_policies pol WHERE pol.file_id = jobs.subject)",
+        vec![SqlValue::Integer(now), SqlValue::Integer(now), SqlValue::Integer(now - settings.reset_ms)],
+    )
+    .await
+    .map_err(store_failure)
 }
 
 /// The node stores a pass over many copies reads, each opened once however many copies

@@ -53,7 +53,7 @@ pub fn slices(chunks: &[(String, u64)], start: u64, end: u64) -> Vec<BlobSlice> 
     for (key, len) in chunks {
         let (lo, hi) = (offset, offset + len); // this chunk covers [lo, hi)
         if hi > start && lo <= end {
-            out.push(BlobSlice { key: key.clone(), start: start.max(lo) - lo, end: (end + 1).min(hi) - lo });
+            out.push(BlobSlice::new(key.clone(), start.max(lo) - lo, (end + 1).min(hi) - lo));
         }
         offset = hi;
     }
@@ -85,7 +85,7 @@ mod tests {
     #[test]
     fn ranges_map_onto_blob_slices() {
         let chunks = vec![("a".to_owned(), 10), ("b".to_owned(), 10), ("c".to_owned(), 5)];
-        let s = |k: &str, a, b| BlobSlice { key: k.into(), start: a, end: b };
+        let s = |k: &str, a, b| BlobSlice::new(k, a, b);
         assert_eq!(slices(&chunks, 0, 24), [s("a", 0, 10), s("b", 0, 10), s("c", 0, 5)]);
         assert_eq!(slices(&chunks, 5, 14), [s("a", 5, 10), s("b", 0, 5)]);
         assert_eq!(slices(&chunks, 10, 10), [s("b", 0, 1)]);

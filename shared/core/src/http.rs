@@ -161,35 +161,46 @@ pub fn valid_host(text: &str) -> bool {
 }
 
 /// A slice `[start, end)` of one stored blob.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BlobSlice {
     pub key: String,
     pub start: u64,
     pub end: u64,
+    /// The stores holding the blob, `(kind, binding)`, in the order to read them
+    /// ([`crate::failover`]); empty: the home store only.
+    pub from: Vec<(String, String)>,
 }
 
 impl BlobSlice {
+    pub fn new(key: impl Into<String>, start: u64, end: u64) -> Self {
+        Self { key: key.into(), start, end, from: Vec::new() }
+    }
+
     /// Reads the slice's bytes from `blobs`, or says why they cannot be had (a download is
     /// already under way by then: the adapter can only cut the body short).
-    /// A compressed block ([`crate::compression::STORED_SUFFIX`]) is inflated up to the
-    /// slice's end, never further.
     pub async fn read(&self, blobs: &impl crate::ports::Blobs) -> Result<Vec<u8>, String> {
-        let stored = blobs.get(&self.key).await;
-        if let Ok(Some(packed)) = &stored
-            && self.key.ends_with(crate::compression::STORED_SUFFIX)
-        {
-            let mut bytes = crate::compression::inflate_prefix(packed, self.end as usize).map_err(|e| format!("blob {}: {e}", self.key))?;
-            bytes.drain(..self.start as usize);
-            return Ok(bytes);
+        match blobs.get(&self.key).await {
+            Ok(stored) => self.cut(stored),
+            Err(e) => Err(format!("blob {}: {e}", self.key)),
         }
+    }
+
+    /// The slice out of the blob as stored (`None`: not there). A compressed block
+    /// ([`crate::compression::STORED_SUFFIX`]) is inflated up to the slice's end, never
+    /// further.
+    pub fn cut(&self, stored: Option<Vec<u8>>) -> Result<Vec<u8>, String> {
         match stored {
-            Ok(Some(mut bytes)) if bytes.len() as u64 >= self.end => {
+            Some(packed) if self.key.ends_with(crate::compression::STORED_SUFFIX) => {
+                let mut bytes = crate::compression::inflate_prefix(&packed, self.end as usize).map_err(|e| format!("blob {}: {e}", self.key))?;
+                bytes.drain(..self.start as usize);
+                Ok(bytes)
+            }
+            Some(mut bytes) if bytes.len() as u64 >= self.end => {
                 bytes.truncate(self.end as usize);
                 bytes.drain(..self.start as usize);
                 Ok(bytes)
             }
-            Ok(_) => Err(format!("blob {} is missing or short", self.key)),
-            Err(e) => Err(format!("blob {}: {e}", self.key)),
+            _ => Err(format!("blob {} is missing or short", self.key)),
         }
     }
 }
@@ -448,7 +459,7 @@ mod tests {
     #[test]
     fn blob_slices_read_their_bytes_or_fail() {
         let read = |key: &str, start, end| {
-            let slice = BlobSlice { key: key.into(), start, end };
+            let slice = BlobSlice::new(key, start, end);
             std::pin::pin!(slice.read(&OneBlob)).as_mut().poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
         };
         use std::future::Future as _;

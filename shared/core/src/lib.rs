@@ -2,11 +2,13 @@
 //! nothing here touches a network, a disk or a clock on its own, so all of it runs and is
 //! tested natively, in a Spin component and in a Cloudflare Worker alike.
 
+pub mod breaker;
 pub mod cdc;
 pub mod chunks;
 pub mod compression;
 pub mod config;
 pub mod digest;
+pub mod failover;
 pub mod http;
 pub mod ids;
 pub mod password;

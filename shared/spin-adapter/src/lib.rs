@@ -168,27 +168,23 @@ pub fn into_response(api: ApiResponse) -> Response {
 }
 
 /// Streams blob slices one blob at a time: memory stays at one chunk however large the file.
+/// Each slice comes from the first of its stores that serves it (`vaultx_core::failover`).
 /// The audit event goes out when the stream ends or is dropped, with the bytes really sent.
 fn stream_blobs<F: FnMut(&serde_json::Value) + Send + 'static>(slices: Vec<BlobSlice>, audit: AuditOnDrop<F>) -> spin_sdk::http::BoxBody {
-    let frames = futures::stream::unfold((None::<SpinBlobs>, slices.into_iter(), audit), |(store, mut rest, mut audit)| async move {
+    let reader = vaultx_core::failover::Reader::new(SpinPlatform);
+    let frames = futures::stream::unfold((reader, slices.into_iter(), audit), |(mut reader, mut rest, mut audit)| async move {
         let slice = rest.next()?;
-        let store = match store {
-            Some(s) => s,
-            None => match SpinPlatform.blobs().await {
-                Ok(s) => s,
-                Err(e) => return Some((Err(anyhow::anyhow!("{e}")), (None, Vec::new().into_iter(), audit))),
-            },
-        };
-        // The response is already under way: a missing blob can only cut it short, which the
-        // client sees as a body shorter than Content-Length (and the audit event as incomplete).
-        match slice.read(&store).await {
+        // The response is already under way: a blob no store serves can only cut it short,
+        // which the client sees as a body shorter than Content-Length (and the audit event as
+        // incomplete).
+        match reader.read(&slice).await {
             Ok(bytes) => {
                 audit.sent += bytes.len() as u64;
-                Some((Ok(http_body::Frame::data(Bytes::from(bytes))), (Some(store), rest, audit)))
+                Some((Ok(http_body::Frame::data(Bytes::from(bytes))), (reader, rest, audit)))
             }
             Err(e) => {
                 eprintln!("vaultx: download cut short: {e}");
-                Some((Err(anyhow::Error::msg(e)), (Some(store), Vec::new().into_iter(), audit)))
+                Some((Err(anyhow::Error::msg(e)), (reader, Vec::new().into_iter(), audit)))
             }
         }
     });

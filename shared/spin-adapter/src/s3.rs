@@ -15,9 +15,29 @@ fn failed(store: &S3Store, what: &str, detail: impl std::fmt::Display) -> StoreE
     StoreError::Unavailable(format!("s3 store {:?}: {what}: {detail}", store.name))
 }
 
+/// Tries per request: a connection reset or a 5xx is retried (every request VaultX sends is
+/// idempotent: content-addressed puts, gets, deletes), as S3 clients do.
+const ATTEMPTS: u32 = 3;
+
 impl S3Blobs {
-    /// Sends one signed request; the status and the body, or why nothing came back.
+    /// Sends a signed request, retrying transient failures; the status and the body, or why
+    /// nothing came back.
     async fn send(&self, request: SignedRequest, body: Option<&[u8]>) -> Result<(u16, bytes::Bytes), StoreError> {
+        let mut attempt = 1;
+        loop {
+            match self.send_once(&request, body).await {
+                Ok((status, bytes)) if status < 500 || attempt == ATTEMPTS => return Ok((status, bytes)),
+                Err(e) if attempt == ATTEMPTS => return Err(e),
+                Ok((status, _)) => eprintln!("vaultx: s3 store {:?}: {} answered {status}; retrying", self.0.name, request.method),
+                Err(e) => eprintln!("vaultx: {e}; retrying"),
+            }
+            // 10 ms, then 40 ms: the instance serves this one request, blocking it blocks no one else.
+            std::thread::sleep(std::time::Duration::from_millis(10 * 4u64.pow(attempt - 1)));
+            attempt += 1;
+        }
+    }
+
+    async fn send_once(&self, request: &SignedRequest, body: Option<&[u8]>) -> Result<(u16, bytes::Bytes), StoreError> {
         let builder = http::Request::builder().method(request.method).uri(&request.url);
         let sent = match body {
             Some(bytes) => {

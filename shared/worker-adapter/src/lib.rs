@@ -332,20 +332,17 @@ fn blob_stream<F: FnMut(&serde_json::Value) + 'static>(
     slices: Vec<BlobSlice>,
     audit: AuditOnDrop<F>,
 ) -> impl futures::Stream<Item = worker::Result<Vec<u8>>> + 'static {
-    futures::stream::unfold((slices.into_iter(), audit), move |(mut rest, mut audit)| {
-        let platform = platform.clone();
+    let reader = vaultx_core::failover::Reader::new(platform);
+    futures::stream::unfold((reader, slices.into_iter(), audit), move |(mut reader, mut rest, mut audit)| {
         async move {
             let slice = rest.next()?;
-            let read = match platform.blobs().await {
-                Ok(blobs) => slice.read(&blobs).await,
-                Err(e) => Err(e.to_string()),
-            };
-            match read {
+            // Each slice from the first of its stores that serves it (vaultx_core::failover).
+            match reader.read(&slice).await {
                 Ok(bytes) => {
                     audit.sent += bytes.len() as u64;
-                    Some((Ok(bytes), (rest, audit)))
+                    Some((Ok(bytes), (reader, rest, audit)))
                 }
-                Err(e) => Some((Err(worker::Error::RustError(e)), (Vec::new().into_iter(), audit))),
+                Err(e) => Some((Err(worker::Error::RustError(e)), (reader, Vec::new().into_iter(), audit))),
             }
         }
     })

@@ -282,3 +282,92 @@ impl Client {
         }
     }
 }
+
+/// A blob taken out of the local runtime's home store behind its back (a lost disk, an
+/// operator's mistake), to be put back later. The home store is the key-value store `blobs`
+/// in the runtime's data directory, or, when VAULTX_HOME_BLOB_DIR names it, the directory
+/// of the S3-compatible server's bucket (one file per object).
+pub enum HomeBlob {
+    KeyValue { db: String, pieces: Vec<(String, Vec<u8>)> },
+    File { path: std::path::PathBuf, bytes: Vec<u8> },
+}
+
+impl HomeBlob {
+    pub fn take(data_dir: &str, key: &str) -> Self {
+        if let Ok(dir) = std::env::var("VAULTX_HOME_BLOB_DIR") {
+            let path = std::path::Path::new(&dir).join(key);
+            let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("the blob is stored at {}: {e}", path.display()));
+            std::fs::remove_file(&path).unwrap();
+            return Self::File { path, bytes };
+        }
+        let db = format!("{data_dir}/key_value.db");
+        let store = rusqlite::Connection::open(&db).unwrap();
+        let pieces: Vec<(String, Vec<u8>)> = {
+            let mut q = store.prepare("SELECT key, value FROM spin_key_value WHERE store = 'blobs' AND key LIKE ?").unwrap();
+            q.query_map([format!("{key}/%")], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect()
+        };
+        assert!(!pieces.is_empty(), "the blob is stored under {key}/");
+        store.execute("DELETE FROM spin_key_value WHERE store = 'blobs' AND key LIKE ?", [format!("{key}/%")]).unwrap();
+        Self::KeyValue { db, pieces }
+    }
+
+    pub fn restore(self) {
+        match self {
+            Self::File { path, bytes } => std::fs::write(path, bytes).unwrap(),
+            Self::KeyValue { db, pieces } => {
+                let store = rusqlite::Connection::open(db).unwrap();
+                for (k, v) in &pieces {
+                    store.execute("INSERT INTO spin_key_value (store, key, value) VALUES ('blobs', ?, ?)", rusqlite::params![k, v]).unwrap();
+                }
+            }
+        }
+    }
+}
+
+/// The code of the region whose node is the deployment's blob store `(kind, store)`, created
+/// as `code` (with one node) on first use; a later caller, or another test, finds it.
+pub fn region_with_store(c: &Client, admin: &str, code: &str, name: &str, kind: &str, store: &str) -> String {
+    let existing = || {
+        let nodes = c.get("/api/storage/nodes", Some(admin)).json();
+        nodes["nodes"].as_array().unwrap().iter().find(|n| n["kind"] == kind && n["store"] == store).map(|n| n["regionCode"].as_str().unwrap().to_owned())
+    };
+    if let Some(code) = existing() {
+        return code;
+    }
+    let json = [("content-type", "application/json")];
+    let r = c.auth_send("POST", "/api/storage/regions", admin, &json, Some(serde_json::json!({"code": code, "name": name}).to_string().as_bytes()));
+    assert!(r.status == 201 || r.status == 409, "{}", String::from_utf8_lossy(&r.body));
+    let body = serde_json::json!({"regionId": code, "name": format!("{code}-node"), "kind": kind, "store": store, "capacityBytes": 1u64 << 40});
+    let r = c.auth_send("POST", "/api/storage/nodes", admin, &json, Some(body.to_string().as_bytes()));
+    assert!(r.status == 201 || r.status == 409, "{}", String::from_utf8_lossy(&r.body));
+    existing().expect("the store serves a node")
+}
+
+/// The deployment's home blob store as a node names it: VAULTX_HOME_STORE (`kind:binding`,
+/// as the runtime's `home_blob_store`), else the platform's default.
+pub fn home_store() -> (String, String) {
+    match std::env::var("VAULTX_HOME_STORE") {
+        Ok(v) => {
+            let (kind, binding) = v.split_once(':').expect("VAULTX_HOME_STORE is kind:binding");
+            (kind.to_owned(), binding.to_owned())
+        }
+        Err(_) if target() == "worker" => ("r2".into(), "BLOBS".into()),
+        Err(_) => ("key-value".into(), "blobs".into()),
+    }
+}
+
+/// Stops or starts the S3-compatible server of the local run (VAULTX_S3_CONTROL, a command
+/// taking `stop` or `start`); `None` where the test run has none to control.
+pub fn s3_server(action: &str) -> Option<()> {
+    let control = std::env::var("VAULTX_S3_CONTROL").ok()?;
+    let status = std::process::Command::new(&control).arg(action).status().unwrap_or_else(|e| panic!("{control} {action}: {e}"));
+    assert!(status.success(), "{control} {action}: {status}");
+    Some(())
+}
+
+/// The region whose node is the deployment's `_eu` store (`eu-central-1` when this call
+/// creates it).
+pub fn eu_region(c: &Client, admin: &str) -> String {
+    let (kind, store) = if target() == "worker" { ("r2", "BLOBS_EU") } else { ("key-value", "blobs_eu") };
+    region_with_store(c, admin, "eu-central-1", "Frankfurt", kind, store)
+}

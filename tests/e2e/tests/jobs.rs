@@ -162,15 +162,9 @@ fn a_failing_job_ends_dead_and_a_retry_after_the_fix_finishes_it() {
     let id = create(&c, &token, data.len(), json!({"compressionEnabled": true, "deduplicationEnabled": false}));
     assert_eq!(c.put_chunk(&token, &id, 0, &data[..cs]).status, 201);
     // The first chunk's bytes vanish from the blob store before the upload completes.
-    let store = rusqlite::Connection::open(format!("{data_dir}/key_value.db")).unwrap();
     // A file without deduplication keeps its blocks to itself: `f.<file id>.<sha-256>`.
     let key = format!("f.{id}.{}", vaultx_e2e::sha256_hex(&data[..cs]));
-    let lost: Vec<(String, Vec<u8>)> = {
-        let mut q = store.prepare("SELECT key, value FROM spin_key_value WHERE store = 'blobs' AND key LIKE ?").unwrap();
-        q.query_map([format!("{key}/%")], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect()
-    };
-    assert!(!lost.is_empty(), "the chunk's blob is stored under {key}/");
-    store.execute("DELETE FROM spin_key_value WHERE store = 'blobs' AND key LIKE ?", [format!("{key}/%")]).unwrap();
+    let lost = vaultx_e2e::HomeBlob::take(&data_dir, &key);
     assert_eq!(c.put_chunk(&token, &id, 1, &data[cs..]).status, 201);
     // Every attempt fails; after the last one the job is dead and listed for admins.
     let started = std::time::Instant::now();
@@ -185,9 +179,7 @@ fn a_failing_job_ends_dead_and_a_retry_after_the_fix_finishes_it() {
     assert_eq!(job["attempts"], 5);
     assert!(job["lastError"].as_str().unwrap().contains("missing"), "{job}");
     // The operator restores the bytes and retries: the job finishes.
-    for (k, v) in &lost {
-        store.execute("INSERT INTO spin_key_value (store, key, value) VALUES ('blobs', ?, ?)", rusqlite::params![k, v]).unwrap();
-    }
+    lost.restore();
     let r = c.auth_send("POST", &format!("/api/admin/jobs/{}/retry", job["id"].as_str().unwrap()), &admin, &[], None);
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     wait_for_jobs(&c);

@@ -12,6 +12,11 @@ fn stores() -> (&'static str, &'static str, &'static str) {
     if target() == "worker" { ("r2", "BLOBS", "BLOBS_AP") } else { ("key-value", "blobs", "blobs_ap") }
 }
 
+/// The home store's node: `(kind, store)` (the runtime's may be an S3-compatible bucket).
+fn home() -> (String, String) {
+    vaultx_e2e::home_store()
+}
+
 fn unique_code(prefix: &str) -> String {
     let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() % 1_000_000_000;
     format!("{prefix}-{n}")
@@ -122,6 +127,12 @@ fn a_node_must_name_a_blob_store_the_deployment_has() {
         r.assert_problem(422, "validation-failed");
         assert_eq!(field_errors(&r), ["store"], "{store}");
     }
+    // An S3-compatible store the configuration does not name (s3_stores).
+    if target() != "worker" {
+        let r = post(&c, "/api/storage/nodes", &admin, &node("nowhere", "s3"));
+        r.assert_problem(422, "validation-failed");
+        assert_eq!(field_errors(&r), ["store"]);
+    }
     // A kind of store this deployment has none of.
     let other_kind = if kind == "r2" { "key-value" } else { "r2" };
     let r = post(&c, "/api/storage/nodes", &admin, &node(stores().2, other_kind));
@@ -137,7 +148,9 @@ fn a_node_must_name_a_blob_store_the_deployment_has() {
 fn nodes_serve_one_region_each_and_report_their_store() {
     let c = Client::new();
     let admin = admin_token(&c);
-    let (kind, home, second) = stores();
+    let (kind, _, second) = stores();
+    let (home_kind, home) = home();
+    let home = home.as_str();
     let code = unique_code("eu-central");
     let r = post(&c, "/api/storage/regions", &admin, &json!({"code": code, "name": "Frankfurt"}));
     assert_eq!(r.status, 201);
@@ -184,7 +197,7 @@ fn nodes_serve_one_region_each_and_report_their_store() {
         None => {
             let home_code = unique_code("home");
             assert_eq!(post(&c, "/api/storage/regions", &admin, &json!({"code": home_code, "name": "Home"})).status, 201);
-            let r = post(&c, "/api/storage/nodes", &admin, &json!({"regionId": home_code, "name": "home-1", "kind": kind, "store": home, "capacityBytes": 1u64 << 40}));
+            let r = post(&c, "/api/storage/nodes", &admin, &json!({"regionId": home_code, "name": "home-1", "kind": home_kind, "store": home, "capacityBytes": 1u64 << 40}));
             assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
             r.json()
         }

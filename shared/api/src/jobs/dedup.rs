@@ -102,7 +102,7 @@ pub async fn run<P: Platform>(p: &P, lease: &Lease) -> Result<(), Problem> {
         let mut recut = Recut { db: &db, store: &store, job_id: &job.id, file: &f, buffer: Vec::new(), start: 0, blocks: Vec::new() };
         for (key, len) in &current {
             lease.keep(&db, p.now_ms()).await?;
-            let slice = BlobSlice { key: key.clone(), start: 0, end: *len };
+            let slice = BlobSlice::new(key.clone(), 0, *len);
             let Ok(data) = slice.read(&store).await else {
                 layout::discard_written(&db, &store, p.now_ms(), &recut.blocks).await?;
                 if let Some(lost) = layout::missing_block(&db, &f, key).await? {

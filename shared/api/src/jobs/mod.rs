@@ -121,6 +121,7 @@ where
         }
         if kind == replicate::KIND {
             crate::replication::collect(p, &db).await?;
+            crate::replication::revive(p, &db).await?;
         }
         due(&db, kind, p.now_ms(), tuning.concurrency as u32).await?
     } else {

@@ -23,7 +23,10 @@ pub async fn run<P: Platform>(p: &P, lease: &Lease) -> Result<(), Problem> {
         replication::collect(p, &db).await?;
         return Ok(());
     }
-    let Some((_, targets)) = replication::policy(&db, &job.subject).await? else { return Ok(()) };
+    let Some((_, targets)) = replication::policy(&db, &job.subject).await? else {
+        let kv = p.kv().await.map_err(store_failure)?;
+        return replication::sync_manifests(&db, &kv, &job.subject).await;
+    };
     let home = p.blobs().await.map_err(store_failure)?;
     let blocks = replication::blocks(&db, &job.subject).await?;
     let mut failures = Vec::new();
@@ -79,5 +82,9 @@ pub async fn run<P: Platform>(p: &P, lease: &Lease) -> Result<(), Problem> {
             }
         }
     }
+    // The edge reads copies only through the manifests: name the ones there are now (also
+    // after a partial run — what is recorded is there).
+    let kv = p.kv().await.map_err(store_failure)?;
+    replication::sync_manifests(&db, &kv, &job.subject).await?;
     if failures.is_empty() { Ok(()) } else { Err(Problem::new(ProblemKind::Busy, failures.join("; "))) }
 }

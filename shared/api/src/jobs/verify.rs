@@ -36,7 +36,7 @@ pub async fn run<P: Platform>(p: &P, lease: &Lease) -> Result<(), Problem> {
         let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
         for (key, len) in layout::current(&db, &f.id).await? {
             lease.keep(&db, p.now_ms()).await?;
-            let Ok(bytes) = (BlobSlice { key: key.clone(), start: 0, end: len }).read(&store).await else {
+            let Ok(bytes) = (BlobSlice::new(key.clone(), 0, len)).read(&store).await else {
                 if let Some(lost) = layout::missing_block(&db, &f, &key).await? {
                     return Err(lost);
                 }

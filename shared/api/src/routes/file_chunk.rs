@@ -146,6 +146,9 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
         }
     };
 
+    // Strong replication: the chunk is acknowledged only once every target region holds it.
+    crate::replication::ensure_strong(p, &db, file.key_file(), &[(key.clone(), data.len() as i64)]).await?;
+
     let count = db
         .query("SELECT count(*) FROM file_chunks WHERE file_id = ?", vec![SqlValue::Text(file.id.clone())])
         .await

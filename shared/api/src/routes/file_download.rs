@@ -37,6 +37,26 @@ pub async fn handle<P: Platform>(p: &P, req: ApiRequest) -> ApiResponse {
     response
 }
 
+/// The slices of `[start, end]`, each naming where to read it when the file has copies in
+/// other regions: the home store first, then the copies in the manifest's order
+/// (`vaultx_core::failover` skips a deactivated or broken store at read time).
+async fn sourced_slices<P: Platform>(p: &P, manifest: &files::Manifest, start: u64, end: u64) -> Result<Vec<vaultx_core::http::BlobSlice>, Problem> {
+    let mut cut = slices(&manifest.chunks, start, end);
+    if manifest.replicas.is_empty() {
+        return Ok(cut);
+    }
+    let home = p.home_store().await.map_err(crate::accounts::store_failure)?;
+    let mut sources: std::collections::HashMap<&str, Vec<(String, String)>> = std::collections::HashMap::new();
+    for ((key, _), holders) in manifest.chunks.iter().zip(&manifest.replicas) {
+        let from = std::iter::once(home.clone()).chain(holders.iter().filter_map(|&i| manifest.stores.get(i as usize).cloned()));
+        sources.insert(key, from.collect());
+    }
+    for slice in &mut cut {
+        slice.from = sources.get(slice.key.as_str()).cloned().unwrap_or_default();
+    }
+    Ok(cut)
+}
+
 /// `attachment; filename="…"; filename*=UTF-8''…` (RFC 6266, RFC 8187): an ASCII fallback
 /// for old clients and the exact name for the rest.
 pub fn content_disposition(name: &str) -> String {
@@ -106,7 +126,7 @@ async fn run<P: Platform>(p: &P, req: &ApiRequest) -> Result<ApiResponse, Proble
             return Ok(common(ApiResponse::problem(&problem).with_header("content-range", format!("bytes */{size}"))));
         }
     };
-    let body = if size == 0 { Body::Bytes(Vec::new()) } else { Body::Blobs(slices(&manifest.chunks, start, end)) };
+    let body = if size == 0 { Body::Bytes(Vec::new()) } else { Body::Blobs(sourced_slices(p, &manifest, start, end).await?) };
     let mut response = ApiResponse { status, headers: Vec::new(), body, audit: None }
         .with_header("content-type", grant.mime_type.clone())
         .with_header("content-disposition", content_disposition(&grant.name));

@@ -1,7 +1,8 @@
 //! `GET /health` — overall health: every dependency's check, `200` when all pass, `503` with
 //! the same document when any fails (so a dashboard can show which): the metadata store, and
 //! every active region's blob stores (`stores`: each node's store, probed with a read now;
-//! a region is `healthy`, `degraded` or `unavailable` by how many of its stores answer).
+//! a region is `healthy`, `degraded` or `unavailable` by how many of its stores answer, and
+//! each store's circuit breaker as the edge's readers see it).
 
 use super::health_readiness::{check_metadata, short};
 use crate::regions;
@@ -29,7 +30,8 @@ pub async fn handle<P: Platform>(p: &P, req: ApiRequest) -> ApiResponse {
                     let health = regions::region_health(nodes.len(), nodes.iter().filter(|(_, up)| *up).count());
                     failing |= health == "degraded" || health == "unavailable";
                     for (n, up) in &nodes {
-                        stores.push(serde_json::json!({ "region": region.code, "kind": n.kind, "store": n.store, "health": regions::node_health(*up) }));
+                        let breaker = regions::breaker_view(p, &n.kind, &n.store).await;
+                        stores.push(serde_json::json!({ "region": region.code, "kind": n.kind, "store": n.store, "health": regions::node_health(*up), "breaker": breaker }));
                     }
                     region_checks.insert(region.code, health.into());
                 }

@@ -15,6 +15,6 @@ pub async fn handle<P: Platform>(p: &P, req: ApiRequest) -> ApiResponse {
 
 async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem> {
     let (db, region) = regions::requested(p, &req, &["PATCH"]).await?;
-    let region = regions::deactivate(&db, p.now_ms(), &region).await?;
+    let region = regions::deactivate(p, &db, &region).await?;
     Ok(ApiResponse::json(200, &regions::region_view(p, &db, &region).await?).with_header("cache-control", "no-store"))
 }
