@@ -14,7 +14,7 @@ ROUTES = [
     ("auth-register", "/api/auth/register", "POST: create an account", True, [], []),
     ("auth-login", "/api/auth/login", "POST: email + password -> access token", True, [], ["jwt_secret", "jwt_expiration_time"]),
     ("users-me", "/api/users/me", "GET: the signed-in account", True, [], ["jwt_secret"]),
-    ("files", "/api/files", "POST: create a file entry; GET: list the caller's files", True, ["manifests"], ["jwt_secret", "chunk_size", "quota_bytes", "quota_files"]),
+    ("files", "/api/files", "POST: create a file entry; GET: list the caller's files", True, ["manifests"], ["jwt_secret", "chunk_size", "quota_bytes", "quota_files", "replication_default_regions", "replication_default_consistency"]),
     ("files-usage", "/api/files/stats/usage", "GET: the caller's storage usage and quota", True, [], ["jwt_secret", "quota_bytes", "quota_files"]),
     ("files-search", "/api/files/search", "GET: search the caller's files (cursor-paginated)", True, [], ["jwt_secret"]),
     ("file", "/api/files/:id", "GET, PATCH, DELETE one file", True, ["manifests", "blobs"], ["jwt_secret"]),
@@ -62,10 +62,10 @@ WAKES_JOBS = {"file-chunk", "file-complete", "file-versions", "admin-job-retry",
 JOBS = [
     # Its sweep also moves the download path's spooled audit events into SQL.
     ("job-verify", "verify", "check a file's declared SHA-256 after its combined CRC-64 made it available", ["manifests", "blobs", "audit"], ["job_concurrency", "job_lease_seconds", "job_retry_base_ms"]),
-    ("job-dedup", "dedup", "re-cut a file into content-defined blocks (FastCDC) shared with the owner's other files", ["manifests", "blobs"], ["job_concurrency", "job_lease_seconds", "job_retry_base_ms"]),
+    ("job-dedup", "dedup", "re-cut a file into content-defined blocks (FastCDC) shared with the owner's other files", ["manifests"] + BLOB_STORES, ["job_concurrency", "job_lease_seconds", "job_retry_base_ms"]),
     # Copies blocks into other regions' stores (and its sweep removes copies nothing needs).
     ("job-replicate", "replicate", "copy a replicated file's blocks to its target regions", ["manifests"] + BLOB_STORES, ["job_concurrency", "job_lease_seconds", "job_retry_base_ms"]),
-    ("job-compress", "compress", "store each compressible block of a file DEFLATE-compressed", ["manifests", "blobs"], ["job_concurrency", "job_lease_seconds", "job_retry_base_ms", "compression_min_saving"]),
+    ("job-compress", "compress", "store each compressible block of a file DEFLATE-compressed", ["manifests"] + BLOB_STORES, ["job_concurrency", "job_lease_seconds", "job_retry_base_ms", "compression_min_saving"]),
 ]
 
 HEADER = '''# VaultX as a Spin application: one component per API route, each granted only the stores
@@ -135,6 +135,10 @@ s3_host = { default = "http://127.0.0.1:9000" }
 # until the timeout has passed; then one request probes it.
 circuit_breaker_failure_threshold = { default = "5" }
 circuit_breaker_reset_timeout = { default = "30000" }
+# The default replication policy of new files: region codes, comma-separated (empty: none),
+# and its consistency (eventual or strong). A file's own policy replaces it.
+replication_default_regions = { default = "" }
+replication_default_consistency = { default = "eventual" }
 
 [application.trigger.redis]
 address = "{{ redis_address }}"

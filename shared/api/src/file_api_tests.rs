@@ -423,3 +423,40 @@ fn state_changes_and_downloads_are_in_the_audit_log() {
     let other = signed_in(&p);
     problem(&call(&p, "file-audit", "GET", &format!("/api/files/{id}/audit"), &other, ""), 404, "not-found");
 }
+
+#[test]
+fn a_default_strong_policy_holds_each_chunk_until_every_target_region_has_it() {
+    use vaultx_core::ports::Blobs;
+    let p = TestPlatform::new();
+    p.vars.borrow_mut().insert("admin_emails".into(), format!("u{}@example.com", p.now.get()));
+    let admin = signed_in(&p);
+    ok(call(&p, "storage-regions", "POST", "/api/storage/regions", &admin, r#"{"code":"eu-central-1","name":"Frankfurt"}"#), 201);
+    let node = r#"{"regionId":"eu-central-1","name":"eu-1","kind":"key-value","store":"blobs_eu","capacityBytes":1000000000}"#;
+    ok(call(&p, "storage-nodes", "POST", "/api/storage/nodes", &admin, node), 201);
+    // The deployment's default: every new file in eu-central-1, strongly; unknown regions are
+    // left out rather than stopping uploads.
+    p.vars.borrow_mut().insert("replication_default_regions".into(), "eu-central-1, nowhere-1".into());
+    p.vars.borrow_mut().insert("replication_default_consistency".into(), "strong".into());
+    let user = signed_in(&p);
+    let data = noise(CHUNK * 2 + 100, 5);
+    let id = new_file(&p, &user, "default.bin", &data);
+    // No job has run: the copies were made before each chunk was acknowledged.
+    let status = ok(call(&p, "replication-status", "GET", &format!("/api/replication/files/{id}/status"), &user, ""), 200);
+    let regions = status["regions"].as_array().unwrap();
+    assert_eq!(regions.len(), 1, "{status}");
+    assert_eq!((regions[0]["region"].as_str(), regions[0]["state"].as_str()), (Some("eu-central-1"), Some("in-sync")), "{status}");
+    let mut copies = run(p.eu_blobs.list()).unwrap();
+    copies.sort();
+    let mut home = run(p.blobs.list()).unwrap();
+    home.sort();
+    assert_eq!(copies, home, "every block is in both regions");
+    for key in &home {
+        assert_eq!(run(p.eu_blobs.get(key)).unwrap(), run(p.blobs.get(key)).unwrap(), "{key}: byte-identical");
+    }
+    assert_eq!(fetch(&p, &user, &id, "{}").1, data);
+    // Without the default, a new file has no policy.
+    p.vars.borrow_mut().remove("replication_default_regions");
+    let other = new_file(&p, &user, "plain.bin", &noise(100, 6));
+    let status = ok(call(&p, "replication-status", "GET", &format!("/api/replication/files/{other}/status"), &user, ""), 200);
+    assert_eq!(status["policy"], serde_json::Value::Null, "{status}");
+}

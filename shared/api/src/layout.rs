@@ -264,14 +264,18 @@ static STAGE_SQL: [&str; STAGE_ROWS] = {
 pub async fn after_swap<P: vaultx_core::ports::Platform>(p: &P, db: &impl Sql, file_id: &str, replicate_job: &str) -> Result<(), Problem> {
     if crate::replication::is_replicated(db, file_id).await? {
         crate::jobs::wake(p, &[(crate::jobs::replicate::KIND, replicate_job)]).await;
+        // A strongly replicated file's new blocks go to every target now, and its manifest
+        // names them there (if a target is down this run fails and is retried; the
+        // replicate job catches up too).
+        let f = files::find(db, file_id).await?.ok_or_else(|| Problem::not_found(format!("no file {file_id}")))?;
+        let blocks: Vec<(String, i64)> = current(db, &f.id).await?.into_iter().map(|(k, s)| (k, s as i64)).collect();
+        crate::replication::ensure_strong(p, db, f.key_file(), &blocks).await?;
+        let kv = p.kv().await.map_err(store_failure)?;
+        sync_manifest(db, &kv, &f.id).await?;
     }
     Ok(())
 }
 
-/// Makes the file's published manifest name exactly its current blocks (its rows), keeping
-/// its id, size and ETag. Idempotent. Like every manifest writer it checks the file after
-/// writing: a delete that ran meanwhile had removed the manifest before our write, so the
-/// write is undone — a deleted file's manifest never comes back.
 #[cfg(test)]
 #[test]
 fn each_staging_statement_binds_six_parameters_per_row() {
@@ -280,6 +284,11 @@ fn each_staging_statement_binds_six_parameters_per_row() {
     }
 }
 
+/// Makes the file's published manifest name exactly its current blocks (its rows) and the
+/// other regions' copies of them, keeping its id, size and ETag. Idempotent. Like every
+/// manifest writer it checks the file after writing: a delete that ran meanwhile had removed
+/// the manifest before our write, so the write is undone — a deleted file's manifest never
+/// comes back.
 pub async fn sync_manifest(db: &impl Sql, kv: &impl Kv, file_id: &str) -> Result<(), Problem> {
     let Some(f) = files::find(db, file_id).await? else { return Ok(()) };
     let (Some(manifest_id), Some(etag)) = (f.manifest_id.clone(), f.etag.clone()) else { return Ok(()) };

@@ -151,6 +151,38 @@ pub async fn set_policy<P: Platform>(p: &P, db: &impl Sql, owner_id: &str, file_
     policy(db, &f.id).await?.ok_or_else(|| Problem::not_found(format!("no file {file_id}")))
 }
 
+/// The statements that give a new file the deployment's default policy, for its creating
+/// batch: `replication_default_regions` (region codes, comma-separated; empty: none) with
+/// `replication_default_consistency` (`eventual` unless `strong`). Regions that are unknown or
+/// deactivated when the file is created are left out: a default never stops an upload.
+pub async fn default_policy<P: Platform>(p: &P, file_id: &str, now_ms: i64) -> Result<Vec<Statement>, Problem> {
+    let regions = p.get(DEFAULT_REGIONS).await.map_err(store_failure)?.unwrap_or_default();
+    let codes: Vec<&str> = regions.split(',').map(str::trim).filter(|c| !c.is_empty()).take(MAX_TARGETS).collect();
+    if codes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let consistency = match p.get(DEFAULT_CONSISTENCY).await.map_err(store_failure)?.as_deref().map(str::trim) {
+        Some(STRONG) => STRONG,
+        _ => EVENTUAL,
+    };
+    let mut statements = vec![Statement {
+        sql: "INSERT INTO replication_policies (file_id, consistency, created_at, updated_at) VALUES (?, ?, ?, ?)",
+        params: vec![file_id.into(), consistency.into(), SqlValue::Integer(now_ms), SqlValue::Integer(now_ms)],
+    }];
+    for code in codes {
+        statements.push(Statement {
+            sql: "INSERT INTO replication_targets (file_id, region_id) SELECT CAST(? AS TEXT), r.id FROM regions r WHERE r.code = ? AND r.status = 'active' \
+                  ON CONFLICT (file_id, region_id) DO NOTHING",
+            params: vec![file_id.into(), code.into()],
+        });
+    }
+    Ok(statements)
+}
+
+/// The variables of the default policy ([`default_policy`]).
+pub const DEFAULT_REGIONS: &str = "replication_default_regions";
+pub const DEFAULT_CONSISTENCY: &str = "replication_default_consistency";
+
 /// Every distinct block the file's rows (its head and its versions) reference, with its
 /// stored size: what a replica region must hold.
 pub async fn blocks(db: &impl Sql, head_id: &str) -> Result<Vec<(String, i64)>, Problem> {

@@ -205,9 +205,12 @@ fn nodes_serve_one_region_each_and_report_their_store() {
     let home_node = node_of(&c, &admin, home).unwrap_or(home_node);
     assert!(home_node["usedBytes"].as_u64().unwrap() >= data.len() as u64, "{home_node}");
 
-    // A deactivated region takes no new nodes.
-    assert_eq!(c.auth_send("PATCH", &format!("/api/storage/regions/{code}/deactivate"), &admin, &[], None).status, 200);
-    let r = post(&c, "/api/storage/nodes", &admin, &json!({"regionId": code, "name": "late", "kind": kind, "store": second, "capacityBytes": 1}));
+    // A deactivated region takes no new nodes. (A region of its own: the spare store's region
+    // stays active for the outage tests, tests/outage.rs.)
+    let retired = unique_code("retired");
+    assert_eq!(post(&c, "/api/storage/regions", &admin, &json!({"code": retired, "name": "Retired"})).status, 201);
+    assert_eq!(c.auth_send("PATCH", &format!("/api/storage/regions/{retired}/deactivate"), &admin, &[], None).status, 200);
+    let r = post(&c, "/api/storage/nodes", &admin, &json!({"regionId": retired, "name": "late", "kind": kind, "store": second, "capacityBytes": 1}));
     r.assert_problem(409, "conflict");
     assert!(r.json()["detail"].as_str().unwrap().contains("deactivated"), "{}", r.json());
 }

@@ -128,7 +128,10 @@ async fn create<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Prob
         file.etag = Some(manifest.etag);
         file.manifest_id = Some(manifest_id);
     }
-    files::insert(&db, &file, crate::quotas::guards(&file.owner_id, &quota), || crate::quotas::refused(&quota)).await?;
+    // The deployment's default replication policy, if any, comes with the row.
+    let mut with_row = crate::quotas::guards(&file.owner_id, &quota);
+    with_row.extend(crate::replication::default_policy(p, &file.id, now).await?);
+    files::insert(&db, &file, with_row, || crate::quotas::refused(&quota)).await?;
     Ok(ApiResponse::json(201, &file.view()).with_header("location", format!("/api/files/{}", file.id)))
 }
 
