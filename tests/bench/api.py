@@ -42,3 +42,28 @@ def percentile(values, p):
     """The nearest-rank `p`th percentile of `values`."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def sign_in(base, email, password="bench password"):
+    """Registers `email` if it is new and signs in: the access token."""
+    account = {"email": email, "password": password}
+    call(base, "POST", "/api/auth/register", body=account)
+    status, login = call(base, "POST", "/api/auth/login", body=account)
+    assert status == 200, login
+    return login["accessToken"]
+
+
+def region_of(base, admin, store, kind="key-value", code=None):
+    """The code of the region whose node serves the blob store `kind`/`store`, created (as
+    `code`, else `bench-<store>`) with one node if none does."""
+    status, nodes = call(base, "GET", "/api/storage/nodes", admin)
+    assert status == 200, nodes
+    for n in nodes["nodes"]:
+        if n["kind"] == kind and n["store"] == store:
+            return n["regionCode"]
+    code = code or "bench-" + store.replace("_", "-")
+    call(base, "POST", "/api/storage/regions", admin, {"code": code, "name": f"bench {store}"})
+    status, node = call(base, "POST", "/api/storage/nodes", admin,
+                        {"regionId": code, "name": store.replace("_", "-"), "kind": kind, "store": store, "capacityBytes": 1 << 40})
+    assert status == 201, node
+    return code

@@ -29,28 +29,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from api import call, percentile
-
-
-def sign_in(base, email):
-    account = {"email": email, "password": "regions bench password"}
-    call(base, "POST", "/api/auth/register", body=account)
-    status, login = call(base, "POST", "/api/auth/login", body=account)
-    assert status == 200, login
-    return login["accessToken"]
-
-
-def region_of(base, admin, kind, store, code):
-    status, nodes = call(base, "GET", "/api/storage/nodes", admin)
-    assert status == 200, nodes
-    for n in nodes["nodes"]:
-        if n["kind"] == kind and n["store"] == store:
-            return n["regionCode"]
-    call(base, "POST", "/api/storage/regions", admin, {"code": code, "name": f"bench {store}"})
-    status, node = call(base, "POST", "/api/storage/nodes", admin,
-                        {"regionId": code, "name": store.replace("_", "-"), "kind": kind, "store": store, "capacityBytes": 1 << 40})
-    assert status == 201, node
-    return code
+from api import call, percentile, region_of, sign_in
 
 
 def replicated_file(base, token, region, size, chunk):
@@ -125,10 +104,9 @@ def main():
     base, admin_email, control = args[0].rstrip("/"), args[1], args[2]
     home_kind, home_store = opts["--home"].split(":", 1)
     admin = sign_in(base, admin_email)
-    region_of(base, admin, home_kind, home_store, "bench-home")
-    replica = region_of(base, admin, "key-value", opts["--replica"], "bench-replica")
+    region_of(base, admin, home_store, home_kind, "bench-home")
+    replica = region_of(base, admin, opts["--replica"], "key-value", "bench-replica")
     token = sign_in(base, f"regions-bench-{int(time.time())}@example.com")
-    status, me = call(base, "GET", "/api/users/me", token)
     chunk = 5 * 1024 * 1024
     big_url, big = replicated_file(base, token, replica, int(opts["--size-mib"]) * 1024 * 1024, chunk)
     small_url, small = replicated_file(base, token, replica, 1024 * 1024, chunk)

@@ -16,29 +16,7 @@ import os
 import statistics
 import sys
 import time
-from api import call, percentile
-
-
-def sign_in(base, email):
-    account = {"email": email, "password": "replication bench password"}
-    call(base, "POST", "/api/auth/register", body=account)
-    status, login = call(base, "POST", "/api/auth/login", body=account)
-    assert status == 200, login
-    return login["accessToken"]
-
-
-def region_of(base, admin, store):
-    status, nodes = call(base, "GET", "/api/storage/nodes", admin)
-    assert status == 200, nodes
-    for n in nodes["nodes"]:
-        if n["store"] == store:
-            return n["regionCode"]
-    code = "bench-" + store.replace("_", "-")
-    call(base, "POST", "/api/storage/regions", admin, {"code": code, "name": f"bench {store}"})
-    status, node = call(base, "POST", "/api/storage/nodes", admin,
-                        {"regionId": code, "name": store, "kind": "key-value", "store": store, "capacityBytes": 1 << 40})
-    assert status == 201, node
-    return code
+from api import call, percentile, region_of, sign_in
 
 
 def one(base, token, region, size, chunk):

@@ -371,3 +371,33 @@ pub fn eu_region(c: &Client, admin: &str) -> String {
     let (kind, store) = if target() == "worker" { ("r2", "BLOBS_EU") } else { ("key-value", "blobs_eu") };
     region_with_store(c, admin, "eu-central-1", "Frankfurt", kind, store)
 }
+
+/// `POST /api/replication/files/:id/policy` with `body`.
+pub fn policy(c: &Client, token: &str, id: &str, body: &Value) -> Reply {
+    c.auth_send("POST", &format!("/api/replication/files/{id}/policy"), token, &[("content-type", "application/json")], Some(body.to_string().as_bytes()))
+}
+
+/// The Worker's sweep is its Cron Trigger, fired on demand under `wrangler dev`; the local
+/// runtime's runs every second by itself.
+pub fn sweep(c: &Client) {
+    if target() == "worker" {
+        c.get("/__scheduled?cron=*+*+*+*+*", None);
+    }
+}
+
+/// Polls the file's replication status until every region is `in-sync` (60 s at most: a job
+/// that died while a store was down is queued again after the breaker's reset timeout).
+pub fn wait_in_sync(c: &Client, token: &str, id: &str) -> Value {
+    let started = std::time::Instant::now();
+    loop {
+        let r = c.get(&format!("/api/replication/files/{id}/status"), Some(token));
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let status = r.json();
+        if status["regions"].as_array().unwrap().iter().all(|r| r["state"] == "in-sync") {
+            return status;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "not in sync after 60 s: {status}");
+        sweep(c);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

@@ -6,11 +6,7 @@
 
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-use vaultx_e2e::{eu_region, Client, admin_token, assert_integrity, bytes, chunk_size, home_store, region_with_store, s3_server, serial, target, wait_for_jobs};
-
-fn policy(c: &Client, token: &str, id: &str, body: &Value) -> vaultx_e2e::Reply {
-    c.auth_send("POST", &format!("/api/replication/files/{id}/policy"), token, &[("content-type", "application/json")], Some(body.to_string().as_bytes()))
-}
+use vaultx_e2e::{Client, admin_token, assert_integrity, bytes, chunk_size, eu_region, home_store, policy, region_with_store, s3_server, serial, target, wait_for_jobs, wait_in_sync};
 
 /// A file whose blocks stay as uploaded (no dedup or compression re-layout): its chunks are
 /// `f.<id>.<sha-256>` in every store, whatever the background jobs do.
@@ -26,23 +22,6 @@ fn status(c: &Client, token: &str, id: &str) -> Value {
     let r = c.get(&format!("/api/replication/files/{id}/status"), Some(token));
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     r.json()
-}
-
-/// Polls until every target region is `in-sync` (60 s at most: a job that died while a store
-/// was down is queued again after the breaker's reset timeout).
-fn wait_in_sync(c: &Client, token: &str, id: &str) -> Value {
-    let started = Instant::now();
-    loop {
-        let s = status(c, token, id);
-        if s["regions"].as_array().unwrap().iter().all(|r| r["state"] == "in-sync") {
-            return s;
-        }
-        assert!(started.elapsed() < Duration::from_secs(60), "not in sync after 60 s: {s}");
-        if target() == "worker" {
-            c.get("/__scheduled?cron=*+*+*+*+*", None);
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 fn ap_region(c: &Client, admin: &str) -> String {

@@ -3,37 +3,9 @@
 //! file (its versions' too) to each target region's store, byte-identical (the integrity
 //! check reads every copy); deleting the file leaves no copy behind in any region.
 
-use serde_json::{Value, json};
+use serde_json::json;
 use std::time::{Duration, Instant};
-use vaultx_e2e::{eu_region, Client, admin_token, assert_integrity, bytes, serial, target};
-
-fn policy(c: &Client, token: &str, id: &str, body: &Value) -> vaultx_e2e::Reply {
-    c.auth_send("POST", &format!("/api/replication/files/{id}/policy"), token, &[("content-type", "application/json")], Some(body.to_string().as_bytes()))
-}
-
-/// Polls the file's replication status until every region is `in-sync` (30 s at most).
-fn wait_in_sync(c: &Client, token: &str, id: &str) -> Value {
-    let started = Instant::now();
-    loop {
-        let r = c.get(&format!("/api/replication/files/{id}/status"), Some(token));
-        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-        let status = r.json();
-        if status["regions"].as_array().unwrap().iter().all(|r| r["state"] == "in-sync") {
-            return status;
-        }
-        assert!(started.elapsed() < Duration::from_secs(30), "not in sync after 30 s: {status}");
-        sweep(c);
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// The Worker's sweep is its Cron Trigger, fired on demand under `wrangler dev`; the local
-/// runtime's runs every second by itself.
-fn sweep(c: &Client) {
-    if target() == "worker" {
-        c.get("/__scheduled?cron=*+*+*+*+*", None);
-    }
-}
+use vaultx_e2e::{Client, admin_token, assert_integrity, bytes, eu_region, policy, serial, sweep, wait_in_sync};
 
 #[test]
 fn a_policy_is_validated_and_only_the_owner_sets_it() {
