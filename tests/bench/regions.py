@@ -4,6 +4,7 @@ what a client pays while the home store goes down (failed requests, added latenc
 
     tests/bench/regions.py BASE_URL ADMIN_EMAIL S3_CONTROL [--home s3:home] [--replica blobs_eu]
                            [--size-mib 64] [--runs 8] [--small-runs 40]
+    tests/bench/regions.py BASE_URL ADMIN_EMAIL --deactivate [--home key-value:blobs] ...
 
 Against a running local runtime whose home blob store (`home_blob_store`) is the S3-compatible
 store `--home` and whose `admin_emails` includes ADMIN_EMAIL; S3_CONTROL is a command taking
@@ -22,7 +23,11 @@ until they are in sync, then:
 
 Prints throughput (MB/s, median of runs) per phase and their ratio, small-download latency p50
 and p99 per phase, and the outage window's requests, failures and added latency. Standard
-library only."""
+library only.
+
+With `--deactivate` instead of S3_CONTROL, step 2 deactivates the home region (for good: use a
+fresh runtime) and the replica phase reads the copies a deactivated home leaves them to; any
+home store kind works, e.g. `--home key-value:blobs` to compare two key-value stores."""
 
 import os
 import subprocess
@@ -101,10 +106,15 @@ def main():
             i = args.index(flag)
             opts[flag] = args[i + 1]
             del args[i:i + 2]
-    base, admin_email, control = args[0].rstrip("/"), args[1], args[2]
+    deactivate = "--deactivate" in args
+    if deactivate:
+        args.remove("--deactivate")
+        opts["--home"] = opts["--home"] if "--home" in sys.argv else "key-value:blobs"
+    base, admin_email = args[0].rstrip("/"), args[1]
+    control = None if deactivate else args[2]
     home_kind, home_store = opts["--home"].split(":", 1)
     admin = sign_in(base, admin_email)
-    region_of(base, admin, home_store, home_kind, "bench-home")
+    home_region = region_of(base, admin, home_store, home_kind, "bench-home")
     replica = region_of(base, admin, opts["--replica"], "key-value", "bench-replica")
     token = sign_in(base, f"regions-bench-{int(time.time())}@example.com")
     chunk = 5 * 1024 * 1024
@@ -112,26 +122,40 @@ def main():
     small_url, small = replicated_file(base, token, replica, 1024 * 1024, chunk)
     runs, small_runs = int(opts["--runs"]), int(opts["--small-runs"])
     throughput(big_url, big, 2)  # warm both paths' instances
+    # The baseline is the home store's: wait out a breaker a previous run left open.
+    started = time.time()
+    while breaker(base, home_kind, home_store) != "closed":
+        download(small_url)
+        assert time.time() - started < 120, "the home store's breaker stays open"
+        time.sleep(0.5)
 
     home_rate = throughput(big_url, big, runs)
     home_small = latencies(small_url, small, small_runs)
 
-    subprocess.run([control, "stop"], check=True)
     window = []
-    started = time.time()
-    while breaker(base, home_kind, home_store) != "open":
-        status, secs, body = download(small_url)
-        window.append((status == 200 and body == small, secs * 1000))
-        assert time.time() - started < 60, "the breaker never opened"
+    if deactivate:
+        status, r = call(base, "PATCH", f"/api/storage/regions/{home_region}/deactivate", admin)
+        assert status == 200, r
+    else:
+        subprocess.run([control, "stop"], check=True)
+        started = time.time()
+        while breaker(base, home_kind, home_store) != "open":
+            status, secs, body = download(small_url)
+            window.append((status == 200 and body == small, secs * 1000))
+            assert time.time() - started < 60, "the breaker never opened"
     replica_rate = throughput(big_url, big, runs)
     replica_small = latencies(small_url, small, small_runs)
-    subprocess.run([control, "start"], check=True)
+    if not deactivate:
+        subprocess.run([control, "start"], check=True)
 
     print(f"large file: {len(big) / 2**20:.0f} MiB, {runs} downloads per phase (median); small file: 1 MiB, {small_runs} downloads per phase")
     print(f"throughput from the home region ({opts['--home']}):  {home_rate:8.1f} MB/s")
-    print(f"throughput from the replica ({opts['--replica']}, home down): {replica_rate:8.1f} MB/s   ratio replica/home {replica_rate / home_rate:.2f}")
+    why = "home deactivated" if deactivate else "home down"
+    print(f"throughput from the replica ({opts['--replica']}, {why}): {replica_rate:8.1f} MB/s   ratio replica/home {replica_rate / home_rate:.2f}")
     print(f"1 MiB latency, home region:    p50 {percentile(home_small, 50):7.2f} ms  p99 {percentile(home_small, 99):7.2f} ms")
-    print(f"1 MiB latency, replica (open): p50 {percentile(replica_small, 50):7.2f} ms  p99 {percentile(replica_small, 99):7.2f} ms")
+    print(f"1 MiB latency, replica:        p50 {percentile(replica_small, 50):7.2f} ms  p99 {percentile(replica_small, 99):7.2f} ms")
+    if deactivate:
+        return
     ok = [ms for good, ms in window if good]
     failed = len(window) - len(ok)
     added = (percentile(ok, 50) - percentile(home_small, 50)) if ok else float("nan")

@@ -1,6 +1,7 @@
 //! Outbound HTTP from components, allowed only to the hosts the manifest lists in
 //! `allowed_outbound_hosts` (`scheme://host:port`, `*` wildcards, `*.domain` suffixes).
-//! Sent by wasmtime-wasi-http's default sender (HTTP, and HTTPS with the webpki roots).
+//! Plain HTTP is sent here (TCP_NODELAY, origin-form); HTTPS by wasmtime-wasi-http's default
+//! sender (rustls, the webpki roots).
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -58,10 +59,43 @@ impl WasiHttpHooks for Outbound {
             if !allowed {
                 return Err(Error::HttpRequestDenied);
             }
-            // wasmtime's own sender: HTTP and HTTPS (rustls, webpki roots), drives the
-            // connection while the response is awaited, origin-form request target.
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-            let response = response.map(|b| b.boxed_unsync());
+            if scheme != "http" {
+                // HTTPS: wasmtime's own sender (rustls, the webpki roots).
+                let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+                let response = response.map(|b| b.boxed_unsync());
+                return Ok((response, Box::new(io) as Box<dyn Future<Output = Result<(), Error>> + Send>));
+            }
+            // Plain HTTP (an S3-compatible server next to the runtime, say) with TCP_NODELAY:
+            // without it a small request waits out the peer's delayed ACK (40 ms a request).
+            let stream = tokio::net::TcpStream::connect((host.as_str(), port)).await.map_err(Error::Connect)?;
+            let _ = stream.set_nodelay(true);
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+            // The connection runs on its own task: it must make progress while the request is
+            // sent and the response awaited, and until the body is read.
+            let driver = tokio::spawn(conn);
+            let mut request = request;
+            // A guest that says its body is empty gets exactly that on the wire: no chunked
+            // encoding for hyper to finish with a terminator the server waits on.
+            let declared_empty = request.headers().get(http::header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() == b"0");
+            let bodiless = matches!(*request.method(), http::Method::GET | http::Method::HEAD | http::Method::DELETE)
+                && !request.headers().contains_key(http::header::CONTENT_LENGTH)
+                && !request.headers().contains_key(http::header::TRANSFER_ENCODING);
+            if declared_empty || bodiless {
+                *request.body_mut() = full(Bytes::new());
+                request.headers_mut().remove(http::header::TRANSFER_ENCODING);
+            }
+            // Origin-form: the authority travels in Host (a request target with a scheme is
+            // only for proxies).
+            let target = request.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned();
+            *request.uri_mut() = target.parse().map_err(|_| Error::HttpRequestUriInvalid)?;
+            let response = sender.send_request(request).await?;
+            let response = response.map(|b| b.map_err(Error::from).boxed_unsync());
+            let io = async move {
+                match driver.await {
+                    Ok(result) => result.map_err(Error::from),
+                    Err(_) => Err(Error::ConnectionTerminated),
+                }
+            };
             Ok((response, Box::new(io) as Box<dyn Future<Output = Result<(), Error>> + Send>))
         })
     }
