@@ -69,7 +69,8 @@ impl WasiHttpHooks for Outbound {
             // without it a small request waits out the peer's delayed ACK (40 ms a request).
             let stream = tokio::net::TcpStream::connect((host.as_str(), port)).await.map_err(Error::Connect)?;
             let _ = stream.set_nodelay(true);
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+            let _ = socket2::SockRef::from(&stream).set_tcp_quickack(true);
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(QuickAck(stream))).await?;
             // The connection runs on its own task: it must make progress while the request is
             // sent and the response awaited, and until the body is read.
             let driver = tokio::spawn(conn);
@@ -98,6 +99,36 @@ impl WasiHttpHooks for Outbound {
             };
             Ok((response, Box::new(io) as Box<dyn Future<Output = Result<(), Error>> + Send>))
         })
+    }
+}
+
+/// A client socket that acknowledges at once. The runtime reads a response only as fast as
+/// the guest pulls it, which Linux takes for a bulk receiver and delays its ACKs (40 ms); a
+/// server that does not disable Nagle then holds a response's last partial segment until
+/// that ACK comes — 40 ms on every S3 GET. `TCP_QUICKACK` is not sticky, so it is set again
+/// after every read.
+struct QuickAck(tokio::net::TcpStream);
+
+impl tokio::io::AsyncRead for QuickAck {
+    fn poll_read(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &mut tokio::io::ReadBuf<'_>) -> std::task::Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let polled = std::pin::Pin::new(&mut this.0).poll_read(cx, buf);
+        if polled.is_ready() {
+            let _ = socket2::SockRef::from(&this.0).set_tcp_quickack(true);
+        }
+        polled
+    }
+}
+
+impl tokio::io::AsyncWrite for QuickAck {
+    fn poll_write(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &[u8]) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+    fn poll_flush(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+    fn poll_shutdown(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
     }
 }
 
