@@ -269,9 +269,11 @@ pub async fn after_swap<P: vaultx_core::ports::Platform>(p: &P, db: &impl Sql, f
         // replicate job catches up too).
         let f = files::find(db, file_id).await?.ok_or_else(|| Problem::not_found(format!("no file {file_id}")))?;
         let blocks: Vec<(String, i64)> = current(db, &f.id).await?.into_iter().map(|(k, s)| (k, s as i64)).collect();
-        crate::replication::ensure_strong(p, db, f.key_file(), &blocks).await?;
-        let kv = p.kv().await.map_err(store_failure)?;
-        sync_manifest(db, &kv, &f.id).await?;
+        if crate::replication::ensure_strong(p, db, f.key_file(), &blocks).await? > 0 {
+            // The swap's own manifest sync ran before these copies existed.
+            let kv = p.kv().await.map_err(store_failure)?;
+            sync_manifest(db, &kv, &f.id).await?;
+        }
     }
     Ok(())
 }

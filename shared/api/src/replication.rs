@@ -86,20 +86,28 @@ fn target(r: &Row) -> Result<Target, StoreError> {
 pub async fn set_policy<P: Platform>(p: &P, db: &impl Sql, owner_id: &str, file_id: &str, targets: &[String], consistency: &str) -> Result<(String, Vec<Target>), Problem> {
     let f = files::find_head(db, owner_id, file_id).await?;
     let mut problems = Vec::new();
-    let mut chosen: Vec<crate::regions::Region> = Vec::new();
+    // Each chosen region with its oldest active node (the one that receives copies).
+    let mut chosen: Vec<(crate::regions::Region, crate::regions::Node)> = Vec::new();
     if targets.is_empty() || targets.len() > MAX_TARGETS {
         problems.push(format!("name 1 to {MAX_TARGETS} regions"));
     }
     for t in targets {
-        match crate::regions::find(db, t).await {
-            Ok(r) if r.status != crate::regions::ACTIVE => problems.push(format!("region {} is {}", r.code, r.status)),
-            Ok(r) if crate::regions::nodes(db, Some(&r.id)).await?.iter().all(|n| n.status != crate::regions::ACTIVE) => {
-                problems.push(format!("region {} has no active storage node", r.code))
+        let r = match crate::regions::find(db, t).await {
+            Ok(r) => r,
+            Err(e) if e.status() == 404 => {
+                problems.push(format!("no region {t:?}"));
+                continue;
             }
-            Ok(r) if chosen.iter().any(|c| c.id == r.id) => problems.push(format!("region {} is named twice", r.code)),
-            Ok(r) => chosen.push(r),
-            Err(e) if e.status() == 404 => problems.push(format!("no region {t:?}")),
             Err(e) => return Err(e),
+        };
+        if r.status != crate::regions::ACTIVE {
+            problems.push(format!("region {} is {}", r.code, r.status));
+            continue;
+        }
+        match crate::regions::nodes(db, Some(&r.id)).await?.into_iter().find(|n| n.status == crate::regions::ACTIVE) {
+            None => problems.push(format!("region {} has no active storage node", r.code)),
+            Some(_) if chosen.iter().any(|(c, _)| c.id == r.id) => problems.push(format!("region {} is named twice", r.code)),
+            Some(node) => chosen.push((r, node)),
         }
     }
     let mut errors = Vec::new();
@@ -117,11 +125,10 @@ pub async fn set_policy<P: Platform>(p: &P, db: &impl Sql, owner_id: &str, file_
     if consistency == STRONG {
         // Strong from the moment it is accepted: every block the file has is in every target
         // before the policy exists (503, and no policy, if a target cannot take them).
-        let mut strong_targets = Vec::new();
-        for r in &chosen {
-            let node = crate::regions::nodes(db, Some(&r.id)).await?.into_iter().find(|n| n.status == crate::regions::ACTIVE);
-            strong_targets.push(Target { region_id: r.id.clone(), code: r.code.clone(), status: r.status.clone(), store: node.map(|n| (n.kind, n.store)) });
-        }
+        let strong_targets: Vec<Target> = chosen
+            .iter()
+            .map(|(r, n)| Target { region_id: r.id.clone(), code: r.code.clone(), status: r.status.clone(), store: Some((n.kind.clone(), n.store.clone())) })
+            .collect();
         copy_now(p, db, &f.id, &strong_targets, &blocks(db, &f.id).await?).await?;
     }
     let now = p.now_ms();
@@ -134,7 +141,7 @@ pub async fn set_policy<P: Platform>(p: &P, db: &impl Sql, owner_id: &str, file_
         },
         Statement { sql: "DELETE FROM replication_targets WHERE file_id = ?", params: vec![f.id.clone().into()] },
     ];
-    for r in &chosen {
+    for (r, _) in &chosen {
         statements.push(guard!("EXISTS (SELECT 1 FROM regions WHERE id = ? AND status = 'active')", &r.id));
         statements.push(Statement { sql: "INSERT INTO replication_targets (file_id, region_id) VALUES (?, ?)", params: vec![f.id.clone().into(), r.id.clone().into()] });
     }
@@ -221,19 +228,22 @@ fn unavailable(message: String) -> Problem {
 /// caller acknowledges anything. A region that cannot take them — its store failing, its
 /// circuit breaker open, no active node — is `503 replica-unavailable`: the caller answers
 /// that and publishes nothing, and what was copied stays recorded (a retry copies the rest).
-/// Eventual or no policy: nothing to do here (the `replicate` job does it).
-pub async fn ensure_strong<P: Platform>(p: &P, db: &impl Sql, head_id: &str, blocks: &[(String, i64)]) -> Result<(), Problem> {
-    let Some((consistency, targets)) = policy(db, head_id).await? else { return Ok(()) };
+/// Eventual or no policy: nothing to do here (the `replicate` job does it). Returns how many
+/// copies it made (0: every target already held every block).
+pub async fn ensure_strong<P: Platform>(p: &P, db: &impl Sql, head_id: &str, blocks: &[(String, i64)]) -> Result<usize, Problem> {
+    let Some((consistency, targets)) = policy(db, head_id).await? else { return Ok(0) };
     if consistency != STRONG {
-        return Ok(());
+        return Ok(0);
     }
     copy_now(p, db, head_id, &targets, blocks).await
 }
 
-/// Copies `blocks` to every active region of `targets` now (see [`ensure_strong`]).
-async fn copy_now<P: Platform>(p: &P, db: &impl Sql, head_id: &str, targets: &[Target], blocks: &[(String, i64)]) -> Result<(), Problem> {
+/// Copies `blocks` to every active region of `targets` now (see [`ensure_strong`]); how many
+/// copies it recorded.
+async fn copy_now<P: Platform>(p: &P, db: &impl Sql, head_id: &str, targets: &[Target], blocks: &[(String, i64)]) -> Result<usize, Problem> {
+    let mut recorded = 0;
     if blocks.is_empty() {
-        return Ok(());
+        return Ok(recorded);
     }
     let home = crate::regions::home(p).await?;
     let mut home_blobs = None;
@@ -247,7 +257,7 @@ async fn copy_now<P: Platform>(p: &P, db: &impl Sql, head_id: &str, targets: &[T
             continue;
         }
         let here: std::collections::HashSet<String> = present(db, head_id, &t.region_id).await?.into_iter().collect();
-        let missing: Vec<&(String, i64)> = blocks.iter().filter(|(k, _)| !here.contains(k)).collect();
+        let missing: Vec<(String, i64)> = blocks.iter().filter(|(k, _)| !here.contains(k)).cloned().collect();
         if missing.is_empty() {
             continue;
         }
@@ -268,23 +278,62 @@ async fn copy_now<P: Platform>(p: &P, db: &impl Sql, head_id: &str, targets: &[T
             home_blobs = Some(p.blobs().await.map_err(store_failure)?);
         }
         let source = home_blobs.as_ref().expect("opened above");
-        for (key, size) in missing {
-            // Gone from the home store: replaced since the caller read it (its change reads again).
-            let Some(bytes) = source.get(key).await.map_err(store_failure)? else { continue };
-            if let Err(e) = dest.put(key, &bytes).await {
-                return Err(failed(e).await);
-            }
-            match record(db, p.now_ms(), key, *size, t, kind, store).await? {
-                Recorded::Yes => {}
-                Recorded::BlockGone => {
-                    let _ = dest.delete(key).await;
-                }
-                Recorded::BeingRemoved => return Err(crate::blobs::busy()),
-            }
+        let copied = copy_blocks(p, db, source, &dest, t, &missing, async || Ok(())).await?;
+        if let Some(e) = copied.write_failed {
+            return Err(failed(e).await);
         }
+        if !copied.being_removed.is_empty() {
+            return Err(crate::blobs::busy());
+        }
+        recorded += copied.recorded;
         let _ = vaultx_core::breaker::succeeded(kv, kind, store, &breaker).await;
     }
-    Ok(())
+    Ok(recorded)
+}
+
+/// What [`copy_blocks`] did for one target region.
+#[derive(Debug, Default)]
+pub struct Copied {
+    /// Copies recorded (now present in the region).
+    pub recorded: usize,
+    /// The target's store refused a write: copying stopped there.
+    pub write_failed: Option<StoreError>,
+    /// Blocks whose copy the sweep was removing (to copy again once it is done).
+    pub being_removed: Vec<String>,
+}
+
+/// Copies each of `missing` from the home store to the target's store and records it
+/// ([`record`]): the bytes first, the row only while the block is live (else the bytes go
+/// again). A block gone from the home store was replaced meanwhile (its own change copies
+/// the new one) and is skipped. `before_each` runs before every block (a job renews its
+/// lease there). Shared by the `replicate` job and strong writes.
+pub async fn copy_blocks<P: Platform>(
+    p: &P,
+    db: &impl Sql,
+    home: &impl Blobs,
+    dest: &impl Blobs,
+    t: &Target,
+    missing: &[(String, i64)],
+    mut before_each: impl AsyncFnMut() -> Result<(), Problem>,
+) -> Result<Copied, Problem> {
+    let mut copied = Copied::default();
+    let Some((kind, store)) = &t.store else { return Ok(copied) };
+    for (key, size) in missing {
+        before_each().await?;
+        let Some(bytes) = home.get(key).await.map_err(store_failure)? else { continue };
+        if let Err(e) = dest.put(key, &bytes).await {
+            copied.write_failed = Some(e);
+            break;
+        }
+        match record(db, p.now_ms(), key, *size, t, kind, store).await? {
+            Recorded::Yes => copied.recorded += 1,
+            Recorded::BlockGone => {
+                let _ = dest.delete(key).await;
+            }
+            Recorded::BeingRemoved => copied.being_removed.push(key.clone()),
+        }
+    }
+    Ok(copied)
 }
 
 /// The guard a strongly replicated file's publication carries: every chunk of row `row_id`

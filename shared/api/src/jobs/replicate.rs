@@ -10,7 +10,7 @@ use crate::accounts::store_failure;
 use crate::jobs::Lease;
 use crate::{files, regions, replication};
 use vaultx_core::Problem;
-use vaultx_core::ports::{Blobs, Platform};
+use vaultx_core::ports::Platform;
 use vaultx_core::problem::ProblemKind;
 
 pub const KIND: &str = "replicate";
@@ -49,23 +49,13 @@ pub async fn run<P: Platform>(p: &P, lease: &Lease) -> Result<(), Problem> {
             }
         };
         let here: std::collections::HashSet<String> = replication::present(&db, &job.subject, &t.region_id).await?.into_iter().collect();
-        for (key, size) in blocks.iter().filter(|(k, _)| !here.contains(k)) {
-            lease.keep(&db, p.now_ms()).await?;
-            // Gone from the home store: a newer layout replaced it (its own job follows).
-            let Some(bytes) = home.get(key).await.map_err(store_failure)? else { continue };
-            if let Err(e) = dest.put(key, &bytes).await {
-                failures.push(format!("region {}: writing to store {store} failed ({e})", t.code));
-                break;
-            }
-            match replication::record(&db, p.now_ms(), key, *size, t, kind, store).await? {
-                replication::Recorded::Yes => {}
-                replication::Recorded::BlockGone => {
-                    let _ = dest.delete(key).await;
-                }
-                replication::Recorded::BeingRemoved => {
-                    failures.push(format!("region {}: the copy of {key} is being removed; copying it again after", t.code));
-                }
-            }
+        let missing: Vec<(String, i64)> = blocks.iter().filter(|(k, _)| !here.contains(k)).cloned().collect();
+        let done = replication::copy_blocks(p, &db, &home, &dest, t, &missing, async || lease.keep(&db, p.now_ms()).await).await?;
+        if let Some(e) = done.write_failed {
+            failures.push(format!("region {}: writing to store {store} failed ({e})", t.code));
+        }
+        for key in done.being_removed {
+            failures.push(format!("region {}: the copy of {key} is being removed; copying it again after", t.code));
         }
         copied.push(t);
     }
