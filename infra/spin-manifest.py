@@ -50,6 +50,9 @@ ROUTES = [
     ("replication-status", "/api/replication/files/:fileId/status", "GET: how far a file is replicated, per region", True, [], ["jwt_secret"]),
     ("health", "/health", "GET: overall health (the metadata store, every region's blob stores)", True, ["manifests"] + BLOB_STORES, []),
     ("health-liveness", "/health/liveness", "GET: the function runs", False, [], []),
+    # Prometheus: the stores' figures as gauges (the host adds its request counters); reads
+    # SQL and the breakers, opens no blob store.
+    ("health-metrics", "/health/metrics", "GET: Prometheus metrics", True, ["manifests"], ["metrics_token", "home_blob_store", "circuit_breaker_failure_threshold", "circuit_breaker_reset_timeout"]),
     ("health-readiness", "/health/readiness", "GET: the metadata store answers", True, [], []),
     ("not-found", "/...", "anything else: 404 problem+json", False, [], []),
 ]
@@ -139,6 +142,9 @@ circuit_breaker_reset_timeout = { default = "30000" }
 # and its consistency (eventual or strong). A file's own policy replaces it.
 replication_default_regions = { default = "" }
 replication_default_consistency = { default = "eventual" }
+# GET /health/metrics is open like /health unless this is set: then a scrape must send
+# Authorization: Bearer <metrics_token>.
+metrics_token = { default = "", secret = true }
 
 [application.trigger.redis]
 address = "{{ redis_address }}"

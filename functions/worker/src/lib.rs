@@ -4,7 +4,6 @@
 
 use std::sync::OnceLock;
 use vaultx_api::routes::{TABLE, dispatch};
-use vaultx_core::http::serve;
 use vaultx_core::router::{Route, Router};
 use vaultx_worker::{JobMessage, WorkerPlatform, into_response, read_request};
 use worker::{Context, Env, MessageBatch, MessageExt, Request, Response, Result, ScheduleContext, ScheduledEvent, event};
@@ -26,9 +25,29 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let path = req.path();
     // The table ends with "/...", so every path has a route.
     let route = router().route(&path).map_or(TABLE.len() - 1, |m| m.route.target);
+    let started_ms = worker::Date::now().as_millis();
+    let method = req.method().to_string();
     let read = read_request(req, TABLE[route].max_body, &allowed_hosts).await;
-    let response = serve(read, |request| dispatch(TABLE[route].function, &platform, request)).await;
+    let bytes_in = read.as_ref().map_or(0, |r| r.body.len());
+    let (function, path) = (TABLE[route].function, TABLE[route].path);
+    let mut response = dispatch(function, &platform, read).await;
+    // Counted here, per isolate (workerd keeps no memory across isolates): a scrape sees the
+    // isolate that answers it. Cloudflare's own analytics count across them.
+    let metrics = request_metrics();
+    metrics.observe(function, path, &method, response.status, (worker::Date::now().as_millis() - started_ms) as f64 / 1000.0);
+    metrics.bytes_in(function).inc_by(bytes_in as u64);
+    if function == "health-metrics" && method == "GET" && response.status == 200 {
+        if let vaultx_core::http::Body::Bytes(body) = &mut response.body {
+            body.extend_from_slice(metrics.render().as_bytes());
+        }
+    }
+    metrics.bytes_out(function).inc_by(response.body.len());
     into_response(&platform, response)
+}
+
+fn request_metrics() -> &'static vaultx_core::metrics::RequestMetrics {
+    static METRICS: OnceLock<vaultx_core::metrics::RequestMetrics> = OnceLock::new();
+    METRICS.get_or_init(Default::default)
 }
 
 /// Job wake-ups from the Queue (`[[queues.consumers]]`): each message runs its job through

@@ -59,43 +59,54 @@ fn file_of(req: &ApiRequest) -> Option<String> {
     }
 }
 
-/// Runs a route's handler and records its audit event: for every state-changing call (in SQL)
-/// and every download (in the spool). Reads answer as they would; every answer carries
-/// `X-Request-Id`.
-pub async fn audited<P, F, Fut>(p: &P, function: &str, req: ApiRequest, handler: F) -> ApiResponse
+/// Runs a route's handler on the request the adapter read (through
+/// [`vaultx_core::http::serve`]: HEAD as GET, `nosniff`), and around it everything each
+/// request gets whatever the route:
+/// - a request id (the caller's sane `X-Request-Id`, else a new one), answered in
+///   `X-Request-Id` and, in a problem document, as its `requestId` member;
+/// - its audit event: for every state-changing call (in SQL) and every download (in the spool);
+/// - its log line ([`ApiResponse::log`]), which the adapter writes once the body went out.
+///
+/// A request the adapter could not read (a body over the route's limit) still gets its id,
+/// its problem document and its log line.
+pub async fn audited<P, F, Fut>(p: &P, function: &str, read: Result<ApiRequest, Problem>, handler: F) -> ApiResponse
 where
     P: Platform,
     F: FnOnce(ApiRequest) -> Fut,
     Fut: Future<Output = ApiResponse>,
 {
+    let started_us = p.now_us();
     let function = function.replace('_', "-");
+    let req = match read {
+        Ok(req) => req,
+        Err(problem) => {
+            let id = vaultx_core::ids::new_id(p);
+            let response = with_request_id(ApiResponse::problem(&problem), &id).with_header("x-content-type-options", "nosniff");
+            let line = log_line(p, &function, None, &id, &response, None, started_us);
+            return finish(response, line, &id);
+        }
+    };
     let id = request_id(p, &req);
     let download = function == "file-download" && matches!(req.method.as_str(), "GET" | "HEAD");
-    // Nothing changes through the catch-all 404.
-    if !download && (!is_state_changing(&req.method) || function == "not-found") {
-        return handler(req).await.with_header("x-request-id", id);
-    }
-    // What the event needs of the request, before the handler takes it.
+    let audit = download || (is_state_changing(&req.method) && function != "not-found");
+    // What the event and the log line need of the request, before the handler takes it.
     let method = req.method.clone();
     let address = req.header("spin-client-addr").or_else(|| req.header("cf-connecting-ip")).map(|a| a.to_owned());
     let user_id = match req.bearer_token() {
-        Ok(token) => match crate::auth::signer(p).await {
-            Ok(signer) => signer.verify(token, p.now_ms()).ok().map(|s| s.user_id),
-            Err(_) => None,
-        },
+        Ok(token) => user_of(p, token).await,
         Err(_) => None,
     };
     let file_id = if download { None } else { file_of(&req) };
     let range = req.header("range").map(|r| r.to_owned());
-    let response = handler(req).await;
+    let bytes_in = req.body.len();
+    // The problem document gets its id before `serve` drops a HEAD's body (its length stays).
+    let response = vaultx_core::http::serve(Ok(req), |req| async { with_request_id(handler(req).await, &id) }).await;
+    let line = log_line(p, &function, Some((&method, user_id.as_deref(), bytes_in)), &id, &response, address.as_deref(), started_us);
+    if !audit {
+        return finish(response, line, &id);
+    }
     // A download names its file only once its token checked out (the handler says which).
     let file_id = file_id.or_else(|| response.header("x-vaultx-file-id").map(str::to_owned));
-    let problem_type = || {
-        (response.status >= 400)
-            .then(|| serde_json::from_slice::<serde_json::Value>(response.body.bytes()).ok())
-            .flatten()
-            .and_then(|v| v["type"].as_str().map(|t| t.rsplit(':').next().unwrap_or(t).to_owned()))
-    };
     let event = Event {
         id: vaultx_core::ids::new_id(p),
         at: p.now_ms(),
@@ -105,7 +116,7 @@ where
         address,
         result: response.status,
         request_id: id.clone(),
-        detail: problem_type().or(range),
+        detail: problem_type(&response).or(range),
     };
     let stored = if download { spool(p, &event).await } else { insert(p, &event).await };
     if let Err(e) = stored {
@@ -114,6 +125,72 @@ where
         eprintln!("vaultx: audit event {} not stored: {e}", event.id);
         p.record(&serde_json::to_value(&event).unwrap_or_default());
     }
+    finish(response, line, &id)
+}
+
+/// The account a valid access token names. A function that is not given the JWT secret (the
+/// download, the probes) knows no user and says nothing about it.
+async fn user_of<P: Platform>(p: &P, token: &str) -> Option<String> {
+    let secret = p.get(crate::settings::JWT_SECRET).await.ok().flatten().filter(|s| !s.is_empty())?;
+    let signer = vaultx_core::token::Signer::new(&secret).ok()?;
+    signer.verify(token, p.now_ms()).ok().map(|s| s.user_id)
+}
+
+/// The slug of a problem document's type (`not-found`), for a refusal.
+fn problem_type(response: &ApiResponse) -> Option<String> {
+    (response.status >= 400)
+        .then(|| serde_json::from_slice::<serde_json::Value>(response.body.bytes()).ok())
+        .flatten()
+        .and_then(|v| v["type"].as_str().map(|t| t.rsplit(':').next().unwrap_or(t).to_owned()))
+}
+
+/// A problem document names its request (RFC 9457 §3.2: an extension member), so a client
+/// reporting an error hands over the id the logs are searched by.
+fn with_request_id(mut response: ApiResponse, id: &str) -> ApiResponse {
+    if response.status >= 400 && response.header("content-type") == Some(vaultx_core::problem::CONTENT_TYPE) {
+        if let Ok(serde_json::Value::Object(mut doc)) = serde_json::from_slice::<serde_json::Value>(response.body.bytes()) {
+            doc.insert("requestId".into(), id.into());
+            if let Ok(bytes) = serde_json::to_vec(&doc) {
+                response.body = vaultx_core::http::Body::Bytes(bytes);
+            }
+        }
+    }
+    response
+}
+
+/// The request's log line, less what only the adapter knows (`bytesOut`, `complete`). A
+/// route may have started it (the download adds the file, the range, the client); never a
+/// secret, a token or a signed URL: the route is the pattern (`/api/files/download/:token`),
+/// not the path.
+fn log_line<P: Platform>(p: &P, function: &str, request: Option<(&str, Option<&str>, usize)>, id: &str, response: &ApiResponse, address: Option<&str>, started_us: i64) -> serde_json::Value {
+    let mut line = match &response.log {
+        Some(serde_json::Value::Object(fields)) => fields.clone(),
+        _ => serde_json::Map::new(),
+    };
+    let route = crate::routes::TABLE.iter().find(|r| r.function == function).map_or("", |r| r.path);
+    let (method, user_id, bytes_in) = request.unwrap_or(("", None, 0));
+    let fields = [
+        ("event", "request".into()),
+        ("at", vaultx_core::time::rfc3339(p.now_ms()).into()),
+        ("requestId", id.into()),
+        ("component", function.into()),
+        ("route", route.into()),
+        ("method", method.into()),
+        ("status", response.status.into()),
+        ("durationMs", (((p.now_us() - started_us).max(0) as f64) / 1000.0).into()),
+        ("userId", user_id.into()),
+        ("client", address.into()),
+        ("bytesIn", bytes_in.into()),
+        ("problem", problem_type(response).into()),
+    ];
+    for (name, value) in fields {
+        line.insert(name.into(), value);
+    }
+    serde_json::Value::Object(line)
+}
+
+fn finish(mut response: ApiResponse, line: serde_json::Value, id: &str) -> ApiResponse {
+    response.log = Some(line);
     response.with_header("x-request-id", id)
 }
 

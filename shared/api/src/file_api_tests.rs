@@ -8,7 +8,7 @@ use vaultx_core::http::ApiResponse;
 
 fn call(p: &TestPlatform, function: &str, method: &str, path: &str, token: &str, body: &str) -> ApiResponse {
     let req = authed(method, path, token, "application/json", body.as_bytes().to_vec());
-    run(crate::routes::dispatch(function, p, req))
+    run(crate::routes::dispatch(function, p, Ok(req)))
 }
 
 fn ok(r: ApiResponse, status: u16) -> serde_json::Value {
@@ -409,7 +409,7 @@ fn state_changes_and_downloads_are_in_the_audit_log() {
     tick();
     let url = body_json(&call(&p, "file-signed-url", "POST", &format!("/api/files/{id}/signed-url"), &token, "{}"))["path"].as_str().unwrap().to_owned();
     tick();
-    let r = run(crate::routes::dispatch("file-download", &p, vaultx_core::http::ApiRequest { method: "GET".into(), path: url, ..Default::default() }));
+    let r = run(crate::routes::dispatch("file-download", &p, Ok(vaultx_core::http::ApiRequest { method: "GET".into(), path: url, ..Default::default() })));
     assert_eq!(r.status, 200);
     // The download went to the spool; the verify job's sweep moves it into SQL.
     assert_eq!(p.spool.0.borrow().len(), 1);

@@ -37,3 +37,6 @@ mod jobs_tests;
 
 #[cfg(test)]
 mod file_api_tests;
+
+#[cfg(test)]
+mod operations_tests;

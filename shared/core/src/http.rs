@@ -271,15 +271,16 @@ pub struct ApiResponse {
     /// Header names in lower case.
     pub headers: Vec<(String, String)>,
     pub body: Body,
-    /// An audit event the adapter records once the body has been sent, with what was really
-    /// sent: `bytes` (a count) and `complete` (false when the body was cut short).
-    pub audit: Option<serde_json::Value>,
+    /// The request's log line (`vaultx_api::audit::audited` writes one for every request),
+    /// which the adapter records once the body has been sent, with what was really sent:
+    /// `bytesOut` (a count) and `complete` (false when the body was cut short).
+    pub log: Option<serde_json::Value>,
 }
 
 impl ApiResponse {
     pub fn json<T: Serialize>(status: u16, value: &T) -> Self {
         match serde_json::to_vec(value) {
-            Ok(body) => Self { status, headers: vec![("content-type".into(), "application/json".into())], body: Body::Bytes(body), audit: None },
+            Ok(body) => Self { status, headers: vec![("content-type".into(), "application/json".into())], body: Body::Bytes(body), log: None },
             Err(_) => Self::problem(&Problem::internal()),
         }
     }
@@ -287,11 +288,11 @@ impl ApiResponse {
     pub fn problem(problem: &Problem) -> Self {
         let mut headers = vec![("content-type".to_owned(), crate::problem::CONTENT_TYPE.to_owned())];
         headers.extend(problem.headers.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
-        Self { status: problem.status(), headers, body: Body::Bytes(problem.to_json()), audit: None }
+        Self { status: problem.status(), headers, body: Body::Bytes(problem.to_json()), log: None }
     }
 
     pub fn empty(status: u16) -> Self {
-        Self { status, headers: Vec::new(), body: Body::Bytes(Vec::new()), audit: None }
+        Self { status, headers: Vec::new(), body: Body::Bytes(Vec::new()), log: None }
     }
 
     pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
@@ -310,26 +311,26 @@ impl From<Problem> for ApiResponse {
     }
 }
 
-/// A response's audit event as recorded after its body went out: `sent` bytes, and whether
+/// A response's log line as recorded after its body went out: `sent` bytes, and whether
 /// that was the whole body (a stream cut short by a missing blob or a client that left is not).
-pub fn audit_done(event: &serde_json::Value, sent: u64, complete: bool) -> serde_json::Value {
+pub fn log_done(event: &serde_json::Value, sent: u64, complete: bool) -> serde_json::Value {
     let mut event = event.clone();
-    event["bytes"] = sent.into();
+    event["bytesOut"] = sent.into();
     event["complete"] = complete.into();
     event
 }
 
-/// Records a response's audit event when dropped: adapters keep one beside a streamed body,
-/// count what they send into `sent`, and the event says how much really went out, whether the
+/// Records a response's log line when dropped: adapters keep one beside a streamed body,
+/// count what they send into `sent`, and the line says how much really went out, whether the
 /// stream ended, failed or the client went away.
-pub struct AuditOnDrop<F: FnMut(&serde_json::Value)> {
+pub struct LogOnDrop<F: FnMut(&serde_json::Value)> {
     event: Option<serde_json::Value>,
     pub sent: u64,
     total: u64,
     record: F,
 }
 
-impl<F: FnMut(&serde_json::Value)> AuditOnDrop<F> {
+impl<F: FnMut(&serde_json::Value)> LogOnDrop<F> {
     pub fn new(event: Option<serde_json::Value>, total: u64, record: F) -> Self {
         Self { event, sent: 0, total, record }
     }
@@ -340,10 +341,10 @@ impl<F: FnMut(&serde_json::Value)> AuditOnDrop<F> {
     }
 }
 
-impl<F: FnMut(&serde_json::Value)> Drop for AuditOnDrop<F> {
+impl<F: FnMut(&serde_json::Value)> Drop for LogOnDrop<F> {
     fn drop(&mut self) {
         if let Some(event) = self.event.take() {
-            (self.record)(&audit_done(&event, self.sent, self.sent == self.total));
+            (self.record)(&log_done(&event, self.sent, self.sent == self.total));
         }
     }
 }
@@ -378,9 +379,6 @@ where
             response.headers.push(("content-length".into(), length));
         }
         response.body = Body::Bytes(Vec::new());
-        if let Some(audit) = response.audit.as_mut() {
-            audit["method"] = "HEAD".into();
-        }
     }
     response
 }
@@ -480,19 +478,19 @@ mod tests {
     }
 
     #[test]
-    fn an_audit_event_says_what_was_really_sent() {
+    fn a_log_line_says_what_was_really_sent() {
         let recorded = std::cell::RefCell::new(Vec::new());
         {
-            let mut audit = AuditOnDrop::new(Some(serde_json::json!({"event": "download", "status": 200})), 100, |e: &serde_json::Value| recorded.borrow_mut().push(e.clone()));
+            let mut audit = LogOnDrop::new(Some(serde_json::json!({"event": "download", "status": 200})), 100, |e: &serde_json::Value| recorded.borrow_mut().push(e.clone()));
             audit.sent += 40; // one blob went out, then the next was missing: the stream ends here
         }
         {
-            let mut audit = AuditOnDrop::new(Some(serde_json::json!({"event": "download"})), 100, |e: &serde_json::Value| recorded.borrow_mut().push(e.clone()));
+            let mut audit = LogOnDrop::new(Some(serde_json::json!({"event": "download"})), 100, |e: &serde_json::Value| recorded.borrow_mut().push(e.clone()));
             audit.sent = 100;
         }
         let recorded = recorded.into_inner();
-        assert_eq!((recorded[0]["bytes"].as_u64(), recorded[0]["complete"].as_bool()), (Some(40), Some(false)));
-        assert_eq!((recorded[1]["bytes"].as_u64(), recorded[1]["complete"].as_bool()), (Some(100), Some(true)));
+        assert_eq!((recorded[0]["bytesOut"].as_u64(), recorded[0]["complete"].as_bool()), (Some(40), Some(false)));
+        assert_eq!((recorded[1]["bytesOut"].as_u64(), recorded[1]["complete"].as_bool()), (Some(100), Some(true)));
     }
 
     #[test]

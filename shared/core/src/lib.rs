@@ -12,6 +12,8 @@ pub mod failover;
 pub mod http;
 pub mod ids;
 pub mod password;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 pub mod ports;
 pub mod postgres;
 pub mod problem;

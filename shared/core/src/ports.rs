@@ -151,6 +151,10 @@ pub trait Sql {
 /// Wall-clock time, as Unix milliseconds.
 pub trait Clock {
     fn now_ms(&self) -> i64;
+    /// Microseconds, for durations in log lines; platforms whose clock is finer say so.
+    fn now_us(&self) -> i64 {
+        self.now_ms() * 1000
+    }
 }
 
 /// Cryptographically secure random bytes.

@@ -198,7 +198,11 @@ async fn run() -> Result<()> {
         .iter()
         .map(|r| vaultx_core::router::Route::parse(&r.route, index[&r.component]).map_err(anyhow::Error::msg))
         .collect::<Result<Vec<_>>>()?;
-    let served = Arc::new(server::App { router: vaultx_core::router::Router::new(routes), handlers });
+    let mut components = vec![String::new(); index.len()];
+    for (id, i) in &index {
+        components[*i] = id.clone();
+    }
+    let served = Arc::new(server::App { router: vaultx_core::router::Router::new(routes), handlers, components, metrics: Default::default() });
 
     // The Redis trigger: one subscriber per address, each channel to its components.
     let mut by_address: std::collections::HashMap<String, std::collections::HashMap<String, Vec<Arc<redis_host::Subscriber>>>> = Default::default();

@@ -160,6 +160,64 @@ pub struct App {
     pub router: Router,
     /// Indexed by `Route::target`.
     pub handlers: Vec<ProxyHandler<ComponentState>>,
+    /// The component id of each handler.
+    pub components: Vec<String>,
+    /// Requests by component, route and status, latency, bytes: counted here, as an edge
+    /// platform counts them (the functions share no memory), and added to the answer of
+    /// [`METRICS_COMPONENT`].
+    pub metrics: vaultx_core::metrics::RequestMetrics,
+}
+
+/// The component answering `GET /health/metrics` with the stores' figures; the runtime
+/// appends its own request families to its answer.
+pub const METRICS_COMPONENT: &str = "health-metrics";
+
+/// A body that adds the bytes passing through it to a counter.
+struct Counted<B> {
+    inner: B,
+    counter: vaultx_core::metrics::IntCounter,
+}
+
+impl<B: http_body::Body<Data = bytes::Bytes> + Unpin> http_body::Body for Counted<B> {
+    type Data = bytes::Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<http_body::Frame<bytes::Bytes>, B::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(data) = frame.data_ref() {
+                self.counter.inc_by(data.len() as u64);
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+fn counted(body: WasiBody, counter: vaultx_core::metrics::IntCounter) -> WasiBody {
+    http_body_util::BodyExt::boxed_unsync(Counted { inner: body, counter })
+}
+
+/// The metrics component's answer with the runtime's request families after its own.
+async fn with_request_metrics(app: &App, response: http::Response<WasiBody>) -> http::Response<WasiBody> {
+    let (mut parts, body) = response.into_parts();
+    let mut text = match http_body_util::BodyExt::collect(body).await {
+        Ok(collected) => collected.to_bytes().to_vec(),
+        Err(e) => {
+            eprintln!("vaultx-runtime: {METRICS_COMPONENT}: reading its answer: {e:?}");
+            Vec::new()
+        }
+    };
+    text.extend_from_slice(app.metrics.render().as_bytes());
+    parts.headers.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(text.len()));
+    http::Response::from_parts(parts, full(text))
 }
 
 /// The problem+json document of an answer the runtime writes itself (no component involved).
@@ -198,12 +256,17 @@ fn authority(req: &hyper::Request<hyper::body::Incoming>, local: SocketAddr) -> 
 }
 
 pub async fn handle(app: Arc<App>, mut req: hyper::Request<hyper::body::Incoming>, client: SocketAddr, local: SocketAddr) -> http::Response<WasiBody> {
+    let started = Instant::now();
     let authority = match authority(&req, local) {
         Ok(a) => a,
-        Err(detail) => return problem(400, "bad-request", "Bad request", detail),
+        Err(detail) => {
+            app.metrics.observe("", "", req.method().as_str(), 400, started.elapsed().as_secs_f64());
+            return problem(400, "bad-request", "Bad request", detail);
+        }
     };
     let path = req.uri().path().to_owned();
     let Some(m) = app.router.route(&path) else {
+        app.metrics.observe("", "", req.method().as_str(), 404, started.elapsed().as_secs_f64());
         let method: String = req.method().as_str().chars().filter(|c| c.is_ascii_graphic()).take(32).collect();
         return problem(404, "not-found", "Not found", &format!("no route for {method} {path}"));
     };
@@ -232,13 +295,23 @@ pub async fn handle(app: Arc<App>, mut req: hyper::Request<hyper::body::Incoming
         Ok(uri) => *req.uri_mut() = uri,
         Err(_) => return problem(400, "bad-request", "Bad request", "the request URL is not valid"),
     }
-    let req = req.map(|body| http_body_util::BodyExt::boxed_unsync(http_body_util::BodyExt::map_err(body, wasmtime_wasi_http::Error::from)));
-    match app.handlers[target].handle((), req).await {
+    let component = app.components[target].as_str();
+    let method = req.method().clone();
+    let bytes_in = app.metrics.bytes_in(component);
+    let req = req.map(|body| counted(http_body_util::BodyExt::boxed_unsync(http_body_util::BodyExt::map_err(body, wasmtime_wasi_http::Error::from)), bytes_in));
+    let mut response = match app.handlers[target].handle((), req).await {
         Ok(response) => response,
         Err(e) => {
-            eprintln!("vaultx-runtime: {path}: {e:?}");
+            // The route, not the path: a path may hold a signed URL's token.
+            eprintln!("vaultx-runtime: component {component} ({}): {e:?}", m.route.raw);
             problem(500, "internal", "Internal error", "the function failed before it could respond")
         }
+    };
+    app.metrics.observe(component, &m.route.raw, method.as_str(), response.status().as_u16(), started.elapsed().as_secs_f64());
+    if component == METRICS_COMPONENT && method == http::Method::GET && response.status() == http::StatusCode::OK {
+        response = with_request_metrics(&app, response).await;
     }
+    let bytes_out = app.metrics.bytes_out(component);
+    response.map(|body| counted(body, bytes_out))
 }
 

@@ -9,7 +9,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use spin_sdk::key_value::Store;
 use spin_sdk::sqlite::{Connection, Value};
 use vaultx_core::Problem;
-use vaultx_core::http::{ApiRequest, ApiResponse, AuditOnDrop, BlobSlice, Body};
+use vaultx_core::http::{ApiRequest, ApiResponse, LogOnDrop, BlobSlice, Body};
 use vaultx_core::ports::{AuditLog, Blobs, Clock, Config, Entropy, Kv, Platform, Queue, Row, Sql, SqlValue, Statement, StoreError};
 use vaultx_core::problem::ProblemKind;
 
@@ -49,8 +49,8 @@ macro_rules! route {
     ($($module:ident)::+) => {
         #[::spin_sdk::http_service]
         async fn handle(request: ::spin_sdk::http::Request) -> $crate::Response {
-            $crate::serve_route(request, $($module)::+::MAX_BODY, |request| {
-                ::vaultx_api::audit::audited(&$crate::SpinPlatform, $crate::__last_ident!($($module)::+), request, |request| {
+            $crate::serve_route(request, $($module)::+::MAX_BODY, |read| {
+                ::vaultx_api::audit::audited(&$crate::SpinPlatform, $crate::__last_ident!($($module)::+), read, |request| {
                     $($module)::+::handle(&$crate::SpinPlatform, request)
                 })
             })
@@ -89,15 +89,15 @@ macro_rules! job {
     };
 }
 
-/// Reads the request, runs the route's handler as every adapter does
-/// ([`vaultx_core::http::serve`]: HEAD as GET without the body, `nosniff`), and streams the
-/// response.
+/// Reads the request, runs the route's handler on what was read (`vaultx_api::audit::audited`
+/// serves it as every adapter does: HEAD as GET without the body, `nosniff`, a request id, a
+/// log line), and streams the response.
 pub async fn serve_route<F, Fut>(request: spin_sdk::http::Request, max_body: usize, handler: F) -> Response
 where
-    F: FnOnce(ApiRequest) -> Fut,
+    F: FnOnce(Result<ApiRequest, Problem>) -> Fut,
     Fut: Future<Output = ApiResponse>,
 {
-    into_response(vaultx_core::http::serve(read_request(request, max_body).await, handler).await)
+    into_response(handler(read_request(request, max_body).await).await)
 }
 
 /// Reads the request, refusing bodies over `max_body` bytes with 413 before reading them
@@ -143,7 +143,7 @@ pub async fn read_request(request: spin_sdk::http::Request, max_body: usize) -> 
 pub fn into_response(api: ApiResponse) -> Response {
     let length = api.body.len();
     let explicit_length = api.headers.iter().any(|(k, _)| k == "content-length");
-    let audit = AuditOnDrop::new(api.audit, length, |event: &serde_json::Value| SpinPlatform.record(event));
+    let audit = LogOnDrop::new(api.log, length, |event: &serde_json::Value| SpinPlatform.record(event));
     let body = match api.body {
         Body::Bytes(bytes) => {
             audit.sent_whole();
@@ -170,7 +170,7 @@ pub fn into_response(api: ApiResponse) -> Response {
 /// Streams blob slices one blob at a time: memory stays at one chunk however large the file.
 /// Each slice comes from the first of its stores that serves it (`vaultx_core::failover`).
 /// The audit event goes out when the stream ends or is dropped, with the bytes really sent.
-fn stream_blobs<F: FnMut(&serde_json::Value) + Send + 'static>(slices: Vec<BlobSlice>, audit: AuditOnDrop<F>) -> spin_sdk::http::BoxBody {
+fn stream_blobs<F: FnMut(&serde_json::Value) + Send + 'static>(slices: Vec<BlobSlice>, audit: LogOnDrop<F>) -> spin_sdk::http::BoxBody {
     let reader = vaultx_core::failover::Reader::new(SpinPlatform);
     let frames = futures::stream::unfold((reader, slices.into_iter(), audit), |(mut reader, mut rest, mut audit)| async move {
         let slice = rest.next()?;
@@ -200,6 +200,12 @@ impl Clock for SpinPlatform {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64)
+    }
+
+    fn now_us(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as i64)
     }
 }
 

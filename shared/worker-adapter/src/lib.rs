@@ -2,7 +2,7 @@
 //! bucket per region, hot metadata (manifests) on KV, configuration from vars and secrets, the
 //! audit log on the Workers console. Plus the request/response translation for the one Worker.
 
-use vaultx_core::http::{ApiRequest, ApiResponse, AuditOnDrop, BlobSlice, Body};
+use vaultx_core::http::{ApiRequest, ApiResponse, LogOnDrop, BlobSlice, Body};
 use vaultx_core::ports::{AuditLog, Blobs, Clock, Config, Entropy, Kv, Platform, Queue, Row, Sql, SqlValue, Statement, StoreError};
 use vaultx_core::problem::ProblemKind;
 use vaultx_core::Problem;
@@ -310,7 +310,7 @@ pub fn into_response(platform: &WorkerPlatform, api: ApiResponse) -> worker::Res
     }
     let length = api.body.len();
     let recorder = platform.clone();
-    let audit = AuditOnDrop::new(api.audit, length, move |event: &serde_json::Value| recorder.record(event));
+    let audit = LogOnDrop::new(api.log, length, move |event: &serde_json::Value| recorder.record(event));
     let body = match api.body {
         Body::Bytes(bytes) => {
             audit.sent_whole();
@@ -330,7 +330,7 @@ pub fn into_response(platform: &WorkerPlatform, api: ApiResponse) -> worker::Res
 fn blob_stream<F: FnMut(&serde_json::Value) + 'static>(
     platform: WorkerPlatform,
     slices: Vec<BlobSlice>,
-    audit: AuditOnDrop<F>,
+    audit: LogOnDrop<F>,
 ) -> impl futures::Stream<Item = worker::Result<Vec<u8>>> + 'static {
     let reader = vaultx_core::failover::Reader::new(platform);
     futures::stream::unfold((reader, slices.into_iter(), audit), move |(mut reader, mut rest, mut audit)| {

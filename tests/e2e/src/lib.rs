@@ -74,9 +74,11 @@ impl Client {
         };
         let mut resp = result.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
         let status = resp.status().as_u16();
-        let headers = resp.headers().iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned())).collect();
-        let body = resp.body_mut().with_config().limit(1 << 30).read_to_vec().unwrap_or_default();
-        Reply { status, headers, body }
+        let reply_headers = resp.headers().iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned())).collect();
+        let body_read = resp.body_mut().with_config().limit(1 << 30).read_to_vec().unwrap_or_default();
+        let reply = Reply { status, headers: reply_headers, body: body_read };
+        secrets::remember_exchange(path, headers, body, &reply);
+        reply
     }
 
     pub fn get(&self, path: &str, token: Option<&str>) -> Reply {
@@ -399,5 +401,67 @@ pub fn wait_in_sync(c: &Client, token: &str, id: &str) -> Value {
         assert!(started.elapsed() < std::time::Duration::from_secs(60), "not in sync after 60 s: {status}");
         sweep(c);
         std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Every secret the suite sends or receives — passwords, access tokens, signed URLs' tokens —
+/// appended to the file `VAULTX_SECRETS_LOG` names (when set), one per line, so `tests/run`
+/// can check that none of them reached the deployment's logs (`tests/secrets-in-logs`).
+pub mod secrets {
+    use std::io::Write;
+    use std::sync::Mutex;
+
+    static FILE: Mutex<Option<Option<std::fs::File>>> = Mutex::new(None);
+
+    /// Records one secret.
+    pub fn remember(secret: &str) {
+        let secret = secret.trim();
+        if secret.is_empty() || secret.contains('\n') {
+            return;
+        }
+        let mut file = FILE.lock().unwrap_or_else(|e| e.into_inner());
+        let file = file.get_or_insert_with(|| {
+            std::env::var("VAULTX_SECRETS_LOG").ok().map(|path| std::fs::OpenOptions::new().create(true).append(true).open(path).expect("VAULTX_SECRETS_LOG is writable"))
+        });
+        if let Some(f) = file.as_mut() {
+            let _ = writeln!(f, "{secret}");
+        }
+    }
+
+    /// The token of a signed download path or URL (`…/api/files/download/<token>[?…]`).
+    pub fn download_token(path: &str) -> Option<&str> {
+        let token = path.split("/api/files/download/").nth(1)?;
+        Some(token.split(['?', '#']).next().unwrap_or(token))
+    }
+
+    /// What one request and its answer carried: the bearer token, a download path's token, a
+    /// password in a JSON body; an access token or a signed URL in the answer.
+    pub fn remember_exchange(path: &str, headers: &[(&str, &str)], body: Option<&[u8]>, reply: &super::Reply) {
+        for (k, v) in headers {
+            if k.eq_ignore_ascii_case("authorization") {
+                remember(v.trim_start_matches("Bearer ").trim_start_matches("bearer "));
+            }
+        }
+        if let Some(token) = download_token(path) {
+            remember(token);
+        }
+        let json = |bytes: &[u8]| serde_json::from_slice::<serde_json::Value>(bytes).ok();
+        if let Some(v) = body.and_then(json) {
+            for field in ["password", "newPassword"] {
+                if let Some(p) = v[field].as_str() {
+                    remember(p);
+                }
+            }
+        }
+        if let Some(v) = json(&reply.body) {
+            if let Some(t) = v["accessToken"].as_str() {
+                remember(t);
+            }
+            for field in ["url", "path"] {
+                if let Some(token) = v[field].as_str().and_then(download_token) {
+                    remember(token);
+                }
+            }
+        }
     }
 }

@@ -22,16 +22,11 @@ pub const MAX_CACHE_SECS: i64 = 86_400;
 
 pub async fn handle<P: Platform>(p: &P, req: ApiRequest) -> ApiResponse {
     let mut response = respond(run(p, &req).await);
-    // Recorded by the adapter once the body is sent, with the bytes really sent: a download
-    // cut short says so.
-    response.audit = Some(serde_json::json!({
-        "event": "download",
-        "at": vaultx_core::time::rfc3339(p.now_ms()),
+    // The request's log line (`audit::audited` adds the rest; the adapter the bytes really
+    // sent, so a download cut short says so).
+    response.log = Some(serde_json::json!({
         "fileId": response.header("x-vaultx-file-id"),
-        "method": req.method,
-        "status": response.status,
         "range": req.header("range"),
-        "client": req.header("spin-client-addr"),
         "userAgent": req.header("user-agent"),
     }));
     response
@@ -127,7 +122,7 @@ async fn run<P: Platform>(p: &P, req: &ApiRequest) -> Result<ApiResponse, Proble
         }
     };
     let body = if size == 0 { Body::Bytes(Vec::new()) } else { Body::Blobs(sourced_slices(p, &manifest, start, end).await?) };
-    let mut response = ApiResponse { status, headers: Vec::new(), body, audit: None }
+    let mut response = ApiResponse { status, headers: Vec::new(), body, log: None }
         .with_header("content-type", grant.mime_type.clone())
         .with_header("content-disposition", content_disposition(&grant.name));
     if status == 206 {

@@ -27,6 +27,7 @@ pub mod files_search;
 pub mod files_usage;
 pub mod health;
 pub mod health_liveness;
+pub mod health_metrics;
 pub mod health_readiness;
 pub mod not_found;
 pub mod replication_policy;
@@ -40,6 +41,7 @@ pub mod users_me;
 
 use vaultx_core::http::{ApiRequest, ApiResponse};
 use vaultx_core::ports::Platform;
+use vaultx_core::Problem;
 
 /// The body limit of routes that take a small JSON document.
 pub const JSON_BODY_LIMIT: usize = 16 * 1024;
@@ -57,12 +59,12 @@ macro_rules! route_table {
         /// table by a test); on Cloudflare Workers one router dispatches over it.
         pub const TABLE: &[Route] = &[$(Route { path: $path, function: $function, max_body: $module::MAX_BODY }),*];
 
-        /// Runs the handler of `function` (a name from [`TABLE`]) under the audit log;
-        /// unknown names are 404.
-        pub async fn dispatch<P: Platform>(function: &str, p: &P, req: ApiRequest) -> ApiResponse {
+        /// Runs the handler of `function` (a name from [`TABLE`]) on the request the adapter
+        /// read, under [`crate::audit::audited`]; unknown names are the catch-all's.
+        pub async fn dispatch<P: Platform>(function: &str, p: &P, read: Result<ApiRequest, Problem>) -> ApiResponse {
             match function {
-                $($function => crate::audit::audited(p, $function, req, |req| $module::handle(p, req)).await,)*
-                _ => not_found::handle(p, req).await,
+                $($function => crate::audit::audited(p, $function, read, |req| $module::handle(p, req)).await,)*
+                _ => crate::audit::audited(p, "not-found", read, |req| not_found::handle(p, req)).await,
             }
         }
     };
@@ -104,6 +106,7 @@ route_table! {
     "/api/replication/files/:fileId/status" => "replication-status": replication_status,
     "/health" => "health": health,
     "/health/liveness" => "health-liveness": health_liveness,
+    "/health/metrics" => "health-metrics": health_metrics,
     "/health/readiness" => "health-readiness": health_readiness,
     "/..." => "not-found": not_found,
 }
