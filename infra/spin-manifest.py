@@ -54,6 +54,7 @@ ROUTES = [
     # SQL and the breakers, opens no blob store.
     ("health-metrics", "/health/metrics", "GET: Prometheus metrics", True, ["manifests"], ["metrics_token", "home_blob_store", "circuit_breaker_failure_threshold", "circuit_breaker_reset_timeout"]),
     ("health-readiness", "/health/readiness", "GET: the metadata store answers", True, [], []),
+    ("openapi", "/api/openapi.json", "GET: the OpenAPI 3.1 contract of the API", False, [], []),
     ("not-found", "/...", "anything else: 404 problem+json", False, [], []),
 ]
 

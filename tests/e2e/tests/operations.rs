@@ -123,3 +123,19 @@ fn every_answer_has_a_request_id_and_problems_carry_it() {
     // A success names its request too.
     assert!(c.get("/health/liveness", None).header("x-request-id").is_some());
 }
+
+#[test]
+fn the_openapi_contract_is_served_and_names_every_route() {
+    let c = Client::new();
+    let r = c.get("/api/openapi.json", None);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let spec = r.json();
+    assert_eq!(spec["openapi"], "3.1.0");
+    let paths = spec["paths"].as_object().expect("paths");
+    for (path, method) in [("/api/files/{id}/chunks/{index}", "put"), ("/api/files/download/{token}", "get"), ("/health/metrics", "get"), ("/api/openapi.json", "get")] {
+        assert!(paths[path].get(method).is_some(), "{method} {path}");
+    }
+    // Every operation may answer a problem document.
+    assert!(paths.values().flat_map(|p| p.as_object().unwrap().values()).all(|op| op["responses"]["default"].is_object()));
+}

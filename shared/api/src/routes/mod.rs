@@ -30,6 +30,7 @@ pub mod health_liveness;
 pub mod health_metrics;
 pub mod health_readiness;
 pub mod not_found;
+pub mod openapi;
 pub mod replication_policy;
 pub mod replication_status;
 pub mod storage_nodes;
@@ -108,6 +109,7 @@ route_table! {
     "/health/liveness" => "health-liveness": health_liveness,
     "/health/metrics" => "health-metrics": health_metrics,
     "/health/readiness" => "health-readiness": health_readiness,
+    "/api/openapi.json" => "openapi": openapi,
     "/..." => "not-found": not_found,
 }
 
@@ -129,6 +131,34 @@ mod tests {
         in_manifest.sort();
         in_table.sort();
         assert_eq!(in_manifest, in_table, "spin.toml and routes::TABLE disagree: run infra/spin-manifest.py after changing routes");
+    }
+
+    /// The contract and the code agree: the spec's paths are exactly the table's (so
+    /// spin.toml's and the Worker's), and each route answers exactly the spec's methods —
+    /// any other is 405.
+    #[test]
+    fn the_openapi_contract_lists_exactly_the_routes_and_their_methods() {
+        use crate::testing::{TestPlatform, run};
+        let spec: serde_json::Value = serde_json::from_str(super::openapi::SPEC).expect("openapi.json is JSON");
+        assert_eq!(spec["openapi"], "3.1.0");
+        let paths = spec["paths"].as_object().expect("paths");
+        let openapi_path = |route: &str| route.split('/').map(|s| s.strip_prefix(':').map_or(s.to_owned(), |p| format!("{{{p}}}"))).collect::<Vec<_>>().join("/");
+        let mut in_table: Vec<String> = super::TABLE.iter().filter(|r| r.path != "/...").map(|r| openapi_path(r.path)).collect();
+        let mut in_spec: Vec<String> = paths.keys().cloned().collect();
+        in_table.sort();
+        in_spec.sort();
+        assert_eq!(in_spec, in_table, "shared/api/openapi.json and routes::TABLE disagree: update infra/openapi.py");
+        let p = TestPlatform::new();
+        for route in super::TABLE.iter().filter(|r| r.path != "/...") {
+            let documented = &paths[&openapi_path(route.path)];
+            let path = route.path.split('/').map(|s| if s.starts_with(':') { "0" } else { s }).collect::<Vec<_>>().join("/");
+            for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
+                let req = super::ApiRequest { method: method.into(), path: path.clone(), ..Default::default() };
+                let status = run(super::dispatch(route.function, &p, Ok(req))).status;
+                let in_spec = documented.get(method.to_ascii_lowercase()).is_some();
+                assert_eq!(status == 405, !in_spec, "{method} {}: answered {status}, and the spec {} it", route.path, if in_spec { "lists" } else { "does not list" });
+            }
+        }
     }
 
     #[test]
