@@ -29,6 +29,9 @@ pub fn store_failure(e: StoreError) -> Problem {
         return crate::blobs::busy();
     }
     eprintln!("vaultx: {e}");
+    if let StoreError::Invalid(_) = e {
+        return Problem::new(ProblemKind::BadRequest, "the request holds a value that cannot be stored or searched for (such as the character U+0000)");
+    }
     if let StoreError::Unavailable(_) = e {
         // A store is down, not a bug here: 503, and the client may try again (the cause
         // stays in our log).

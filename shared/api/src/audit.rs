@@ -102,7 +102,9 @@ where
     // The problem document gets its id before `serve` drops a HEAD's body (its length stays).
     let response = vaultx_core::http::serve(Ok(req), |req| async { with_request_id(handler(req).await, &id) }).await;
     let line = log_line(p, &function, Some((&method, user_id.as_deref(), bytes_in)), &id, &response, address.as_deref(), started_us);
-    if !audit {
+    // A method the route does not have changed nothing and needs no record (and a route
+    // without a database, the probes', could not write one).
+    if !audit || response.status == 405 {
         return finish(response, line, &id);
     }
     // A download names its file only once its token checked out (the handler says which).

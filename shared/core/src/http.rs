@@ -73,6 +73,11 @@ impl ApiRequest {
         if !value.is_object() {
             return Err(Problem::validation(vec![crate::problem::FieldError { field: "body".into(), message: "must be a JSON object".into() }]));
         }
+        // No text VaultX keeps may hold U+0000: PostgreSQL cannot store it, and SQLite would,
+        // so the two backends would disagree (found by schemathesis: a 503 on PostgreSQL).
+        if let Some(field) = nul_in(&value, String::new()) {
+            return Err(Problem::validation(vec![field_error(field, "must not contain the character U+0000")]));
+        }
         serde_path_to_error::deserialize(value).map_err(|e| Problem::validation(vec![field_error(e.path().to_string(), &e.into_inner().to_string())]))
     }
 
@@ -349,6 +354,17 @@ impl<F: FnMut(&serde_json::Value)> Drop for LogOnDrop<F> {
     }
 }
 
+/// The path (`tags[2]`, `set.key`) of the first key or string in `value` holding U+0000.
+fn nul_in(value: &serde_json::Value, path: String) -> Option<String> {
+    let join = |key: &str| if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") };
+    match value {
+        serde_json::Value::String(s) if s.contains('\0') => Some(if path.is_empty() { "body".into() } else { path }),
+        serde_json::Value::Array(items) => items.iter().enumerate().find_map(|(i, v)| nul_in(v, format!("{}[{i}]", if path.is_empty() { "body" } else { &path }))),
+        serde_json::Value::Object(fields) => fields.iter().find_map(|(k, v)| if k.contains('\0') { Some(join(&k.replace('\0', "\\u0000"))) } else { nul_in(v, join(k)) }),
+        _ => None,
+    }
+}
+
 /// Handlers return `Result<ApiResponse, Problem>` so `?` works; this folds it into a response.
 pub fn respond(result: Result<ApiResponse, Problem>) -> ApiResponse {
     result.unwrap_or_else(|p| ApiResponse::problem(&p))
@@ -491,6 +507,19 @@ mod tests {
         let recorded = recorded.into_inner();
         assert_eq!((recorded[0]["bytesOut"].as_u64(), recorded[0]["complete"].as_bool()), (Some(40), Some(false)));
         assert_eq!((recorded[1]["bytesOut"].as_u64(), recorded[1]["complete"].as_bool()), (Some(100), Some(true)));
+    }
+
+    #[test]
+    fn json_text_may_not_hold_u0000() {
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Body {
+            tags: Vec<String>,
+        }
+        let req = |body: &str| ApiRequest { headers: vec![("content-type".into(), "application/json".into())], body: body.as_bytes().to_vec(), ..Default::default() };
+        let refused = req(r#"{"tags":["a","b\u0000c"]}"#).json::<Body>().unwrap_err();
+        assert_eq!((refused.status(), refused.errors[0].field.as_str()), (422, "tags[1]"));
+        assert!(req(r#"{"tags":["a","b\\u0000c"]}"#).json::<Body>().is_ok(), "an escaped backslash is not U+0000");
     }
 
     #[test]

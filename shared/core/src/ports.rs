@@ -92,6 +92,9 @@ pub enum StoreError {
     /// do so here too; one that reads a conflict as an answer (a full quota, a gone file)
     /// must not — past its attempts the request is answered `busy` (503, retry).
     Contended,
+    /// A value the store cannot hold or compare (PostgreSQL's data exceptions): the
+    /// request's fault, answered 400.
+    Invalid(String),
 }
 
 /// The table guards write into (see [`guard!`]). Its one column is `NOT NULL`, so a guard that
@@ -133,6 +136,7 @@ impl fmt::Display for StoreError {
             Self::Decode(s) => write!(f, "unexpected row shape: {s}"),
             Self::Conflict => write!(f, "the state changed concurrently; nothing was applied"),
             Self::Contended => write!(f, "concurrent transactions kept aborting the batch; nothing was applied"),
+            Self::Invalid(s) => write!(f, "a value the store cannot hold: {s}"),
         }
     }
 }

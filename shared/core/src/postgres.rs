@@ -87,6 +87,10 @@ pub fn numbered_placeholders(sql: &str) -> Cow<'_, str> {
 pub fn classify(sqlstate: Option<&str>, message: &str) -> StoreError {
     match sqlstate {
         Some(code) if is_retryable(code) => StoreError::Contended,
+        // Class 22, data exception: a value the request carried that PostgreSQL cannot hold
+        // or compare (U+0000 in text, a number out of range). The request's fault, not the
+        // store's.
+        Some(code) if code.starts_with("22") => StoreError::Invalid(message.to_owned()),
         _ => StoreError::from_backend(message),
     }
 }
@@ -131,5 +135,6 @@ mod tests {
         );
         assert!(matches!(classify(Some("42P01"), "relation \"nope\" does not exist"), StoreError::Unavailable(_)));
         assert!(matches!(classify(None, "connection reset"), StoreError::Unavailable(_)));
+        assert!(matches!(classify(Some("22021"), "invalid byte sequence for encoding \"UTF8\": 0x00"), StoreError::Invalid(_)));
     }
 }

@@ -37,5 +37,6 @@ pub fn short(e: &StoreError) -> &'static str {
         StoreError::Decode(_) => "unexpected schema",
         StoreError::Conflict => "conflict",
         StoreError::Contended => "contended",
+        StoreError::Invalid(_) => "invalid value",
     }
 }
