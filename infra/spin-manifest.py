@@ -202,11 +202,42 @@ component = "{c}"
         out.append(component(c, True, stores, variables))
     return "".join(out)
 
+def env_example():
+    """.env.example: every setting of [variables] above, with its default and meaning, as the
+    environment variables `vaultx-runtime` and `spin up` read (SPIN_VARIABLE_<NAME>)."""
+    out = ["# Every VaultX setting, with its default and meaning (generated from spin.toml's [variables]",
+           "# by infra/spin-manifest.py). `spin up` and vaultx-runtime read SPIN_VARIABLE_<NAME>; on",
+           "# Cloudflare Workers the same names in upper case are [vars] or secrets (wrangler.toml).",
+           "# Check a configuration before serving: vaultx-runtime check-config.", ""]
+    block = HEADER.split("[variables]\n", 1)[1].split("\n[", 1)[0]
+    comments = []
+    for line in block.splitlines():
+        if line.startswith("#"):
+            comments.append(line)
+        elif "=" in line:
+            name, spec = (part.strip() for part in line.split("=", 1))
+            required = "required = true" in spec
+            default = spec.split('default = "', 1)[1].split('"', 1)[0] if 'default = "' in spec else ""
+            out.extend(comments)
+            if required:
+                out.append("# Required, a secret: no default.")
+            elif "secret = true" in spec:
+                out.append("# A secret.")
+            out.append(f"SPIN_VARIABLE_{name.upper()}={default}")
+            out.append("")
+            comments = []
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
 if __name__ == "__main__":
     text = render()
+    env = env_example()
     if sys.argv[1:] == ["--check"]:
         current = open("spin.toml").read()
         if current != text:
             sys.exit("spin.toml is out of date: run infra/spin-manifest.py")
+        if open(".env.example").read() != env:
+            sys.exit(".env.example is out of date: run infra/spin-manifest.py")
     else:
         open("spin.toml", "w").write(text)
+        open(".env.example", "w").write(env)

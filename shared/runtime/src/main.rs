@@ -24,6 +24,7 @@ const USAGE: &str = "usage: vaultx-runtime [--manifest spin.toml] [--listen 127.
                       [--cache-dir .vaultx/cache] [--migrations DIR] [--ready-file FILE]
                       [--sweep-interval 5] [--instance-concurrency 16]
        vaultx-runtime --migrate-only --data-dir DIR --migrations DIR
+       vaultx-runtime check-config [--manifest spin.toml | --wrangler wrangler.toml]
 
 Serves every [[trigger.http]] of the manifest. Application variables come from the
 environment as SPIN_VARIABLE_<NAME>, as with `spin up`. --migrations applies DIR/*.sql to the
@@ -35,6 +36,7 @@ then run whatever is due (a lost wake-up, an expired lease, a retry).
 instance is one thread, so 1 lets concurrent CPU-bound requests use every core.
 --migrate-only applies the migrations and exits (e.g. --data-dir .spin for the Spin CLI's own
 default database, .spin/sqlite_db.db; or PostgreSQL when SPIN_VARIABLE_DATABASE_URL is set).
+Every setting is checked before serving (check-config alone: the check, every problem listed).
 When the variable database_url is set (postgres://user@host:port/db), the components keep
 their metadata there and --migrations applies DIR/*.sql to it as well.";
 
@@ -89,6 +91,39 @@ fn args() -> Result<Args> {
     Ok(a)
 }
 
+/// `vaultx-runtime check-config [--manifest spin.toml | --wrangler wrangler.toml]`: the
+/// start-up check alone, before `spin up` or `wrangler deploy`. For the Spin manifest the
+/// variables come from the environment (`SPIN_VARIABLE_<NAME>`) and the defaults; for the
+/// Worker from wrangler.toml's `[vars]` and the environment (`<NAME>`, as its secrets).
+fn check_config() -> Result<()> {
+    let mut args = std::env::args().skip(2);
+    let (flag, path) = (args.next().unwrap_or_else(|| "--manifest".into()), args.next().unwrap_or_else(|| "spin.toml".into()));
+    match flag.as_str() {
+        "--manifest" => {
+            let n = manifest::check_settings(std::path::Path::new(&path), &|k| std::env::var(k).ok())?;
+            println!("vaultx-runtime: {path}: {n} variables, configuration OK");
+        }
+        "--wrangler" => {
+            let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+            let raw: toml::Table = toml::from_str(&text).with_context(|| format!("parsing {path}"))?;
+            let vars: std::collections::HashMap<String, String> = raw
+                .get("vars")
+                .and_then(|v| v.as_table())
+                .map(|t| t.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.as_str().map_or_else(|| v.to_string(), str::to_owned))).collect())
+                .unwrap_or_default();
+            let get = |name: &str| std::env::var(name.to_ascii_uppercase()).ok().or_else(|| vars.get(name).cloned());
+            // On Workers the home store is the R2 binding BLOBS, named like the Spin label.
+            let problems = vaultx_core::config::check(&get, &|_| true, &["blobs".to_owned()]);
+            if !problems.is_empty() {
+                bail!("{path}: the configuration has {} problem(s); set each in [vars] or as a secret (wrangler secret put NAME):\n  - {}", problems.len(), problems.join("\n  - "));
+            }
+            println!("vaultx-runtime: {path}: configuration OK");
+        }
+        _ => bail!("usage: vaultx-runtime check-config [--manifest spin.toml | --wrangler wrangler.toml]"),
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() {
     if let Err(e) = run().await {
@@ -99,6 +134,9 @@ async fn main() {
 
 async fn run() -> Result<()> {
     let started = Instant::now();
+    if std::env::args().nth(1).as_deref() == Some("check-config") {
+        return check_config();
+    }
     let args = args()?;
     if args.migrate_only {
         let dir = args.migrations.as_ref().context("--migrate-only needs --migrations DIR")?;
@@ -118,9 +156,10 @@ async fn run() -> Result<()> {
     // Bound first: the listen address is the default public origin of signed URLs.
     let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     let local = listener.local_addr()?;
-    let app = manifest::load(&args.manifest, &|k| {
-        std::env::var(k).ok().or_else(|| (k == "SPIN_VARIABLE_PUBLIC_URL").then(|| format!("http://{local}")))
-    })?;
+    let env = |k: &str| std::env::var(k).ok().or_else(|| (k == "SPIN_VARIABLE_PUBLIC_URL").then(|| format!("http://{local}")));
+    // Every setting checked before anything is served; all problems reported at once.
+    manifest::check_settings(&args.manifest, &env)?;
+    let app = manifest::load(&args.manifest, &env)?;
     // A component told to keep its metadata on PostgreSQL must be granted that server, or
     // every request it serves would fail: say so now, once.
     for c in app.components.values() {

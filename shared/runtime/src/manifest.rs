@@ -146,6 +146,37 @@ fn expand(template: &str, app_vars: &HashMap<String, Option<String>>, component:
     Ok(out)
 }
 
+/// The application's variables as resolved (environment, then default) and every key-value
+/// store a component is granted: what `vaultx_core::config::check` needs, read without
+/// expanding anything, so a missing required variable is one problem among the others.
+pub fn settings(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<(HashMap<String, Option<String>>, Vec<String>)> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let raw: RawManifest = toml::from_str(&text).context("parsing the manifest")?;
+    let variables = raw.variables.iter().map(|(name, var)| (name.clone(), env(&format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase())).or_else(|| var.default.clone()))).collect();
+    let mut stores: Vec<String> = raw.component.values().flat_map(|c| c.key_value_stores.iter().cloned()).collect();
+    stores.sort();
+    stores.dedup();
+    Ok((variables, stores))
+}
+
+/// Checks every setting at once (`vaultx_core::config::check`); `Err` lists each problem.
+pub fn check_settings(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<usize> {
+    let (variables, stores) = settings(path, env)?;
+    let problems = vaultx_core::config::check(&|name| variables.get(name).cloned().flatten(), &|name| variables.contains_key(name), &stores);
+    if problems.is_empty() {
+        return Ok(variables.len());
+    }
+    // Each problem starts with its variable's name; say how to set it.
+    let lines: Vec<String> = problems
+        .iter()
+        .map(|p| {
+            let name: String = p.chars().take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_').collect();
+            format!("{p} [SPIN_VARIABLE_{}]", name.to_ascii_uppercase())
+        })
+        .collect();
+    bail!("the configuration has {} problem(s) (.env.example lists every setting):\n  - {}", problems.len(), lines.join("\n  - "))
+}
+
 pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<App> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     parse(&text, path.parent().unwrap_or(Path::new(".")), env)
