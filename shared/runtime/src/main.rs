@@ -1,6 +1,9 @@
 //! `vaultx-runtime`: serves a Spin application (spin.toml) on 127.0.0.1 using wasmtime —
 //! the embedded default for running VaultX locally and the runtime the end-to-end tests use.
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod compile;
 mod manifest;
 mod migrate;

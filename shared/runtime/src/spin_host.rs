@@ -221,23 +221,31 @@ fn kv_error(e: impl std::fmt::Display) -> kv::Error {
 }
 
 impl SpinView<'_> {
-    fn kv_target(&self, s: &Resource<KvStore>) -> Result<(Arc<Mutex<rusqlite::Connection>>, String)> {
+    fn kv_target(&self, s: &Resource<KvStore>) -> Result<(Arc<stores::KeyValue>, String)> {
         Ok((self.ctx.stores.kv(), self.table.get(s)?.0.clone()))
     }
 }
 
-/// Runs one key-value operation on the shared store, off the executor.
-async fn kv_op<T: 'static, R: Send + 'static>(
+/// A key-value read, on this thread: a read connection never waits for the writer (WAL), and
+/// a read from the page cache costs less than handing it to another thread and back.
+fn kv_read<T: 'static, R>(
     a: &Accessor<T, Spin>,
     s: &Resource<KvStore>,
-    op: impl FnOnce(&rusqlite::Connection, &str) -> rusqlite::Result<R> + Send + 'static,
+    op: impl FnOnce(&stores::KeyValue, &str) -> rusqlite::Result<R>,
 ) -> Result<Result<R, kv::Error>> {
-    let (conn, label) = a.with(|mut x| x.get().kv_target(s))?;
-    blocking(move || {
-        let conn = conn.lock().map_err(kv_error)?;
-        op(&conn, &label).map_err(kv_error)
-    })
-    .await
+    let (kv, label) = a.with(|mut x| x.get().kv_target(s))?;
+    Ok(op(&kv, &label).map_err(kv_error))
+}
+
+/// A key-value write, committed by the store's writer thread with whatever other writes are
+/// waiting (`stores::KeyValue`). A large value's file is written off the executor first.
+async fn kv_write<T: 'static, F>(a: &Accessor<T, Spin>, s: &Resource<KvStore>, large: bool, op: impl FnOnce(&stores::KeyValue, &str) -> F + Send + 'static) -> Result<Result<(), kv::Error>>
+where
+    F: Future<Output = rusqlite::Result<()>> + Send + 'static,
+{
+    let (kv, label) = a.with(|mut x| x.get().kv_target(s))?;
+    let committed = if large { blocking(move || op(&kv, &label)).await? } else { op(&kv, &label) };
+    Ok(committed.await.map_err(kv_error))
 }
 
 impl kv::Host for SpinView<'_> {}
@@ -261,23 +269,23 @@ impl<T: 'static> kv::HostStoreWithStore<T> for Spin {
     }
 
     async fn get(a: &Accessor<T, Self>, s: Resource<KvStore>, key: String) -> Result<Result<Option<Vec<u8>>, kv::Error>> {
-        kv_op(a, &s, move |c, store| stores::kv::get(c, store, &key)).await
+        kv_read(a, &s, |kv, store| kv.get(store, &key))
     }
 
     async fn set(a: &Accessor<T, Self>, s: Resource<KvStore>, key: String, value: Vec<u8>) -> Result<Result<(), kv::Error>> {
-        kv_op(a, &s, move |c, store| stores::kv::set(c, store, &key, &value)).await
+        kv_write(a, &s, value.len() > stores::INLINE_MAX, move |kv, store| kv.set(store, &key, &value)).await
     }
 
     async fn delete(a: &Accessor<T, Self>, s: Resource<KvStore>, key: String) -> Result<Result<(), kv::Error>> {
-        kv_op(a, &s, move |c, store| stores::kv::delete(c, store, &key)).await
+        kv_write(a, &s, false, move |kv, store| kv.delete(store, &key)).await
     }
 
     async fn exists(a: &Accessor<T, Self>, s: Resource<KvStore>, key: String) -> Result<Result<bool, kv::Error>> {
-        kv_op(a, &s, move |c, store| stores::kv::get(c, store, &key).map(|v| v.is_some())).await
+        kv_read(a, &s, |kv, store| kv.exists(store, &key))
     }
 
     async fn get_keys(a: &Accessor<T, Self>, s: Resource<KvStore>) -> Result<(StreamReader<String>, FutureReader<Result<(), kv::Error>>)> {
-        let (keys, result) = match kv_op(a, &s, stores::kv::keys).await? {
+        let (keys, result) = match kv_read(a, &s, |kv, store| kv.keys(store))? {
             Ok(keys) => (keys, Ok(())),
             Err(e) => (Vec::new(), Err(e)),
         };
