@@ -1,6 +1,11 @@
 //! Compiling components, and the cache of precompiled (`.cwasm`) artefacts that makes a
 //! restart cheap: the key is the component's SHA-256 plus the engine's compatibility hash,
 //! so a rebuilt component or a different wasmtime never loads a stale artefact.
+//!
+//! Hashing every component at each start cost more than everything else the start does (46
+//! components, 70 MB), so an index maps what `stat` says of the file — path, size,
+//! modification time, inode — to that key: [`cached`] finds a component's artefact without
+//! reading the component, and a rebuilt file (new modification time) is hashed again.
 
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
@@ -29,9 +34,54 @@ fn cache_key(engine: &Engine, wasm: &[u8]) -> String {
     format!("{hex}-{:016x}", engine_hash.finish())
 }
 
+/// The index entry of the file as `stat` describes it now.
+fn stat_key(engine: &Engine, wasm_path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(wasm_path).ok()?;
+    let path = std::fs::canonicalize(wasm_path).ok()?;
+    let mut hasher = Sha256::new();
+    hasher.update(path.as_os_str().as_encoded_bytes());
+    for n in [meta.len() as i64, meta.mtime(), meta.mtime_nsec(), meta.ino() as i64, meta.dev() as i64] {
+        hasher.update(n.to_le_bytes());
+    }
+    let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut engine_hash);
+    hasher.update(engine_hash.finish().to_le_bytes());
+    Some(hasher.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect())
+}
+
+/// The precompiled artefact of the component at `wasm_path` as it is now, if the cache has
+/// it: found from the index, without reading the component.
+pub fn cached(engine: &Engine, wasm_path: &Path, cache_dir: &Path) -> Option<std::path::PathBuf> {
+    let key = std::fs::read_to_string(cache_dir.join(format!("{}.key", stat_key(engine, wasm_path)?))).ok()?;
+    let artefact = cache_dir.join(format!("{}.cwasm", key.trim()));
+    artefact.exists().then_some(artefact)
+}
+
+/// Loads an artefact [`cached`] found.
+pub fn deserialize(engine: &Engine, artefact: &Path) -> Result<Component> {
+    // SAFETY: the file was written by `precompile_component` of an engine with the same
+    // compatibility hash (it is in the name), and only this runtime writes the cache.
+    unsafe { Component::deserialize_file(engine, artefact) }.map_err(|e| anyhow::anyhow!("loading {}: {e:#}", artefact.display()))
+}
+
 pub fn load(engine: &Engine, wasm_path: &Path, cache_dir: &Path) -> Result<(Component, Cache)> {
     let wasm = std::fs::read(wasm_path).with_context(|| format!("reading {} (build the components first)", wasm_path.display()))?;
-    let cached = cache_dir.join(format!("{}.cwasm", cache_key(engine, &wasm)));
+    let key = cache_key(engine, &wasm);
+    let cached = cache_dir.join(format!("{key}.cwasm"));
+    // Write then rename, so a crash never leaves a truncated file under the real name.
+    let write = |path: &Path, bytes: &[u8]| -> Result<()> {
+        std::fs::create_dir_all(cache_dir)?;
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, bytes)?;
+        std::fs::rename(&tmp, path)?;
+        Ok(())
+    };
+    let index = stat_key(engine, wasm_path).map(|k| cache_dir.join(format!("{k}.key")));
+    if let Some(index) = &index {
+        // Best effort: without it the next start hashes the component again.
+        let _ = write(index, key.as_bytes());
+    }
     if cached.exists() {
         // SAFETY: the file was written by `precompile_component` of an engine with the same
         // compatibility hash (it is in the name), and only this runtime writes the cache.
@@ -42,11 +92,7 @@ pub fn load(engine: &Engine, wasm_path: &Path, cache_dir: &Path) -> Result<(Comp
     let artefact = engine
         .precompile_component(&wasm)
         .map_err(|e| anyhow::anyhow!("compiling {}: {e:#}", wasm_path.display()))?;
-    std::fs::create_dir_all(cache_dir)?;
-    // Write then rename, so a crash never leaves a truncated artefact under the real name.
-    let tmp = cached.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, &artefact)?;
-    std::fs::rename(&tmp, &cached)?;
+    write(&cached, &artefact)?;
     // SAFETY: produced just now by this engine.
     let component = unsafe { Component::deserialize(engine, &artefact)? };
     Ok((component, Cache::Miss))

@@ -195,13 +195,25 @@ async fn run() -> Result<()> {
     let mut handlers = Vec::new();
     let mut subscribers = std::collections::HashMap::new();
     let (mut hits, mut misses) = (0, 0);
+    let linker = Arc::new(linker);
     for (id, c) in &app.components {
-        let (component, cache) = compile::load(&engine, &c.source, &args.cache_dir)?;
-        match cache {
-            compile::Cache::Hit => hits += 1,
-            compile::Cache::Miss => misses += 1,
-        }
-        let pre = linker.instantiate_pre(&component).map_err(|e| anyhow::anyhow!("component {id}: linking: {e:#}"))?;
+        // An HTTP component whose artefact is cached is loaded when first needed (see
+        // `preload`); the rest — compiled now, or Redis-triggered — are loaded here.
+        let artefact = if subscribed.contains(id.as_str()) { None } else { compile::cached(&engine, &c.source, &args.cache_dir) };
+        let pre = match &artefact {
+            Some(_) => {
+                hits += 1;
+                None
+            }
+            None => {
+                let (component, cache) = compile::load(&engine, &c.source, &args.cache_dir)?;
+                match cache {
+                    compile::Cache::Hit => hits += 1,
+                    compile::Cache::Miss => misses += 1,
+                }
+                Some(linker.instantiate_pre(&component).map_err(|e| anyhow::anyhow!("component {id}: linking: {e:#}"))?)
+            }
+        };
         let grants = Arc::new(spin_host::Grants {
             sqlite_databases: c.sqlite_databases.clone(),
             key_value_stores: c.key_value_stores.clone(),
@@ -212,7 +224,7 @@ async fn run() -> Result<()> {
         let make_spin = move || spin_host::SpinCtx { grants: grants.clone(), stores: shared.clone(), redis: redis.clone(), pg: pg.clone() };
         let allowed_outbound_hosts = Arc::new(c.allowed_outbound_hosts.clone());
         if subscribed.contains(id.as_str()) {
-            let pre = redis_host::subscriber_pre(pre).with_context(|| format!("component {id}"))?;
+            let pre = redis_host::subscriber_pre(pre.context("loaded above")?).with_context(|| format!("component {id}"))?;
             subscribers.insert(
                 id.clone(),
                 Arc::new(redis_host::Subscriber {
@@ -224,13 +236,31 @@ async fn run() -> Result<()> {
             );
             continue;
         }
-        let pre = wasmtime_wasi_http::p3::bindings::ServicePre::new(pre)
-            .map_err(|e| anyhow::anyhow!("component {id}: not a wasi:http/handler@0.3 component: {e:#}"))?;
+        let service = |id: &str, pre| {
+            wasmtime_wasi_http::p3::bindings::ServicePre::new(pre)
+                .map(ProxyPre::P3)
+                .map_err(|e| anyhow::anyhow!("component {id}: not a wasi:http/handler@0.3 component: {e:#}"))
+        };
+        let loaded = match pre {
+            Some(pre) => tokio::sync::OnceCell::new_with(Some(service(id, pre)?)),
+            None => tokio::sync::OnceCell::new(),
+        };
+        let (engine_l, linker_l, id_l, source, cache_dir) = (engine.clone(), linker.clone(), id.clone(), c.source.clone(), args.cache_dir.clone());
+        let load = move || -> Result<ProxyPre<server::Host>> {
+            // The cached artefact, or (if it went missing or stale since start) the full load.
+            let component = match artefact.as_deref().map(|a| compile::deserialize(&engine_l, a)) {
+                Some(Ok(component)) => component,
+                _ => compile::load(&engine_l, &source, &cache_dir)?.0,
+            };
+            let pre = linker_l.instantiate_pre(&component).map_err(|e| anyhow::anyhow!("component {id_l}: linking: {e:#}"))?;
+            service(&id_l, pre)
+        };
         index.insert(id.clone(), handlers.len());
         handlers.push(ProxyHandler::new(server::ComponentState {
             id: id.clone(),
             engine: engine.clone(),
-            pre: ProxyPre::P3(pre),
+            pre: loaded,
+            load: Box::new(load),
             make_spin: Box::new(make_spin),
             allowed_outbound_hosts,
         }));
@@ -276,6 +306,8 @@ async fn run() -> Result<()> {
         std::fs::write(file, format!("http://{local}\n"))?;
     }
 
+    tokio::spawn(preload(served.clone()));
+
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
         let (stream, client) = tokio::select! {
@@ -301,6 +333,19 @@ async fn run() -> Result<()> {
     }
     println!("vaultx-runtime: stopped");
     Ok(())
+}
+
+/// Loads, once serving has begun, every component not loaded yet, one at a time (a request
+/// for one still loading waits for it). A component that cannot be loaded stops the runtime,
+/// as it would have stopped it at start.
+async fn preload(served: Arc<server::App>) {
+    for handler in &served.handlers {
+        tokio::task::yield_now().await;
+        if let Err(e) = handler.state().ready().await {
+            eprintln!("vaultx-runtime: component {}: {e:#}", handler.state().id);
+            std::process::exit(1);
+        }
+    }
 }
 
 /// The runtime's timer: every `every`, each Redis-triggered component gets the message

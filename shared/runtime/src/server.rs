@@ -84,9 +84,20 @@ pub fn linker(engine: &Engine) -> anyhow::Result<wasmtime::component::Linker<Hos
 pub struct ComponentState {
     pub id: String,
     pub engine: Engine,
-    pub pre: ProxyPre<Host>,
+    /// The linked component, loaded by `load` when first needed (a request, or the preload
+    /// that follows start-up): a start with a warm cache serves its first request without
+    /// loading the other components first.
+    pub pre: tokio::sync::OnceCell<ProxyPre<Host>>,
+    pub load: Box<dyn Fn() -> anyhow::Result<ProxyPre<Host>> + Send + Sync>,
     pub make_spin: Box<dyn Fn() -> SpinCtx + Send + Sync>,
     pub allowed_outbound_hosts: Arc<Vec<String>>,
+}
+
+impl ComponentState {
+    /// The linked component, loading it if this is the first use.
+    pub async fn ready(&self) -> anyhow::Result<&ProxyPre<Host>> {
+        self.pre.get_or_try_init(|| async { (self.load)() }).await
+    }
 }
 
 impl HandlerState for ComponentState {
@@ -97,7 +108,7 @@ impl HandlerState for ComponentState {
     async fn instantiate(&self) -> wasmtime::Result<Instance<Host, Expiration, Reuse>> {
         let host = Host::new(self.allowed_outbound_hosts.clone(), (self.make_spin)());
         let mut store = Store::new(&self.engine, host);
-        let proxy = self.pre.instantiate_async(&mut store).await?;
+        let proxy = self.ready().await.map_err(|e| wasmtime::format_err!("component {}: {e:#}", self.id))?.instantiate_async(&mut store).await?;
         Ok(Instance {
             store,
             proxy,
