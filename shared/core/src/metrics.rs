@@ -9,8 +9,8 @@
 //! stores by the `health-metrics` function on each scrape. The host appends its families to
 //! that function's answer, so one scrape gets both.
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
-pub use prometheus::IntCounter;
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+pub use prometheus::{IntCounter, IntGauge};
 
 /// The exposition format's media type.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -34,6 +34,7 @@ pub struct RequestMetrics {
     duration: HistogramVec,
     bytes_in: IntCounterVec,
     bytes_out: IntCounterVec,
+    memory_peak: IntGaugeVec,
 }
 
 impl Default for RequestMetrics {
@@ -57,11 +58,22 @@ impl RequestMetrics {
         .expect("valid metric");
         let bytes_in = IntCounterVec::new(Opts::new("vaultx_http_request_bytes_total", "Request body bytes read."), &["component"]).expect("valid metric");
         let bytes_out = IntCounterVec::new(Opts::new("vaultx_http_response_bytes_total", "Response body bytes sent."), &["component"]).expect("valid metric");
+        let memory_peak = IntGaugeVec::new(
+            Opts::new("vaultx_instance_memory_peak_bytes", "The largest linear memory one instance of the component has had, in bytes (a streamed download holds one block, whatever the file's size)."),
+            &["component"],
+        )
+        .expect("valid metric");
         let registry = Registry::new();
-        for family in [Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>, Box::new(duration.clone()), Box::new(bytes_in.clone()), Box::new(bytes_out.clone())] {
+        for family in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(duration.clone()),
+            Box::new(bytes_in.clone()),
+            Box::new(bytes_out.clone()),
+            Box::new(memory_peak.clone()),
+        ] {
             registry.register(family).expect("distinct metric names");
         }
-        Self { registry, requests, duration, bytes_in, bytes_out }
+        Self { registry, requests, duration, bytes_in, bytes_out, memory_peak }
     }
 
     /// Counts one answered request (its head is ready after `seconds`).
@@ -78,6 +90,12 @@ impl RequestMetrics {
     /// The counter of body bytes a component sends.
     pub fn bytes_out(&self, component: &str) -> IntCounter {
         self.bytes_out.with_label_values(&[component])
+    }
+
+    /// The gauge of a component's largest instance memory, for the host to raise as
+    /// instances grow (only hosts that see guest memory have it: `vaultx-runtime`).
+    pub fn memory_peak(&self, component: &str) -> IntGauge {
+        self.memory_peak.with_label_values(&[component])
     }
 
     /// The families in the text format.

@@ -196,6 +196,7 @@ async fn run() -> Result<()> {
     let mut subscribers = std::collections::HashMap::new();
     let (mut hits, mut misses) = (0, 0);
     let linker = Arc::new(linker);
+    let metrics = vaultx_core::metrics::RequestMetrics::default();
     for (id, c) in &app.components {
         // An HTTP component whose artefact is cached is loaded when first needed (see
         // `preload`); the rest — compiled now, or Redis-triggered — are loaded here.
@@ -263,6 +264,7 @@ async fn run() -> Result<()> {
             load: Box::new(load),
             make_spin: Box::new(make_spin),
             allowed_outbound_hosts,
+            memory: server::MemoryPeak { peak: Default::default(), gauge: metrics.memory_peak(id) },
         }));
     }
     let routes = app
@@ -274,7 +276,7 @@ async fn run() -> Result<()> {
     for (id, i) in &index {
         components[*i] = id.clone();
     }
-    let served = Arc::new(server::App { router: vaultx_core::router::Router::new(routes), handlers, components, metrics: Default::default() });
+    let served = Arc::new(server::App { router: vaultx_core::router::Router::new(routes), handlers, components, metrics });
 
     // The Redis trigger: one subscriber per address, each channel to its components.
     let mut by_address: std::collections::HashMap<String, std::collections::HashMap<String, Vec<Arc<redis_host::Subscriber>>>> = Default::default();
@@ -331,6 +333,8 @@ async fn run() -> Result<()> {
                 .await;
         });
     }
+    // Bounded: a stop must not hang on a store that cannot finish.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), stores.kv().close()).await;
     println!("vaultx-runtime: stopped");
     Ok(())
 }

@@ -35,6 +35,27 @@ pub struct Host {
     http: WasiHttpCtx,
     outbound: Outbound,
     spin: SpinCtx,
+    memory: Option<MemoryPeak>,
+}
+
+/// Follows an instance's linear memory as it grows and keeps the component's largest in
+/// `vaultx_instance_memory_peak_bytes` (it never refuses growth).
+#[derive(Clone)]
+pub struct MemoryPeak {
+    pub peak: Arc<std::sync::atomic::AtomicU64>,
+    pub gauge: vaultx_core::metrics::IntGauge,
+}
+
+impl wasmtime::ResourceLimiter for MemoryPeak {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let peak = self.peak.fetch_max(desired as u64, std::sync::atomic::Ordering::Relaxed).max(desired as u64);
+        self.gauge.set(peak as i64);
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, _desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(true)
+    }
 }
 
 impl Host {
@@ -48,7 +69,19 @@ impl Host {
             http: WasiHttpCtx::new(),
             outbound: Outbound { allowed: allowed_outbound_hosts },
             spin,
+            memory: None,
         }
+    }
+
+    /// A store for this instance, its memory followed by `memory` when given.
+    pub fn into_store(mut self, engine: &Engine, memory: Option<MemoryPeak>) -> Store<Host> {
+        let follow = memory.is_some();
+        self.memory = memory;
+        let mut store = Store::new(engine, self);
+        if follow {
+            store.limiter(|host| host.memory.as_mut().expect("set above") as &mut dyn wasmtime::ResourceLimiter);
+        }
+        store
     }
 }
 
@@ -91,6 +124,7 @@ pub struct ComponentState {
     pub load: Box<dyn Fn() -> anyhow::Result<ProxyPre<Host>> + Send + Sync>,
     pub make_spin: Box<dyn Fn() -> SpinCtx + Send + Sync>,
     pub allowed_outbound_hosts: Arc<Vec<String>>,
+    pub memory: MemoryPeak,
 }
 
 impl ComponentState {
@@ -107,7 +141,7 @@ impl HandlerState for ComponentState {
 
     async fn instantiate(&self) -> wasmtime::Result<Instance<Host, Expiration, Reuse>> {
         let host = Host::new(self.allowed_outbound_hosts.clone(), (self.make_spin)());
-        let mut store = Store::new(&self.engine, host);
+        let mut store = host.into_store(&self.engine, Some(self.memory.clone()));
         let proxy = self.ready().await.map_err(|e| wasmtime::format_err!("component {}: {e:#}", self.id))?.instantiate_async(&mut store).await?;
         Ok(Instance {
             store,

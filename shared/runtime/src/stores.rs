@@ -142,6 +142,9 @@ enum Write {
     Change(Change, tokio::sync::oneshot::Sender<rusqlite::Result<()>>),
     /// Checkpoint and let the log start over (the WAL grew past WAL_LIMIT).
     Restart,
+    /// Checkpoint and empty the log: the runtime is stopping, and the next start then has no
+    /// log to read through before its first answer.
+    Close(tokio::sync::oneshot::Sender<()>),
 }
 
 enum Change {
@@ -180,10 +183,12 @@ impl KeyValue {
         if !has_file {
             kv.execute_batch("ALTER TABLE spin_key_value ADD COLUMN file TEXT")?;
         }
+        // The start's orphan check reads the rows naming files, not the whole table.
+        kv.execute_batch("CREATE INDEX IF NOT EXISTS spin_key_value_files ON spin_key_value (file) WHERE file IS NOT NULL")?;
         // A crash between writing a value's file and committing its row leaves a file no row
         // names.
         let named: std::collections::HashSet<String> =
-            kv.prepare("SELECT file FROM spin_key_value WHERE file IS NOT NULL")?.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+            kv.prepare("SELECT file FROM spin_key_value INDEXED BY spin_key_value_files WHERE file IS NOT NULL")?.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
         for entry in std::fs::read_dir(&values)? {
             let entry = entry?;
             if !named.contains(entry.file_name().to_string_lossy().as_ref()) {
@@ -212,10 +217,12 @@ impl KeyValue {
         while let Ok(first) = changes.recv() {
             let mut group = Vec::new();
             let mut restart = false;
+            let mut closed = None;
             for write in std::iter::once(first).chain(std::iter::from_fn(|| changes.try_recv().ok())).take(GROUP_MAX) {
                 match write {
                     Write::Change(change, done) => group.push((change, done)),
                     Write::Restart => restart = true,
+                    Write::Close(done) => closed = Some(done),
                 }
             }
             if !group.is_empty() {
@@ -261,6 +268,12 @@ impl KeyValue {
             }
             if restart && let Err(e) = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| r.get::<_, i64>(0)) {
                 eprintln!("vaultx-runtime: key-value checkpoint: {e}");
+            }
+            if let Some(done) = closed {
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0)) {
+                    eprintln!("vaultx-runtime: key-value checkpoint: {e}");
+                }
+                let _ = done.send(());
             }
         }
     }
@@ -409,6 +422,14 @@ impl KeyValue {
 
     pub fn delete(&self, store: &str, key: &str) -> impl Future<Output = rusqlite::Result<()>> + Send + use<> {
         self.commit(Ok(Change::Delete { store: store.into(), key: key.into() }))
+    }
+
+    /// Empties the write-ahead log into the database, after every write already queued.
+    pub async fn close(&self) {
+        let (done, closed) = tokio::sync::oneshot::channel();
+        if self.writer.send(Write::Close(done)).is_ok() {
+            let _ = closed.await;
+        }
     }
 
     fn commit(&self, change: rusqlite::Result<Change>) -> impl Future<Output = rusqlite::Result<()>> + Send + use<> {
