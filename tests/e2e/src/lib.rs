@@ -290,7 +290,9 @@ impl Client {
 /// in the runtime's data directory, or, when VAULTX_HOME_BLOB_DIR names it, the directory
 /// of the S3-compatible server's bucket (one file per object).
 pub enum HomeBlob {
-    KeyValue { db: String, pieces: Vec<(String, Vec<u8>)> },
+    /// The rows as they were: key, value, and the file holding a large value (`kv-values/`),
+    /// which stays on disk while its row is away.
+    KeyValue { db: String, pieces: Vec<(String, Vec<u8>, Option<String>)> },
     File { path: std::path::PathBuf, bytes: Vec<u8> },
 }
 
@@ -304,9 +306,9 @@ impl HomeBlob {
         }
         let db = format!("{data_dir}/key_value.db");
         let store = rusqlite::Connection::open(&db).unwrap();
-        let pieces: Vec<(String, Vec<u8>)> = {
-            let mut q = store.prepare("SELECT key, value FROM spin_key_value WHERE store = 'blobs' AND key LIKE ?").unwrap();
-            q.query_map([format!("{key}/%")], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect()
+        let pieces: Vec<(String, Vec<u8>, Option<String>)> = {
+            let mut q = store.prepare("SELECT key, value, file FROM spin_key_value WHERE store = 'blobs' AND key LIKE ?").unwrap();
+            q.query_map([format!("{key}/%")], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(Result::unwrap).collect()
         };
         assert!(!pieces.is_empty(), "the blob is stored under {key}/");
         store.execute("DELETE FROM spin_key_value WHERE store = 'blobs' AND key LIKE ?", [format!("{key}/%")]).unwrap();
@@ -318,8 +320,8 @@ impl HomeBlob {
             Self::File { path, bytes } => std::fs::write(path, bytes).unwrap(),
             Self::KeyValue { db, pieces } => {
                 let store = rusqlite::Connection::open(db).unwrap();
-                for (k, v) in &pieces {
-                    store.execute("INSERT INTO spin_key_value (store, key, value) VALUES ('blobs', ?, ?)", rusqlite::params![k, v]).unwrap();
+                for (k, v, file) in &pieces {
+                    store.execute("INSERT INTO spin_key_value (store, key, value, file) VALUES ('blobs', ?, ?, ?)", rusqlite::params![k, v, file]).unwrap();
                 }
             }
         }
