@@ -25,7 +25,7 @@ use wasmtime_wasi_http::handler::{ProxyHandler, ProxyPre};
 
 const USAGE: &str = "usage: vaultx-runtime [--manifest spin.toml] [--listen 127.0.0.1:3000] [--data-dir .vaultx/data]
                       [--cache-dir .vaultx/cache] [--migrations DIR] [--ready-file FILE]
-                      [--sweep-interval 5] [--instance-concurrency 16]
+                      [--sweep-interval 5] [--instance-concurrency 16] [--serving-threads N]
        vaultx-runtime --migrate-only --data-dir DIR --migrations DIR
        vaultx-runtime check-config [--manifest spin.toml | --wrangler wrangler.toml]
 
@@ -36,7 +36,9 @@ Every [[trigger.redis]] component also gets the message `sweep` every --sweep-in
 seconds (0: never), straight from the runtime, with or without Redis: VaultX's job consumers
 then run whatever is due (a lost wake-up, an expired lease, a retry).
 --instance-concurrency is how many requests one instance serves at once (Spin: 16); an
-instance is one thread, so 1 lets concurrent CPU-bound requests use every core.
+instance is one task, so 1 lets concurrent CPU-bound requests spread over the serving threads.
+--serving-threads is how many threads serve HTTP (default: one per core), each with its own
+connections and instances; jobs, the sweep and the Redis trigger run beside them.
 --migrate-only applies the migrations and exits (e.g. --data-dir .spin for the Spin CLI's own
 default database, .spin/sqlite_db.db; or PostgreSQL when SPIN_VARIABLE_DATABASE_URL is set).
 Every setting is checked before serving (check-config alone: the check, every problem listed).
@@ -52,6 +54,7 @@ struct Args {
     ready_file: Option<PathBuf>,
     migrate_only: bool,
     sweep_interval: u64,
+    serving_threads: usize,
 }
 
 fn args() -> Result<Args> {
@@ -64,6 +67,7 @@ fn args() -> Result<Args> {
         ready_file: None,
         migrate_only: false,
         sweep_interval: 5,
+        serving_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -86,6 +90,9 @@ fn args() -> Result<Args> {
             "--instance-concurrency" => {
                 let n: usize = value.parse().ok().filter(|n| (1..=1024).contains(n)).with_context(|| format!("--instance-concurrency {value}: 1 to 1024"))?;
                 server::INSTANCE_CONCURRENCY.store(n, std::sync::atomic::Ordering::Relaxed);
+            }
+            "--serving-threads" => {
+                a.serving_threads = value.parse().ok().filter(|n| (1..=256).contains(n)).with_context(|| format!("--serving-threads {value}: 1 to 256"))?;
             }
             "--sweep-interval" => a.sweep_interval = value.parse().with_context(|| format!("--sweep-interval {value}: whole seconds"))?,
             _ => bail!("unknown option {flag}\n{USAGE}"),
@@ -196,7 +203,7 @@ async fn run() -> Result<()> {
     let mut subscribers = std::collections::HashMap::new();
     let (mut hits, mut misses) = (0, 0);
     let linker = Arc::new(linker);
-    let metrics = vaultx_core::metrics::RequestMetrics::default();
+    let metrics = Arc::new(vaultx_core::metrics::RequestMetrics::default());
     for (id, c) in &app.components {
         // An HTTP component whose artefact is cached is loaded when first needed (see
         // `preload`); the rest — compiled now, or Redis-triggered — are loaded here.
@@ -242,10 +249,10 @@ async fn run() -> Result<()> {
                 .map(ProxyPre::P3)
                 .map_err(|e| anyhow::anyhow!("component {id}: not a wasi:http/handler@0.3 component: {e:#}"))
         };
-        let loaded = match pre {
+        let loaded = Arc::new(match pre {
             Some(pre) => tokio::sync::OnceCell::new_with(Some(service(id, pre)?)),
             None => tokio::sync::OnceCell::new(),
-        };
+        });
         let (engine_l, linker_l, id_l, source, cache_dir) = (engine.clone(), linker.clone(), id.clone(), c.source.clone(), args.cache_dir.clone());
         let load = move || -> Result<ProxyPre<server::Host>> {
             // The cached artefact, or (if it went missing or stale since start) the full load.
@@ -257,15 +264,15 @@ async fn run() -> Result<()> {
             service(&id_l, pre)
         };
         index.insert(id.clone(), handlers.len());
-        handlers.push(ProxyHandler::new(server::ComponentState {
+        handlers.push(server::ComponentState {
             id: id.clone(),
             engine: engine.clone(),
             pre: loaded,
-            load: Box::new(load),
-            make_spin: Box::new(make_spin),
+            load: Arc::new(load),
+            make_spin: Arc::new(make_spin),
             allowed_outbound_hosts,
             memory: server::MemoryPeak { peak: Default::default(), gauge: metrics.memory_peak(id) },
-        }));
+        });
     }
     let routes = app
         .routes
@@ -276,7 +283,25 @@ async fn run() -> Result<()> {
     for (id, i) in &index {
         components[*i] = id.clone();
     }
-    let served = Arc::new(server::App { router: vaultx_core::router::Router::new(routes), handlers, components, metrics });
+    let (router, components) = (Arc::new(vaultx_core::router::Router::new(routes)), Arc::new(components));
+    // One serving thread per core, each a single-threaded runtime with its own handlers and
+    // instances, as nginx has one worker per core: a request never changes threads between its
+    // connection and the instance answering it (with one shared pool of threads it did so twice
+    // per request, each time a futex wake-up and often an interrupt to the other core).
+    let serving: Vec<(tokio::runtime::Handle, Arc<server::App>)> = (0..args.serving_threads)
+        .map(|n| {
+            let app = Arc::new(server::App {
+                router: router.clone(),
+                handlers: handlers.iter().cloned().map(ProxyHandler::new).collect(),
+                components: components.clone(),
+                metrics: metrics.clone(),
+            });
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let handle = runtime.handle().clone();
+            std::thread::Builder::new().name(format!("serve-{n}")).spawn(move || runtime.block_on(std::future::pending::<()>()))?;
+            Ok((handle, app))
+        })
+        .collect::<Result<_>>()?;
 
     // The Redis trigger: one subscriber per address, each channel to its components.
     let mut by_address: std::collections::HashMap<String, std::collections::HashMap<String, Vec<Arc<redis_host::Subscriber>>>> = Default::default();
@@ -308,9 +333,10 @@ async fn run() -> Result<()> {
         std::fs::write(file, format!("http://{local}\n"))?;
     }
 
-    tokio::spawn(preload(served.clone()));
+    tokio::spawn(preload(serving[0].1.clone()));
 
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut next = 0;
     loop {
         let (stream, client) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -321,8 +347,13 @@ async fn run() -> Result<()> {
             _ = sigterm.recv() => break,
         };
         let _ = stream.set_nodelay(true);
+        // Round robin over the serving threads; the connection lives on its thread's reactor.
+        next = (next + 1) % serving.len();
+        let (thread, served) = &serving[next];
         let served = served.clone();
-        tokio::spawn(async move {
+        let Ok(stream) = stream.into_std() else { continue };
+        thread.spawn(async move {
+            let Ok(stream) = tokio::net::TcpStream::from_std(stream) else { return };
             let service = hyper::service::service_fn(move |req| {
                 let served = served.clone();
                 async move { Ok::<_, std::convert::Infallible>(server::handle(served, req, client, local).await) }

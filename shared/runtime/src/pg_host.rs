@@ -264,9 +264,18 @@ async fn execute(client: &deadpool_postgres::Object, statement: &str, params: Ve
 }
 
 /// The synchronous functions of the interface (spin-sdk 7 calls the `-async` ones) run the
-/// same code, blocking this worker thread only.
-fn block_on<F: Future>(f: F) -> F::Output {
-    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f))
+/// same code on a thread of their own, with its own runtime, while this one waits: a serving
+/// thread is a single-threaded runtime, which cannot block in place. Pooled connections
+/// opened this way live on that runtime and end with the call, so the pool drops them.
+fn block_on<F: Future + Send>(f: F) -> F::Output
+where
+    F::Output: Send,
+{
+    std::thread::scope(|s| {
+        s.spawn(|| tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime for one call").block_on(f))
+            .join()
+            .expect("the call's thread does not panic")
+    })
 }
 
 impl SpinView<'_> {

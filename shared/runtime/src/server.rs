@@ -113,16 +113,18 @@ pub fn linker(engine: &Engine) -> anyhow::Result<wasmtime::component::Linker<Hos
     Ok(linker)
 }
 
-/// Everything needed to make a fresh instance of one component.
+/// Everything needed to make a fresh instance of one component. Each serving thread has its
+/// own handler (and instances) over a clone; the loaded component is shared.
+#[derive(Clone)]
 pub struct ComponentState {
     pub id: String,
     pub engine: Engine,
     /// The linked component, loaded by `load` when first needed (a request, or the preload
     /// that follows start-up): a start with a warm cache serves its first request without
     /// loading the other components first.
-    pub pre: tokio::sync::OnceCell<ProxyPre<Host>>,
-    pub load: Box<dyn Fn() -> anyhow::Result<ProxyPre<Host>> + Send + Sync>,
-    pub make_spin: Box<dyn Fn() -> SpinCtx + Send + Sync>,
+    pub pre: Arc<tokio::sync::OnceCell<ProxyPre<Host>>>,
+    pub load: Arc<dyn Fn() -> anyhow::Result<ProxyPre<Host>> + Send + Sync>,
+    pub make_spin: Arc<dyn Fn() -> SpinCtx + Send + Sync>,
     pub allowed_outbound_hosts: Arc<Vec<String>>,
     pub memory: MemoryPeak,
 }
@@ -201,16 +203,18 @@ impl WorkerState for Reuse {
     }
 }
 
+/// What one serving thread answers with: its own handlers (so a request, its connection and
+/// the instance serving it stay on one thread), the rest shared by all threads.
 pub struct App {
-    pub router: Router,
+    pub router: Arc<Router>,
     /// Indexed by `Route::target`.
     pub handlers: Vec<ProxyHandler<ComponentState>>,
     /// The component id of each handler.
-    pub components: Vec<String>,
+    pub components: Arc<Vec<String>>,
     /// Requests by component, route and status, latency, bytes: counted here, as an edge
     /// platform counts them (the functions share no memory), and added to the answer of
     /// [`METRICS_COMPONENT`].
-    pub metrics: vaultx_core::metrics::RequestMetrics,
+    pub metrics: Arc<vaultx_core::metrics::RequestMetrics>,
 }
 
 /// The component answering `GET /health/metrics` with the stores' figures; the runtime
