@@ -17,6 +17,11 @@ use wasmtime::component::Component;
 pub fn engine() -> Result<Engine> {
     let mut config = wasmtime::Config::new();
     config.wasm_component_model_async(true);
+    // For `perf record`: the guests' functions by name in /tmp/perf-<pid>.map (components built
+    // with their name section, i.e. not stripped). README, Benchmarks.
+    if std::env::var_os("VAULTX_PERF_MAP").is_some() {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     Ok(Engine::new(&config)?)
 }
 
@@ -66,6 +71,11 @@ pub fn deserialize(engine: &Engine, artefact: &Path) -> Result<Component> {
 }
 
 pub fn load(engine: &Engine, wasm_path: &Path, cache_dir: &Path) -> Result<(Component, Cache)> {
+    if let Some(artefact) = cached(engine, wasm_path, cache_dir)
+        && let Ok(component) = deserialize(engine, &artefact)
+    {
+        return Ok((component, Cache::Hit));
+    }
     let wasm = std::fs::read(wasm_path).with_context(|| format!("reading {} (build the components first)", wasm_path.display()))?;
     let key = cache_key(engine, &wasm);
     let cached = cache_dir.join(format!("{key}.cwasm"));

@@ -1,9 +1,6 @@
 //! `vaultx-runtime`: serves a Spin application (spin.toml) on 127.0.0.1 using wasmtime —
 //! the embedded default for running VaultX locally and the runtime the end-to-end tests use.
 
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 mod compile;
 mod manifest;
 mod migrate;
@@ -333,7 +330,13 @@ async fn run() -> Result<()> {
         std::fs::write(file, format!("http://{local}\n"))?;
     }
 
-    tokio::spawn(preload(serving[0].1.clone()));
+    let (runtime, first) = (tokio::runtime::Handle::current(), serving[0].1.clone());
+    std::thread::Builder::new().name("preload".into()).spawn(move || {
+        // Background work: the first requests, and their own lazy loads, go first.
+        // SAFETY: setpriority on this thread's own id; no memory is passed.
+        unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 10) };
+        runtime.block_on(preload(first));
+    })?;
 
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut next = 0;
@@ -370,8 +373,8 @@ async fn run() -> Result<()> {
     Ok(())
 }
 
-/// Loads, once serving has begun, every component not loaded yet, one at a time (a request
-/// for one still loading waits for it). A component that cannot be loaded stops the runtime,
+/// Loads, once serving has begun, every component not loaded yet, one at a time, on a
+/// low-priority thread of its own (a request for one still loading waits for it). A component that cannot be loaded stops the runtime,
 /// as it would have stopped it at start.
 async fn preload(served: Arc<server::App>) {
     for handler in &served.handlers {

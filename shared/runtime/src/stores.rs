@@ -51,6 +51,12 @@ impl Stores {
         std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
         let kv = Arc::new(KeyValue::open(data_dir)?);
         KeyValue::start_checkpoints(&kv)?;
+        let orphans = kv.clone();
+        std::thread::Builder::new().name("kv-orphans".into()).spawn(move || {
+            if let Err(e) = orphans.collect_orphans() {
+                eprintln!("vaultx-runtime: key-value files no row names: {e}");
+            }
+        })?;
         Ok(Self { data_dir: data_dir.to_owned(), kv, idle: Mutex::default() })
     }
 
@@ -185,21 +191,31 @@ impl KeyValue {
         }
         // The start's orphan check reads the rows naming files, not the whole table.
         kv.execute_batch("CREATE INDEX IF NOT EXISTS spin_key_value_files ON spin_key_value (file) WHERE file IS NOT NULL")?;
-        // A crash between writing a value's file and committing its row leaves a file no row
-        // names.
-        let named: std::collections::HashSet<String> =
-            kv.prepare("SELECT file FROM spin_key_value INDEXED BY spin_key_value_files WHERE file IS NOT NULL")?.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
-        for entry in std::fs::read_dir(&values)? {
-            let entry = entry?;
-            if !named.contains(entry.file_name().to_string_lossy().as_ref()) {
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
         let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         let (writer, changes) = std::sync::mpsc::channel();
         let files = values.clone();
         std::thread::Builder::new().name("kv-writer".into()).spawn(move || Self::write_changes(kv, changes, &files))?;
         Ok(Self { path, values, writer, readers: Mutex::default(), names: (started, Default::default()) })
+    }
+
+    /// Removes the files no row names: what a crash between writing a value's file and
+    /// committing its row leaves. Runs beside serving (`Stores::open` starts it on a thread),
+    /// so a large store does not delay the first answer; it only considers files of earlier
+    /// processes (named with their start time), which no row can come to name any more, so a
+    /// file this process is writing is never taken for an orphan.
+    pub fn collect_orphans(&self) -> rusqlite::Result<usize> {
+        let ours = format!("{:x}-", self.names.0);
+        let named: std::collections::HashSet<String> = self.read(|c| {
+            c.prepare("SELECT file FROM spin_key_value INDEXED BY spin_key_value_files WHERE file IS NOT NULL")?.query_map([], |r| r.get(0))?.collect()
+        })?;
+        let mut removed = 0;
+        for entry in std::fs::read_dir(&self.values).map_err(io_error)? {
+            let name = entry.map_err(io_error)?.file_name().to_string_lossy().into_owned();
+            if !name.starts_with(&ours) && !named.contains(&name) && std::fs::remove_file(self.values.join(&name)).is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     /// The writer thread: takes the first change waiting, then every other one already
@@ -347,6 +363,9 @@ impl KeyValue {
                 let c = rusqlite::Connection::open_with_flags(&self.path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
                 c.busy_timeout(Duration::from_secs(10))?;
                 c.set_prepared_statement_cache_capacity(16);
+                // Rows here are small (large values are files): a 512 KiB page cache per
+                // reader instead of SQLite's 2 MB default.
+                c.pragma_update(None, "cache_size", -512)?;
                 c
             }
         };
@@ -515,8 +534,9 @@ mod tests {
         // What a crash between writing a file and committing its row leaves.
         std::fs::write(dir.join("kv-values").join("orphan"), b"half a value").unwrap();
         let stores = Stores::open(&dir).unwrap();
-        assert_eq!(value_files(&dir), 1);
         let kv = stores.kv();
+        kv.collect_orphans().unwrap();
+        assert_eq!(value_files(&dir), 1);
         assert_eq!(kv.get("blobs", "kept").unwrap(), Some(big));
         let file = std::fs::read_dir(dir.join("kv-values")).unwrap().next().unwrap().unwrap().path();
         std::fs::write(&file, b"truncated").unwrap();
