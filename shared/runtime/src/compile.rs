@@ -92,12 +92,10 @@ pub fn load(engine: &Engine, wasm_path: &Path, cache_dir: &Path) -> Result<(Comp
         // Best effort: without it the next start hashes the component again.
         let _ = write(index, key.as_bytes());
     }
-    if cached.exists() {
-        // SAFETY: the file was written by `precompile_component` of an engine with the same
-        // compatibility hash (it is in the name), and only this runtime writes the cache.
-        if let Ok(component) = unsafe { Component::deserialize_file(engine, &cached) } {
-            return Ok((component, Cache::Hit));
-        }
+    if cached.exists()
+        && let Ok(component) = deserialize(engine, &cached)
+    {
+        return Ok((component, Cache::Hit));
     }
     let artefact = engine
         .precompile_component(&wasm)

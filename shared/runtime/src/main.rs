@@ -204,20 +204,17 @@ async fn run() -> Result<()> {
     for (id, c) in &app.components {
         // An HTTP component whose artefact is cached is loaded when first needed (see
         // `preload`); the rest — compiled now, or Redis-triggered — are loaded here.
-        let artefact = if subscribed.contains(id.as_str()) { None } else { compile::cached(&engine, &c.source, &args.cache_dir) };
-        let pre = match &artefact {
-            Some(_) => {
-                hits += 1;
-                None
+        let lazy = !subscribed.contains(id.as_str()) && compile::cached(&engine, &c.source, &args.cache_dir).is_some();
+        let pre = if lazy {
+            hits += 1;
+            None
+        } else {
+            let (component, cache) = compile::load(&engine, &c.source, &args.cache_dir)?;
+            match cache {
+                compile::Cache::Hit => hits += 1,
+                compile::Cache::Miss => misses += 1,
             }
-            None => {
-                let (component, cache) = compile::load(&engine, &c.source, &args.cache_dir)?;
-                match cache {
-                    compile::Cache::Hit => hits += 1,
-                    compile::Cache::Miss => misses += 1,
-                }
-                Some(linker.instantiate_pre(&component).map_err(|e| anyhow::anyhow!("component {id}: linking: {e:#}"))?)
-            }
+            Some(linker.instantiate_pre(&component).map_err(|e| anyhow::anyhow!("component {id}: linking: {e:#}"))?)
         };
         let grants = Arc::new(spin_host::Grants {
             sqlite_databases: c.sqlite_databases.clone(),
@@ -252,11 +249,8 @@ async fn run() -> Result<()> {
         });
         let (engine_l, linker_l, id_l, source, cache_dir) = (engine.clone(), linker.clone(), id.clone(), c.source.clone(), args.cache_dir.clone());
         let load = move || -> Result<ProxyPre<server::Host>> {
-            // The cached artefact, or (if it went missing or stale since start) the full load.
-            let component = match artefact.as_deref().map(|a| compile::deserialize(&engine_l, a)) {
-                Some(Ok(component)) => component,
-                _ => compile::load(&engine_l, &source, &cache_dir)?.0,
-            };
+            // The cached artefact (or, if it went missing or stale since start, the full load).
+            let component = compile::load(&engine_l, &source, &cache_dir)?.0;
             let pre = linker_l.instantiate_pre(&component).map_err(|e| anyhow::anyhow!("component {id_l}: linking: {e:#}"))?;
             service(&id_l, pre)
         };
@@ -333,8 +327,7 @@ async fn run() -> Result<()> {
     let (runtime, first) = (tokio::runtime::Handle::current(), serving[0].1.clone());
     std::thread::Builder::new().name("preload".into()).spawn(move || {
         // Background work: the first requests, and their own lazy loads, go first.
-        // SAFETY: setpriority on this thread's own id; no memory is passed.
-        unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 10) };
+        background_priority();
         runtime.block_on(preload(first));
     })?;
 
@@ -371,6 +364,14 @@ async fn run() -> Result<()> {
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), stores.kv().close()).await;
     println!("vaultx-runtime: stopped");
     Ok(())
+}
+
+/// Lowers the calling thread's priority to nice 10, for background work (the preload, the
+/// key-value checkpoints): on a busy machine it takes the cores' spare time, about a tenth of
+/// a core when every core is taken, not a request's turn.
+pub fn background_priority() {
+    // SAFETY: setpriority on this thread's own id; no memory is passed.
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 10) };
 }
 
 /// Loads, once serving has begun, every component not loaded yet, one at a time, on a

@@ -333,11 +333,8 @@ impl KeyValue {
         let page_size: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
         let kv = Arc::downgrade(kv);
         std::thread::Builder::new().name("kv-checkpoint".into()).spawn(move || {
-            // Copying the log into the database is background work: on a busy machine it
-            // takes the cores' spare time, not a request's turn (nice 10: about a tenth of a
-            // core when every core is taken).
-            // SAFETY: setpriority on this thread's own id; no memory is passed.
-            unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 10) };
+            // Copying the log into the database is background work.
+            crate::background_priority();
             let checkpoint = |conn: &rusqlite::Connection, mode: &str| conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| r.get::<_, i64>(1));
             loop {
                 std::thread::sleep(Duration::from_millis(500));
