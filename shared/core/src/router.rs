@@ -58,22 +58,32 @@ impl Route {
         (literals, !self.wildcard, self.segments.len())
     }
 
-    fn matches(&self, path: &str) -> Option<Match<'_>> {
-        let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    /// Whether the route matches the path's segments (compared in place: every request is
+    /// tried against every route, so this allocates nothing).
+    fn fits(&self, parts: &[&str]) -> bool {
         if parts.len() < self.segments.len() || (!self.wildcard && parts.len() != self.segments.len()) {
-            return None;
+            return false;
         }
-        let mut params = Vec::new();
-        for (segment, part) in self.segments.iter().zip(&parts) {
-            match segment {
-                Segment::Literal(l) if l == part => {}
-                Segment::Literal(_) => return None,
-                Segment::Param(name) => params.push((name.clone(), (*part).to_owned())),
-            }
-        }
+        self.segments.iter().zip(parts).all(|(segment, part)| match segment {
+            Segment::Literal(l) => l == part,
+            Segment::Param(_) => true,
+        })
+    }
+
+    /// The parameters and the wildcard's part of a path the route [fits](Self::fits).
+    fn capture(&self, parts: &[&str]) -> Match<'_> {
+        let params = self
+            .segments
+            .iter()
+            .zip(parts)
+            .filter_map(|(segment, part)| match segment {
+                Segment::Param(name) => Some((name.clone(), (*part).to_owned())),
+                Segment::Literal(_) => None,
+            })
+            .collect();
         let rest = &parts[self.segments.len()..];
         let path_info = if rest.is_empty() { String::new() } else { format!("/{}", rest.join("/")) };
-        Some(Match { route: self, params, path_info })
+        Match { route: self, params, path_info }
     }
 }
 
@@ -88,7 +98,9 @@ impl Router {
     }
 
     pub fn route(&self, path: &str) -> Option<Match<'_>> {
-        self.routes.iter().filter_map(|r| r.matches(path)).max_by_key(|m| m.route.specificity())
+        let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        let best = self.routes.iter().filter(|r| r.fits(&parts)).max_by_key(|r| r.specificity())?;
+        Some(best.capture(&parts))
     }
 }
 

@@ -5,6 +5,7 @@
 //! component.
 
 use bytes::Bytes;
+use std::sync::Arc;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use spin_sdk::key_value::Store;
 use spin_sdk::sqlite::{Connection, Value};
@@ -218,11 +219,50 @@ impl Entropy for SpinPlatform {
 }
 
 impl Config for SpinPlatform {
+    /// A variable's value is fixed for the life of an instance, which may answer many
+    /// requests: each is asked of the host once per instance (a download reads three).
     async fn get(&self, name: &str) -> Result<Option<String>, StoreError> {
-        match spin_sdk::variables::get(name).await {
-            Ok(v) => Ok(Some(v)),
-            Err(spin_sdk::variables::Error::Undefined(_)) => Ok(None),
-            Err(e) => Err(StoreError::Unavailable(format!("variable {name}: {e:?}"))),
+        if let Some(value) = instance_cache::variable(name) {
+            return Ok(value);
+        }
+        let value = match spin_sdk::variables::get(name).await {
+            Ok(v) => Some(v),
+            Err(spin_sdk::variables::Error::Undefined(_)) => None,
+            Err(e) => return Err(StoreError::Unavailable(format!("variable {name}: {e:?}"))),
+        };
+        instance_cache::keep_variable(name, value.clone());
+        Ok(value)
+    }
+}
+
+/// What an instance keeps between the requests it answers: the variables it read and the
+/// key-value stores it opened — never anything of a request. A Spin instance answers one
+/// request or many (wasi:http 0.3 hosts reuse them), and neither a variable's value nor an
+/// open store's meaning changes in between.
+mod instance_cache {
+    use spin_sdk::key_value::Store;
+    use std::sync::{Arc, Mutex};
+
+    static VARIABLES: Mutex<Vec<(String, Option<String>)>> = Mutex::new(Vec::new());
+    static STORES: Mutex<Vec<(String, Arc<Store>)>> = Mutex::new(Vec::new());
+
+    pub fn variable(name: &str) -> Option<Option<String>> {
+        VARIABLES.lock().ok()?.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
+    }
+
+    pub fn keep_variable(name: &str, value: Option<String>) {
+        if let Ok(mut variables) = VARIABLES.lock() {
+            variables.push((name.to_owned(), value));
+        }
+    }
+
+    pub fn store(label: &str) -> Option<Arc<Store>> {
+        STORES.lock().ok()?.iter().find(|(l, _)| l == label).map(|(_, s)| s.clone())
+    }
+
+    pub fn keep_store(label: &str, store: Arc<Store>) {
+        if let Ok(mut stores) = STORES.lock() {
+            stores.push((label.to_owned(), store));
         }
     }
 }
@@ -242,8 +282,12 @@ impl Queue for SpinPlatform {
 
 impl AuditLog for SpinPlatform {
     fn record(&self, event: &serde_json::Value) {
-        // One JSON object per line on stdout, which Spin collects as the component's log.
-        println!("{event}");
+        // One JSON object per line on stdout, which Spin collects as the component's log:
+        // written whole, in one write (`println!` formats it piece by piece through stdout's
+        // line buffer).
+        let mut line = serde_json::to_vec(event).unwrap_or_default();
+        line.push(b'\n');
+        let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), &line);
     }
 }
 
@@ -330,11 +374,17 @@ async fn open_blobs(p: &SpinPlatform, kind: &str, binding: &str, probe: bool) ->
     }
 }
 
-async fn open_store(label: &str) -> Result<Store, StoreError> {
-    Store::open(label).await.map_err(|e| match e {
+/// A key-value store by label, opened once per instance (`instance_cache`).
+async fn open_store(label: &str) -> Result<Arc<Store>, StoreError> {
+    if let Some(store) = instance_cache::store(label) {
+        return Ok(store);
+    }
+    let store = Arc::new(Store::open(label).await.map_err(|e| match e {
         spin_sdk::key_value::Error::AccessDenied => StoreError::AccessDenied(format!("key-value store {label:?}")),
         other => StoreError::Unavailable(format!("key-value store {label:?}: {other:?}")),
-    })
+    })?);
+    instance_cache::keep_store(label, store.clone());
+    Ok(store)
 }
 
 fn kv_error(e: spin_sdk::key_value::Error) -> StoreError {
@@ -380,7 +430,7 @@ impl Blobs for SpinBlobs {
 /// Blobs on Spin key-value: pieces `<key>/0`, `<key>/1`, … and, written last, `<key>/n`
 /// holding the piece count and total length. A blob without `/n` does not exist, so a
 /// half-written or half-deleted blob is never read as whole.
-pub struct KvBlobs(Store);
+pub struct KvBlobs(Arc<Store>);
 
 impl Blobs for KvBlobs {
     async fn put(&self, key: &str, data: &[u8]) -> Result<(), StoreError> {
@@ -435,7 +485,7 @@ impl Blobs for KvBlobs {
 }
 
 /// Hot metadata on Spin key-value.
-pub struct SpinKv(Store);
+pub struct SpinKv(Arc<Store>);
 
 impl Kv for SpinKv {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
