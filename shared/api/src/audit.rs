@@ -81,8 +81,8 @@ where
         Ok(req) => req,
         Err(problem) => {
             let id = vaultx_core::ids::new_id(p);
-            let response = with_request_id(ApiResponse::problem(&problem), &id).with_header("x-content-type-options", "nosniff");
-            let line = log_line(p, &function, None, &id, &response, None, started_us);
+            let mut response = with_request_id(ApiResponse::problem(&problem), &id).with_header("x-content-type-options", "nosniff");
+            let line = log_line(p, &function, None, &id, &mut response, None, started_us);
             return finish(response, line, &id);
         }
     };
@@ -100,8 +100,8 @@ where
     let range = req.header("range").map(|r| r.to_owned());
     let bytes_in = req.body.len();
     // The problem document gets its id before `serve` drops a HEAD's body (its length stays).
-    let response = vaultx_core::http::serve(Ok(req), |req| async { with_request_id(handler(req).await, &id) }).await;
-    let line = log_line(p, &function, Some((&method, user_id.as_deref(), bytes_in)), &id, &response, address.as_deref(), started_us);
+    let mut response = vaultx_core::http::serve(Ok(req), |req| async { with_request_id(handler(req).await, &id) }).await;
+    let line = log_line(p, &function, Some((&method, user_id.as_deref(), bytes_in)), &id, &mut response, address.as_deref(), started_us);
     // A method the route does not have changed nothing and needs no record (and a route
     // without a database, the probes', could not write one).
     if !audit || response.status == 405 {
@@ -164,11 +164,13 @@ fn with_request_id(mut response: ApiResponse, id: &str) -> ApiResponse {
 /// route may have started it (the download adds the file, the range, the client); never a
 /// secret, a token or a signed URL: the route is the pattern (`/api/files/download/:token`),
 /// not the path.
-fn log_line<P: Platform>(p: &P, function: &str, request: Option<(&str, Option<&str>, usize)>, id: &str, response: &ApiResponse, address: Option<&str>, started_us: i64) -> serde_json::Value {
-    let mut line = match &response.log {
-        Some(serde_json::Value::Object(fields)) => fields.clone(),
+fn log_line<P: Platform>(p: &P, function: &str, request: Option<(&str, Option<&str>, usize)>, id: &str, response: &mut ApiResponse, address: Option<&str>, started_us: i64) -> serde_json::Value {
+    // The route's fields are taken, not copied: `finish` gives the response the whole line.
+    let mut line = match response.log.take() {
+        Some(serde_json::Value::Object(fields)) => fields,
         _ => serde_json::Map::new(),
     };
+    let response = &*response;
     let route = crate::routes::TABLE.iter().find(|r| r.function == function).map_or("", |r| r.path);
     let (method, user_id, bytes_in) = request.unwrap_or(("", None, 0));
     let fields = [

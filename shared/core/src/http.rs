@@ -348,8 +348,10 @@ impl<F: FnMut(&serde_json::Value)> LogOnDrop<F> {
 
 impl<F: FnMut(&serde_json::Value)> Drop for LogOnDrop<F> {
     fn drop(&mut self) {
-        if let Some(event) = self.event.take() {
-            (self.record)(&log_done(&event, self.sent, self.sent == self.total));
+        if let Some(mut event) = self.event.take() {
+            event["bytesOut"] = self.sent.into();
+            event["complete"] = (self.sent == self.total).into();
+            (self.record)(&event);
         }
     }
 }
