@@ -222,7 +222,7 @@ impl KeyValue {
     /// waiting (up to GROUP_MAX), applies each inside a savepoint of one transaction (so one
     /// failing change fails alone), commits, and answers each; then removes the files of the
     /// values the commit replaced or deleted.
-    fn write_changes(mut conn: rusqlite::Connection, changes: std::sync::mpsc::Receiver<Write>, files: &Path) {
+    fn write_changes(conn: rusqlite::Connection, changes: std::sync::mpsc::Receiver<Write>, files: &Path) {
         let remove = |stored: Option<Stored>| {
             if let Some(Stored::File(name, _)) = stored
                 && let Err(e) = std::fs::remove_file(files.join(&name))
@@ -243,21 +243,32 @@ impl KeyValue {
             }
             if !group.is_empty() {
                 let mut results = Vec::with_capacity(group.len());
+                // The transaction and its savepoints by cached statements: parsing BEGIN,
+                // SAVEPOINT, RELEASE and COMMIT again for every group (rusqlite's
+                // `Transaction` and `Savepoint`) cost more than a small change itself.
+                let run = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([]));
                 let committed = (|| {
-                    let mut tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                    run("BEGIN IMMEDIATE")?;
                     for (change, _) in &group {
-                        let savepoint = tx.savepoint()?;
-                        match Self::apply(&savepoint, change) {
+                        run("SAVEPOINT change")?;
+                        match Self::apply(&conn, change) {
                             Ok(replaced) => {
-                                savepoint.commit()?;
+                                run("RELEASE change")?;
                                 results.push(Ok(replaced));
                             }
-                            // Dropping the savepoint rolls this one change back.
-                            Err(e) => results.push(Err(e)),
+                            // This one change is undone; the others stand.
+                            Err(e) => {
+                                run("ROLLBACK TO change")?;
+                                run("RELEASE change")?;
+                                results.push(Err(e));
+                            }
                         }
                     }
-                    tx.commit()
+                    run("COMMIT").map(drop)
                 })();
+                if committed.is_err() && !conn.is_autocommit() {
+                    let _ = run("ROLLBACK");
+                }
                 match committed {
                     Ok(()) => {
                         for ((change, done), result) in group.into_iter().zip(results) {
