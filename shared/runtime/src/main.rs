@@ -165,8 +165,7 @@ async fn run() -> Result<()> {
     let local = listener.local_addr()?;
     let env = |k: &str| std::env::var(k).ok().or_else(|| (k == "SPIN_VARIABLE_PUBLIC_URL").then(|| format!("http://{local}")));
     // Every setting checked before anything is served; all problems reported at once.
-    manifest::check_settings(&args.manifest, &env)?;
-    let app = manifest::load(&args.manifest, &env)?;
+    let app = manifest::load_checked(&args.manifest, &env)?;
     // A component told to keep its metadata on PostgreSQL must be granted that server, or
     // every request it serves would fail: say so now, once.
     for c in app.components.values() {
@@ -202,9 +201,9 @@ async fn run() -> Result<()> {
     let linker = Arc::new(linker);
     let metrics = Arc::new(vaultx_core::metrics::RequestMetrics::default());
     for (id, c) in &app.components {
-        // An HTTP component whose artefact is cached is loaded when first needed (see
-        // `preload`); the rest — compiled now, or Redis-triggered — are loaded here.
-        let lazy = !subscribed.contains(id.as_str()) && compile::cached(&engine, &c.source, &args.cache_dir).is_some();
+        // A component whose artefact is cached is loaded when first needed, or by the
+        // background `preload`; one that must be compiled is compiled now.
+        let lazy = compile::cached(&engine, &c.source, &args.cache_dir).is_some();
         let pre = if lazy {
             hits += 1;
             None
@@ -226,12 +225,22 @@ async fn run() -> Result<()> {
         let make_spin = move || spin_host::SpinCtx { grants: grants.clone(), stores: shared.clone(), redis: redis.clone(), pg: pg.clone() };
         let allowed_outbound_hosts = Arc::new(c.allowed_outbound_hosts.clone());
         if subscribed.contains(id.as_str()) {
-            let pre = redis_host::subscriber_pre(pre.context("loaded above")?).with_context(|| format!("component {id}"))?;
+            let loaded = match pre {
+                Some(pre) => tokio::sync::OnceCell::new_with(Some(redis_host::subscriber_pre(pre).with_context(|| format!("component {id}"))?)),
+                None => tokio::sync::OnceCell::new(),
+            };
+            let (engine_l, linker_l, id_l, source, cache_dir) = (engine.clone(), linker.clone(), id.clone(), c.source.clone(), args.cache_dir.clone());
+            let load = move || -> Result<redis_host::SubscriberPre> {
+                let component = compile::load(&engine_l, &source, &cache_dir)?.0;
+                let pre = linker_l.instantiate_pre(&component).map_err(|e| anyhow::anyhow!("component {id_l}: linking: {e:#}"))?;
+                redis_host::subscriber_pre(pre).with_context(|| format!("component {id_l}"))
+            };
             subscribers.insert(
                 id.clone(),
                 Arc::new(redis_host::Subscriber {
                     component: id.clone(),
-                    pre,
+                    pre: loaded,
+                    load: Box::new(load),
                     make_host: Box::new(move || server::Host::new(allowed_outbound_hosts.clone(), make_spin())),
                     running: Arc::new(tokio::sync::Semaphore::new(server::MAX_CONCURRENT_PER_INSTANCE)),
                 }),
@@ -324,11 +333,11 @@ async fn run() -> Result<()> {
         std::fs::write(file, format!("http://{local}\n"))?;
     }
 
-    let (runtime, first) = (tokio::runtime::Handle::current(), serving[0].1.clone());
+    let (runtime, first, triggered) = (tokio::runtime::Handle::current(), serving[0].1.clone(), subscribers.values().cloned().collect());
     std::thread::Builder::new().name("preload".into()).spawn(move || {
         // Background work: the first requests, and their own lazy loads, go first.
         background_priority();
-        runtime.block_on(preload(first));
+        runtime.block_on(preload(first, triggered));
     })?;
 
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -377,11 +386,18 @@ pub fn background_priority() {
 /// Loads, once serving has begun, every component not loaded yet, one at a time, on a
 /// low-priority thread of its own (a request for one still loading waits for it). A component that cannot be loaded stops the runtime,
 /// as it would have stopped it at start.
-async fn preload(served: Arc<server::App>) {
+async fn preload(served: Arc<server::App>, triggered: Vec<Arc<redis_host::Subscriber>>) {
     for handler in &served.handlers {
         tokio::task::yield_now().await;
         if let Err(e) = handler.state().ready().await {
             eprintln!("vaultx-runtime: component {}: {e:#}", handler.state().id);
+            std::process::exit(1);
+        }
+    }
+    for subscriber in &triggered {
+        tokio::task::yield_now().await;
+        if let Err(e) = subscriber.ready().await {
+            eprintln!("vaultx-runtime: component {}: {e:#}", subscriber.component);
             std::process::exit(1);
         }
     }

@@ -146,22 +146,29 @@ fn expand(template: &str, app_vars: &HashMap<String, Option<String>>, component:
     Ok(out)
 }
 
+fn read(path: &Path) -> Result<RawManifest> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text).context("parsing the manifest")
+}
+
 /// The application's variables as resolved (environment, then default) and every key-value
 /// store a component is granted: what `vaultx_core::config::check` needs, read without
 /// expanding anything, so a missing required variable is one problem among the others.
-pub fn settings(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<(HashMap<String, Option<String>>, Vec<String>)> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let raw: RawManifest = toml::from_str(&text).context("parsing the manifest")?;
+fn settings_of(raw: &RawManifest, env: &dyn Fn(&str) -> Option<String>) -> (HashMap<String, Option<String>>, Vec<String>) {
     let variables = raw.variables.iter().map(|(name, var)| (name.clone(), env(&format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase())).or_else(|| var.default.clone()))).collect();
     let mut stores: Vec<String> = raw.component.values().flat_map(|c| c.key_value_stores.iter().cloned()).collect();
     stores.sort();
     stores.dedup();
-    Ok((variables, stores))
+    (variables, stores)
 }
 
 /// Checks every setting at once (`vaultx_core::config::check`); `Err` lists each problem.
 pub fn check_settings(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<usize> {
-    let (variables, stores) = settings(path, env)?;
+    check(&read(path)?, env)
+}
+
+fn check(raw: &RawManifest, env: &dyn Fn(&str) -> Option<String>) -> Result<usize> {
+    let (variables, stores) = settings_of(raw, env);
     let problems = vaultx_core::config::check(&|name| variables.get(name).cloned().flatten(), &|name| variables.contains_key(name), &stores);
     if problems.is_empty() {
         return Ok(variables.len());
@@ -177,13 +184,25 @@ pub fn check_settings(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Resu
     bail!("the configuration has {} problem(s) (.env.example lists every setting):\n  - {}", problems.len(), lines.join("\n  - "))
 }
 
+#[cfg(test)]
 pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<App> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    parse(&text, path.parent().unwrap_or(Path::new(".")), env)
+    from_raw(read(path)?, path.parent().unwrap_or(Path::new(".")), env)
 }
 
+/// [`check_settings`] then [`load`], reading and parsing the manifest once (it is a good part
+/// of the time to the first answer).
+pub fn load_checked(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<App> {
+    let raw = read(path)?;
+    check(&raw, env)?;
+    from_raw(raw, path.parent().unwrap_or(Path::new(".")), env)
+}
+
+#[cfg(test)]
 pub fn parse(text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<App> {
-    let raw: RawManifest = toml::from_str(text).context("parsing the manifest")?;
+    from_raw(toml::from_str(text).context("parsing the manifest")?, base, env)
+}
+
+fn from_raw(raw: RawManifest, base: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<App> {
     if raw.spin_manifest_version != 2 {
         bail!("only spin_manifest_version = 2 is supported");
     }

@@ -202,10 +202,14 @@ mod bindings {
     });
 }
 
-/// One Redis-triggered component, ready to instantiate per message.
+pub type SubscriberPre = bindings::RedisTriggerPre<Host>;
+
+/// One Redis-triggered component, instantiated per message; loaded by its first message or
+/// by the runtime's background preload, whichever comes first.
 pub struct Subscriber {
     pub component: String,
-    pub pre: bindings::RedisTriggerPre<Host>,
+    pub pre: tokio::sync::OnceCell<SubscriberPre>,
+    pub load: Box<dyn Fn() -> anyhow::Result<SubscriberPre> + Send + Sync>,
     pub make_host: Box<dyn Fn() -> Host + Send + Sync>,
     /// A message runs at most this many instances of the component at once; more wait.
     pub running: Arc<tokio::sync::Semaphore>,
@@ -216,13 +220,18 @@ pub fn subscriber_pre(pre: wasmtime::component::InstancePre<Host>) -> anyhow::Re
 }
 
 impl Subscriber {
+    pub async fn ready(&self) -> anyhow::Result<&SubscriberPre> {
+        self.pre.get_or_try_init(|| async { (self.load)() }).await
+    }
+
     /// Runs `handle-message` in a fresh instance. Errors are the component's to report; the
     /// runtime logs them and carries on, as Spin does.
     pub async fn deliver(self: Arc<Self>, engine: wasmtime::Engine, payload: Vec<u8>) {
         let Ok(_permit) = self.running.clone().acquire_owned().await else { return };
         let outcome = async {
             let mut store = wasmtime::Store::new(&engine, (self.make_host)());
-            let instance = self.pre.instantiate_async(&mut store).await?;
+            let pre = self.ready().await.map_err(|e| wasmtime::format_err!("{e:#}"))?;
+            let instance = pre.instantiate_async(&mut store).await?;
             store
                 .run_concurrent(async move |accessor| instance.spin_redis_inbound_redis().call_handle_message(accessor, payload).await)
                 .await?
