@@ -66,7 +66,7 @@ pub(crate) fn download(p: &TestPlatform, path: &str, headers: &[(&str, &str)]) -
     // As the adapters do: HEAD runs as GET, and the audit event is recorded after the body.
     let r = run(vaultx_core::http::serve(Ok(req), |req| file_download::handle(p, req)));
     if let Some(event) = &r.log {
-        vaultx_core::ports::AuditLog::record(p, &vaultx_core::http::log_done(event, r.body.len(), true));
+        vaultx_core::ports::AuditLog::record(p, &vaultx_core::http::log_done(event.clone(), r.body.len(), true));
     }
     r
 }

@@ -318,8 +318,7 @@ impl From<Problem> for ApiResponse {
 
 /// A response's log line as recorded after its body went out: `sent` bytes, and whether
 /// that was the whole body (a stream cut short by a missing blob or a client that left is not).
-pub fn log_done(event: &serde_json::Value, sent: u64, complete: bool) -> serde_json::Value {
-    let mut event = event.clone();
+pub fn log_done(mut event: serde_json::Value, sent: u64, complete: bool) -> serde_json::Value {
     event["bytesOut"] = sent.into();
     event["complete"] = complete.into();
     event
@@ -348,10 +347,8 @@ impl<F: FnMut(&serde_json::Value)> LogOnDrop<F> {
 
 impl<F: FnMut(&serde_json::Value)> Drop for LogOnDrop<F> {
     fn drop(&mut self) {
-        if let Some(mut event) = self.event.take() {
-            event["bytesOut"] = self.sent.into();
-            event["complete"] = (self.sent == self.total).into();
-            (self.record)(&event);
+        if let Some(event) = self.event.take() {
+            (self.record)(&log_done(event, self.sent, self.sent == self.total));
         }
     }
 }

@@ -201,6 +201,16 @@ async fn run() -> Result<()> {
     let linker = Arc::new(linker);
     let metrics = Arc::new(vaultx_core::metrics::RequestMetrics::default());
     for (id, c) in &app.components {
+        // Compiles or loads the component (the cached artefact, or — if it went missing or
+        // stale since start — the full load) and links it: what every loader below wraps.
+        let link = {
+            let (engine, linker, id, source, cache_dir) = (engine.clone(), linker.clone(), id.clone(), c.source.clone(), args.cache_dir.clone());
+            move || -> Result<(wasmtime::component::InstancePre<server::Host>, compile::Cache)> {
+                let (component, cache) = compile::load(&engine, &source, &cache_dir)?;
+                let pre = linker.instantiate_pre(&component).map_err(|e| anyhow::anyhow!("component {id}: linking: {e:#}"))?;
+                Ok((pre, cache))
+            }
+        };
         // A component whose artefact is cached is loaded when first needed, or by the
         // background `preload`; one that must be compiled is compiled now.
         let lazy = compile::cached(&engine, &c.source, &args.cache_dir).is_some();
@@ -208,12 +218,12 @@ async fn run() -> Result<()> {
             hits += 1;
             None
         } else {
-            let (component, cache) = compile::load(&engine, &c.source, &args.cache_dir)?;
+            let (pre, cache) = link()?;
             match cache {
                 compile::Cache::Hit => hits += 1,
                 compile::Cache::Miss => misses += 1,
             }
-            Some(linker.instantiate_pre(&component).map_err(|e| anyhow::anyhow!("component {id}: linking: {e:#}"))?)
+            Some(pre)
         };
         let grants = Arc::new(spin_host::Grants {
             sqlite_databases: c.sqlite_databases.clone(),
@@ -229,12 +239,8 @@ async fn run() -> Result<()> {
                 Some(pre) => tokio::sync::OnceCell::new_with(Some(redis_host::subscriber_pre(pre).with_context(|| format!("component {id}"))?)),
                 None => tokio::sync::OnceCell::new(),
             };
-            let (engine_l, linker_l, id_l, source, cache_dir) = (engine.clone(), linker.clone(), id.clone(), c.source.clone(), args.cache_dir.clone());
-            let load = move || -> Result<redis_host::SubscriberPre> {
-                let component = compile::load(&engine_l, &source, &cache_dir)?.0;
-                let pre = linker_l.instantiate_pre(&component).map_err(|e| anyhow::anyhow!("component {id_l}: linking: {e:#}"))?;
-                redis_host::subscriber_pre(pre).with_context(|| format!("component {id_l}"))
-            };
+            let id_l = id.clone();
+            let load = move || -> Result<redis_host::SubscriberPre> { redis_host::subscriber_pre(link()?.0).with_context(|| format!("component {id_l}")) };
             subscribers.insert(
                 id.clone(),
                 Arc::new(redis_host::Subscriber {
@@ -256,13 +262,8 @@ async fn run() -> Result<()> {
             Some(pre) => tokio::sync::OnceCell::new_with(Some(service(id, pre)?)),
             None => tokio::sync::OnceCell::new(),
         });
-        let (engine_l, linker_l, id_l, source, cache_dir) = (engine.clone(), linker.clone(), id.clone(), c.source.clone(), args.cache_dir.clone());
-        let load = move || -> Result<ProxyPre<server::Host>> {
-            // The cached artefact (or, if it went missing or stale since start, the full load).
-            let component = compile::load(&engine_l, &source, &cache_dir)?.0;
-            let pre = linker_l.instantiate_pre(&component).map_err(|e| anyhow::anyhow!("component {id_l}: linking: {e:#}"))?;
-            service(&id_l, pre)
-        };
+        let id_l = id.clone();
+        let load = move || -> Result<ProxyPre<server::Host>> { service(&id_l, link()?.0) };
         index.insert(id.clone(), handlers.len());
         handlers.push(server::ComponentState {
             id: id.clone(),

@@ -222,7 +222,7 @@ impl Config for SpinPlatform {
     /// A variable's value is fixed for the life of an instance, which may answer many
     /// requests: each is asked of the host once per instance (a download reads three).
     async fn get(&self, name: &str) -> Result<Option<String>, StoreError> {
-        if let Some(value) = instance_cache::variable(name) {
+        if let Some(value) = instance_cache::VARIABLES.get(name) {
             return Ok(value);
         }
         let value = match spin_sdk::variables::get(name).await {
@@ -230,7 +230,7 @@ impl Config for SpinPlatform {
             Err(spin_sdk::variables::Error::Undefined(_)) => None,
             Err(e) => return Err(StoreError::Unavailable(format!("variable {name}: {e:?}"))),
         };
-        instance_cache::keep_variable(name, value.clone());
+        instance_cache::VARIABLES.keep(name, value.clone());
         Ok(value)
     }
 }
@@ -243,28 +243,30 @@ mod instance_cache {
     use spin_sdk::key_value::Store;
     use std::sync::{Arc, Mutex};
 
-    static VARIABLES: Mutex<Vec<(String, Option<String>)>> = Mutex::new(Vec::new());
-    static STORES: Mutex<Vec<(String, Arc<Store>)>> = Mutex::new(Vec::new());
+    /// Values by name, kept for the instance's life.
+    pub struct Kept<T>(Mutex<Vec<(String, T)>>);
 
-    pub fn variable(name: &str) -> Option<Option<String>> {
-        VARIABLES.lock().ok()?.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
-    }
+    impl<T: Clone> Kept<T> {
+        const fn new() -> Self {
+            Self(Mutex::new(Vec::new()))
+        }
 
-    pub fn keep_variable(name: &str, value: Option<String>) {
-        if let Ok(mut variables) = VARIABLES.lock() {
-            variables.push((name.to_owned(), value));
+        pub fn get(&self, name: &str) -> Option<T> {
+            self.0.lock().ok()?.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
+        }
+
+        /// Two requests of one instance may both have asked the host; the first answer stays.
+        pub fn keep(&self, name: &str, value: T) {
+            if let Ok(mut kept) = self.0.lock()
+                && !kept.iter().any(|(n, _)| n == name)
+            {
+                kept.push((name.to_owned(), value));
+            }
         }
     }
 
-    pub fn store(label: &str) -> Option<Arc<Store>> {
-        STORES.lock().ok()?.iter().find(|(l, _)| l == label).map(|(_, s)| s.clone())
-    }
-
-    pub fn keep_store(label: &str, store: Arc<Store>) {
-        if let Ok(mut stores) = STORES.lock() {
-            stores.push((label.to_owned(), store));
-        }
-    }
+    pub static VARIABLES: Kept<Option<String>> = Kept::new();
+    pub static STORES: Kept<Arc<Store>> = Kept::new();
 }
 
 impl Queue for SpinPlatform {
@@ -376,14 +378,14 @@ async fn open_blobs(p: &SpinPlatform, kind: &str, binding: &str, probe: bool) ->
 
 /// A key-value store by label, opened once per instance (`instance_cache`).
 async fn open_store(label: &str) -> Result<Arc<Store>, StoreError> {
-    if let Some(store) = instance_cache::store(label) {
+    if let Some(store) = instance_cache::STORES.get(label) {
         return Ok(store);
     }
     let store = Arc::new(Store::open(label).await.map_err(|e| match e {
         spin_sdk::key_value::Error::AccessDenied => StoreError::AccessDenied(format!("key-value store {label:?}")),
         other => StoreError::Unavailable(format!("key-value store {label:?}: {other:?}")),
     })?);
-    instance_cache::keep_store(label, store.clone());
+    instance_cache::STORES.keep(label, store.clone());
     Ok(store)
 }
 
