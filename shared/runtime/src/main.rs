@@ -377,7 +377,7 @@ async fn run() -> Result<()> {
         });
     }
     // Bounded: a stop must not hang on a store that cannot finish.
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), stores.kv().close()).await;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), stores.close_kv()).await;
     println!("vaultx-runtime: stopped");
     Ok(())
 }

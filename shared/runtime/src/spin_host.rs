@@ -35,8 +35,12 @@ pub struct SqliteConnection {
     conn: Arc<Mutex<rusqlite::Connection>>,
 }
 
-/// A guest's open key-value store: the label it opened.
-pub struct KvStore(String);
+/// A guest's open key-value store: its label and the file that holds it (`Stores::kv`), found once
+/// at `open` rather than at every call.
+pub struct KvStore {
+    label: String,
+    kv: Arc<stores::KeyValue>,
+}
 
 /// What one component may use, from the manifest.
 pub struct Grants {
@@ -220,12 +224,6 @@ fn kv_error(e: impl std::fmt::Display) -> kv::Error {
     kv::Error::Other(e.to_string())
 }
 
-impl SpinView<'_> {
-    fn kv_target(&self, s: &Resource<KvStore>) -> Result<(Arc<stores::KeyValue>, String)> {
-        Ok((self.ctx.stores.kv(), self.table.get(s)?.0.clone()))
-    }
-}
-
 /// A key-value read, on this thread: a read connection never waits for the writer (WAL), and
 /// a read from the page cache costs less than handing it to another thread and back.
 fn kv_read<T: 'static, R>(
@@ -233,8 +231,10 @@ fn kv_read<T: 'static, R>(
     s: &Resource<KvStore>,
     op: impl FnOnce(&stores::KeyValue, &str) -> rusqlite::Result<R>,
 ) -> Result<Result<R, kv::Error>> {
-    let (kv, label) = a.with(|mut x| x.get().kv_target(s))?;
-    Ok(op(&kv, &label).map_err(kv_error))
+    a.with(|mut x| {
+        let store = x.get().table.get(s)?;
+        Ok(op(&store.kv, &store.label).map_err(kv_error))
+    })
 }
 
 /// A key-value write, committed by the store's writer thread with whatever other writes are
@@ -243,7 +243,7 @@ async fn kv_write<T: 'static, F>(a: &Accessor<T, Spin>, s: &Resource<KvStore>, l
 where
     F: Future<Output = rusqlite::Result<()>> + Send + 'static,
 {
-    let (kv, label) = a.with(|mut x| x.get().kv_target(s))?;
+    let (kv, label) = a.with(|mut x| x.get().table.get(s).map(|store| (store.kv.clone(), store.label.clone())))?;
     let committed = if large { blocking(move || op(&kv, &label)).await? } else { op(&kv, &label) };
     Ok(committed.await.map_err(kv_error))
 }
@@ -264,7 +264,8 @@ impl<T: 'static> kv::HostStoreWithStore<T> for Spin {
             if !view.ctx.grants.key_value_stores.contains(&label) {
                 return Ok(Err(kv::Error::AccessDenied));
             }
-            Ok(Ok(view.table.push(KvStore(label))?))
+            let kv = view.ctx.stores.kv(&label);
+            Ok(Ok(view.table.push(KvStore { label, kv })?))
         })
     }
 

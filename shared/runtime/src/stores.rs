@@ -1,6 +1,7 @@
 //! The runtime's persistent stores, under one data directory: each SQLite database a file
-//! (`default` is `sqlite_db.db`, as Spin names it), and all key-value stores in one SQLite
-//! file (`key_value.db`), keyed by store label.
+//! (`default` is `sqlite_db.db`, as Spin names it), and the key-value stores in one SQLite
+//! file (`key_value.db`), keyed by store label — except the audit spool, which has a file of
+//! its own (`key_value-audit.db`, see [`OWN_FILE`]).
 
 use anyhow::{Context, Result, bail};
 use rusqlite::types::Value;
@@ -11,6 +12,8 @@ use std::time::Duration;
 pub struct Stores {
     data_dir: PathBuf,
     kv: Arc<KeyValue>,
+    /// The stores of [`OWN_FILE`], each its own `KeyValue`.
+    own: Vec<(&'static str, Arc<KeyValue>)>,
     /// Idle SQLite connections by database label: opening a connection costs more than most
     /// queries, so a guest's `open` takes an idle one when there is one.
     idle: Mutex<std::collections::HashMap<String, Vec<rusqlite::Connection>>>,
@@ -19,6 +22,13 @@ pub struct Stores {
 /// The key-value store's write-ahead log may grow to this during a burst of writes before a
 /// checkpoint makes writers wait for it to start over.
 const WAL_LIMIT: i64 = 64 << 20;
+
+/// Key-value stores with a file (and writer) of their own: the audit spool, which every
+/// download writes one small row to. In the shared file each of its commits changed the
+/// database the download's reads (its manifest, its blob) come from, so every reader found
+/// its page cache stale and read the pages again (10 `pread`s per 4 KiB download); its own
+/// file leaves the read path's caches alone. Other stores stay in `key_value.db`.
+pub const OWN_FILE: &[&str] = &["audit"];
 
 /// Idle connections kept per database.
 const IDLE_PER_DATABASE: usize = 16;
@@ -49,15 +59,16 @@ fn tune(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
 impl Stores {
     pub fn open(data_dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
-        let kv = Arc::new(KeyValue::open(data_dir)?);
-        KeyValue::start_checkpoints(&kv)?;
-        let orphans = kv.clone();
-        std::thread::Builder::new().name("kv-orphans".into()).spawn(move || {
-            if let Err(e) = orphans.collect_orphans() {
-                eprintln!("vaultx-runtime: key-value files no row names: {e}");
-            }
-        })?;
-        Ok(Self { data_dir: data_dir.to_owned(), kv, idle: Mutex::default() })
+        let kv = KeyValue::start(data_dir, None)?;
+        let mut own = Vec::new();
+        for &label in OWN_FILE {
+            let store = KeyValue::start(data_dir, Some(label))?;
+            // Data directories from before the store had its own file: its rows move over
+            // (copied, then deleted: a crash in between copies them again, to the same keys).
+            kv.move_store(label, &store).with_context(|| format!("moving key-value store {label} to its own file"))?;
+            own.push((label, store));
+        }
+        Ok(Self { data_dir: data_dir.to_owned(), kv, own, idle: Mutex::default() })
     }
 
     pub fn sqlite_path(&self, label: &str) -> Result<PathBuf> {
@@ -94,8 +105,17 @@ impl Stores {
         }
     }
 
-    pub fn kv(&self) -> Arc<KeyValue> {
-        self.kv.clone()
+    /// The key-value file holding the store `label`.
+    pub fn kv(&self, label: &str) -> Arc<KeyValue> {
+        self.own.iter().find(|(l, _)| *l == label).map_or(&self.kv, |(_, kv)| kv).clone()
+    }
+
+    /// Empties every key-value file's log into its database (the runtime is stopping).
+    pub async fn close_kv(&self) {
+        self.kv.close().await;
+        for (_, kv) in &self.own {
+            kv.close().await;
+        }
     }
 }
 
@@ -169,9 +189,24 @@ enum Stored {
 }
 
 impl KeyValue {
-    fn open(data_dir: &Path) -> Result<Self> {
-        let path = data_dir.join("key_value.db");
-        let values = data_dir.join("kv-values");
+    /// Opens the shared key-value file (`name` None: `key_value.db`, values in `kv-values/`)
+    /// or a store's own (`key_value-<name>.db`, `kv-values-<name>/`), and starts its
+    /// checkpoints and the removal of the value files a crash left.
+    fn start(data_dir: &Path, name: Option<&str>) -> Result<Arc<Self>> {
+        let kv = Arc::new(KeyValue::open(data_dir, name)?);
+        KeyValue::start_checkpoints(&kv)?;
+        let orphans = kv.clone();
+        std::thread::Builder::new().name("kv-orphans".into()).spawn(move || {
+            if let Err(e) = orphans.collect_orphans() {
+                eprintln!("vaultx-runtime: key-value files no row names: {e}");
+            }
+        })?;
+        Ok(kv)
+    }
+
+    fn open(data_dir: &Path, name: Option<&str>) -> Result<Self> {
+        let path = data_dir.join(name.map_or("key_value.db".to_owned(), |n| format!("key_value-{n}.db")));
+        let values = data_dir.join(name.map_or("kv-values".to_owned(), |n| format!("kv-values-{n}")));
         std::fs::create_dir_all(&values).with_context(|| format!("creating {}", values.display()))?;
         let kv = rusqlite::Connection::open(&path)?;
         tune(&kv)?;
@@ -470,6 +505,38 @@ impl KeyValue {
         }
     }
 
+    /// Moves every value of `store` into `to`: copied there (committed) before deleted here,
+    /// so a crash half-way leaves values in both files, never in neither, and the next start
+    /// moves them again to the same keys.
+    fn move_store(&self, store: &str, to: &KeyValue) -> rusqlite::Result<()> {
+        let any = self.read(|c| c.prepare_cached("SELECT 1 FROM spin_key_value WHERE store = ? LIMIT 1")?.exists([store]))?;
+        if !any {
+            return Ok(());
+        }
+        // A value in a file of its own (none in the audit spool, whose events are small) is
+        // written anew under `to`'s directory.
+        let in_files: Vec<String> =
+            self.read(|c| c.prepare("SELECT key FROM spin_key_value WHERE store = ? AND file IS NOT NULL")?.query_map([store], |r| r.get(0))?.collect())?;
+        for key in &in_files {
+            if let Some(value) = self.get(store, key)? {
+                futures::executor::block_on(to.set(store, key, &value))?;
+            }
+            futures::executor::block_on(self.delete(store, key))?;
+        }
+        // The rows, by SQL: one statement copies them all, the next deletes them here.
+        let conn = rusqlite::Connection::open(&self.path)?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.execute("ATTACH DATABASE ?1 AS own", [to.path.to_string_lossy()])?;
+        let moved = conn.execute(
+            "INSERT INTO own.spin_key_value (store, key, value, file) SELECT store, key, value, NULL FROM main.spin_key_value WHERE store = ?1 AND file IS NULL \
+             ON CONFLICT (store, key) DO UPDATE SET value = excluded.value, file = NULL",
+            [store],
+        )?;
+        conn.execute("DELETE FROM main.spin_key_value WHERE store = ?1 AND file IS NULL", [store])?;
+        eprintln!("vaultx-runtime: moved {} values of key-value store {store} to its own file", moved + in_files.len());
+        Ok(())
+    }
+
     pub fn keys(&self, store: &str) -> rusqlite::Result<Vec<String>> {
         self.read(|c| c.prepare_cached("SELECT key FROM spin_key_value WHERE store = ? ORDER BY key")?.query_map([store], |r| r.get(0))?.collect())
     }
@@ -491,7 +558,7 @@ mod tests {
     fn key_value_stores_are_separate_namespaces() {
         let dir = std::env::temp_dir().join(format!("vaultx-kv-{}", std::process::id()));
         let stores = Stores::open(&dir).unwrap();
-        let kv = stores.kv();
+        let kv = stores.kv("blobs");
         block(kv.set("a", "k", b"1")).unwrap();
         block(kv.set("a", "k", b"2")).unwrap();
         block(kv.set("b", "k", b"3")).unwrap();
@@ -504,6 +571,33 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
+    #[test]
+    fn the_audit_spool_has_a_file_of_its_own_and_an_older_data_directory_s_spool_moves_there() {
+        let dir = std::env::temp_dir().join(format!("vaultx-kv-own-{}", std::process::id()));
+        {
+            // A data directory from before: the spool's rows in key_value.db.
+            let old = KeyValue::open(&dir, None).unwrap();
+            block(old.set("audit", "audit/1/a", b"event a")).unwrap();
+            block(old.set("audit", "audit/2/b", b"event b")).unwrap();
+            block(old.set("manifests", "m", b"manifest")).unwrap();
+            block(old.close());
+        }
+        let stores = Stores::open(&dir).unwrap();
+        let (spool, shared) = (stores.kv("audit"), stores.kv("manifests"));
+        assert!(!Arc::ptr_eq(&spool, &shared));
+        assert_eq!(spool.keys("audit").unwrap(), ["audit/1/a", "audit/2/b"]);
+        assert_eq!(spool.get("audit", "audit/2/b").unwrap().as_deref(), Some(&b"event b"[..]));
+        assert!(shared.keys("audit").unwrap().is_empty(), "moved, not copied");
+        assert_eq!(shared.get("manifests", "m").unwrap().as_deref(), Some(&b"manifest"[..]), "other stores stay");
+        block(spool.set("audit", "audit/3/c", b"event c")).unwrap();
+        block(stores.close_kv());
+        drop(stores);
+        let stores = Stores::open(&dir).unwrap();
+        assert_eq!(stores.kv("audit").keys("audit").unwrap().len(), 3, "a restart finds the spool in its file");
+        assert!(dir.join("key_value-audit.db").exists());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
     fn value_files(dir: &Path) -> usize {
         std::fs::read_dir(dir.join("kv-values")).unwrap().count()
     }
@@ -512,7 +606,7 @@ mod tests {
     fn large_values_live_in_one_file_each_and_replacing_or_deleting_removes_it() {
         let dir = std::env::temp_dir().join(format!("vaultx-kv-files-{}", std::process::id()));
         let stores = Stores::open(&dir).unwrap();
-        let kv = stores.kv();
+        let kv = stores.kv("blobs");
         let big: Vec<u8> = (0..INLINE_MAX * 3).map(|i| (i * 7) as u8).collect();
         block(kv.set("blobs", "b/0", &big)).unwrap();
         assert_eq!(value_files(&dir), 1);
@@ -537,12 +631,12 @@ mod tests {
         let big = vec![1u8; INLINE_MAX + 1];
         {
             let stores = Stores::open(&dir).unwrap();
-            block(stores.kv().set("blobs", "kept", &big)).unwrap();
+            block(stores.kv("blobs").set("blobs", "kept", &big)).unwrap();
         }
         // What a crash between writing a file and committing its row leaves.
         std::fs::write(dir.join("kv-values").join("orphan"), b"half a value").unwrap();
         let stores = Stores::open(&dir).unwrap();
-        let kv = stores.kv();
+        let kv = stores.kv("blobs");
         kv.collect_orphans().unwrap();
         assert_eq!(value_files(&dir), 1);
         assert_eq!(kv.get("blobs", "kept").unwrap(), Some(big));
@@ -556,7 +650,7 @@ mod tests {
     fn readers_see_the_old_value_or_the_new_one_while_a_large_value_is_rewritten() {
         let dir = std::env::temp_dir().join(format!("vaultx-kv-race-{}", std::process::id()));
         let stores = Stores::open(&dir).unwrap();
-        let kv = stores.kv();
+        let kv = stores.kv("blobs");
         let values: Vec<Vec<u8>> = (0..4u8).map(|v| vec![v; INLINE_MAX * 2]).collect();
         block(kv.set("blobs", "k", &values[0])).unwrap();
         std::thread::scope(|s| {
@@ -600,7 +694,8 @@ mod tests {
     fn database_labels_cannot_escape_the_data_directory() {
         let stores = Stores {
             data_dir: "/data".into(),
-            kv: Arc::new(KeyValue::open(&std::env::temp_dir().join(format!("vaultx-labels-{}", std::process::id()))).unwrap()),
+            kv: Arc::new(KeyValue::open(&std::env::temp_dir().join(format!("vaultx-labels-{}", std::process::id())), None).unwrap()),
+            own: Vec::new(),
             idle: Mutex::default(),
         };
         assert_eq!(stores.sqlite_path("default").unwrap(), Path::new("/data/sqlite_db.db"));
