@@ -13,12 +13,6 @@ mod spin_host;
 mod stores;
 
 use anyhow::{Context, Result, bail};
-
-/// Every request allocates and frees hundreds of small objects on the host side (hyper,
-/// wasmtime's per-call state, SQLite): mimalloc's per-thread free lists cost about half of
-/// glibc malloc's instructions for them (README, Benchmarks: the edge hot path).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
 use std::path::PathBuf;
