@@ -57,13 +57,26 @@ pub async fn chunk_size(config: &impl Config) -> Result<u64, Problem> {
 }
 
 /// The keys signed URLs are signed and verified with.
-pub async fn url_keys(config: &impl Config) -> Result<vaultx_core::signed_url::UrlKeys, Problem> {
+pub async fn url_keys(config: &impl Config) -> Result<std::sync::Arc<vaultx_core::signed_url::UrlKeys>, Problem> {
+    use std::sync::Arc;
+    use vaultx_core::signed_url::UrlKeys;
+    // The keys parsed last, by the settings they were parsed from: an instance (Spin) or an
+    // isolate (Workers) answers many downloads with the same settings, and parsing keys the
+    // HMACs, which is a quarter of checking a token. Other settings parse anew.
+    thread_local! {
+        static PARSED: std::cell::RefCell<Option<(String, String, Arc<UrlKeys>)>> = const { std::cell::RefCell::new(None) };
+    }
     let keys = required(config, URL_SIGNING_KEYS).await?;
     let current = required(config, URL_SIGNING_KEY_ID).await?;
-    vaultx_core::signed_url::UrlKeys::parse(&keys, &current).map_err(|e| {
+    if let Some(parsed) = PARSED.with_borrow(|p| p.as_ref().filter(|(k, c, _)| *k == keys && *c == current).map(|(_, _, parsed)| parsed.clone())) {
+        return Ok(parsed);
+    }
+    let parsed = Arc::new(UrlKeys::parse(&keys, &current).map_err(|e| {
         eprintln!("vaultx: {URL_SIGNING_KEYS}: {e}");
         Problem::internal()
-    })
+    })?);
+    PARSED.set(Some((keys, current, parsed.clone())));
+    Ok(parsed)
 }
 
 /// A non-negative whole number setting; unset or empty is `default`.
