@@ -101,7 +101,10 @@ pub fn load(engine: &Engine, wasm_path: &Path, cache_dir: &Path) -> Result<(Comp
         .precompile_component(&wasm)
         .map_err(|e| anyhow::anyhow!("compiling {}: {e:#}", wasm_path.display()))?;
     write(&cached, &artefact)?;
-    // SAFETY: produced just now by this engine.
-    let component = unsafe { Component::deserialize(engine, &artefact)? };
-    Ok((component, Cache::Miss))
+    drop(artefact);
+    // Loaded from the file just written, as a cached artefact is: its code is then mapped
+    // from the file, paged in as it runs, instead of a private copy of the whole artefact in
+    // anonymous memory (with every component compiled at start, that copy was most of the
+    // runtime's resident memory).
+    Ok((deserialize(engine, &cached)?, Cache::Miss))
 }

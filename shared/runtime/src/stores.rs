@@ -550,6 +550,19 @@ fn io_error(e: std::io::Error) -> rusqlite::Error {
 mod tests {
     use super::*;
 
+    /// Removes a test's data directory. The stores' background threads (the orphan check,
+    /// the checkpoints) may still open files in it for a moment after the test is done, and a
+    /// file they create mid-removal leaves the directory not empty: try again.
+    fn remove(dir: &Path) {
+        for _ in 0..100 {
+            if std::fs::remove_dir_all(dir).is_ok() || !dir.exists() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("{} could not be removed", dir.display());
+    }
+
     fn block<R>(f: impl Future<Output = R>) -> R {
         tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
     }
@@ -568,7 +581,7 @@ mod tests {
         block(kv.delete("a", "k")).unwrap();
         assert_eq!(kv.get("a", "k").unwrap(), None);
         assert!(!kv.exists("a", "k").unwrap());
-        std::fs::remove_dir_all(dir).unwrap();
+        remove(&dir);
     }
 
     #[test]
@@ -595,7 +608,7 @@ mod tests {
         let stores = Stores::open(&dir).unwrap();
         assert_eq!(stores.kv("audit").keys("audit").unwrap().len(), 3, "a restart finds the spool in its file");
         assert!(dir.join("key_value-audit.db").exists());
-        std::fs::remove_dir_all(dir).unwrap();
+        remove(&dir);
     }
 
     fn value_files(dir: &Path) -> usize {
@@ -622,7 +635,7 @@ mod tests {
         block(kv.delete("blobs", "b/1")).unwrap();
         assert_eq!(value_files(&dir), 0);
         assert_eq!(kv.get("blobs", "b/1").unwrap(), None);
-        std::fs::remove_dir_all(dir).unwrap();
+        remove(&dir);
     }
 
     #[test]
@@ -643,7 +656,7 @@ mod tests {
         let file = std::fs::read_dir(dir.join("kv-values")).unwrap().next().unwrap().unwrap().path();
         std::fs::write(&file, b"truncated").unwrap();
         assert!(kv.get("blobs", "kept").is_err(), "a file of the wrong length is never served as the value");
-        std::fs::remove_dir_all(dir).unwrap();
+        remove(&dir);
     }
 
     #[test]
@@ -667,7 +680,7 @@ mod tests {
             }
         });
         assert_eq!(value_files(&dir), 1);
-        std::fs::remove_dir_all(dir).unwrap();
+        remove(&dir);
     }
 
     #[test]
@@ -687,7 +700,7 @@ mod tests {
         let n: i64 = conn.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).unwrap();
         assert_eq!(n, 0, "the abandoned transaction was rolled back");
         drop(conn);
-        std::fs::remove_dir_all(dir).unwrap();
+        remove(&dir);
     }
 
     #[test]
