@@ -142,8 +142,8 @@ pub const INLINE_MAX: usize = 16 * 1024;
 /// Read connections kept idle; reads never wait for the writer (WAL).
 const IDLE_READERS: usize = 8;
 
-/// All key-value stores: one SQLite file (`key_value.db`, rows keyed by store label) and a
-/// directory of the large values' files. A pool of readers, and one writer thread that
+/// One key-value file: a SQLite database (`key_value.db` for most stores, or a store's own
+/// file, [`OWN_FILE`]; rows keyed by store label) and a directory of the large values' files. A pool of readers, and one writer thread that
 /// commits every change waiting for it in one transaction (group commit): under load, the
 /// audit spool's small rows share their pages in the write-ahead log instead of each writing
 /// a 4 KiB page of its own, so the log — and the `fsync` of every checkpoint, which stalls
