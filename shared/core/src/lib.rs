@@ -11,6 +11,7 @@ pub mod digest;
 pub mod failover;
 pub mod http;
 pub mod ids;
+pub mod kv_blob;
 pub mod password;
 #[cfg(feature = "metrics")]
 pub mod metrics;

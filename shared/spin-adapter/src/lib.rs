@@ -10,6 +10,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use spin_sdk::key_value::Store;
 use spin_sdk::sqlite::{Connection, Value};
 use vaultx_core::Problem;
+use vaultx_core::kv_blob;
 use vaultx_core::http::{ApiRequest, ApiResponse, LogOnDrop, BlobSlice, Body};
 use vaultx_core::ports::{AuditLog, Blobs, Clock, Config, Entropy, Kv, Platform, Queue, Row, Sql, SqlValue, Statement, StoreError};
 use vaultx_core::problem::ProblemKind;
@@ -35,9 +36,6 @@ pub const KEY_VALUE_KIND: &str = "key-value";
 pub const MANIFEST_STORE: &str = "manifests";
 /// The key-value store spooling audit events of functions that have no database.
 pub const AUDIT_STORE: &str = "audit";
-/// Blobs are written in pieces no larger than this: real Spin deployments cap key-value
-/// values at 1 MB, so a 5 MiB chunk becomes ten values, never one.
-pub const BLOB_PIECE: usize = 512 * 1024;
 
 /// Binds one route module (`handle` + `MAX_BODY`) as this component's HTTP handler, under
 /// the audit log (`vaultx_api::audit::audited`, named by the module: `auth_login`).
@@ -431,52 +429,52 @@ impl Blobs for SpinBlobs {
     }
 }
 
-/// Blobs on Spin key-value: pieces `<key>/0`, `<key>/1`, … and, written last, `<key>/n`
-/// holding the piece count and total length. A blob without `/n` does not exist, so a
-/// half-written or half-deleted blob is never read as whole.
+/// Blobs on Spin key-value, laid out as `vaultx_core::kv_blob` says: a header `<key>/n`,
+/// written last, holding a small blob's bytes itself or counting a larger one's pieces.
 pub struct KvBlobs(Arc<Store>);
 
 impl Blobs for KvBlobs {
     async fn put(&self, key: &str, data: &[u8]) -> Result<(), StoreError> {
-        let pieces = data.chunks(BLOB_PIECE).collect::<Vec<_>>();
+        let (pieces, header) = kv_blob::layout(data);
         for (i, piece) in pieces.iter().enumerate() {
-            self.0.set(format!("{key}/{i}"), piece).await.map_err(kv_error)?;
+            self.0.set(kv_blob::piece_key(key, i), piece).await.map_err(kv_error)?;
         }
-        self.0.set(format!("{key}/n"), format!("{} {}", pieces.len(), data.len())).await.map_err(kv_error)
+        self.0.set(kv_blob::header_key(key), &header).await.map_err(kv_error)
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let Some(head) = self.0.get(format!("{key}/n")).await.map_err(kv_error)? else {
+        let Some(raw) = self.0.get(kv_blob::header_key(key)).await.map_err(kv_error)? else {
             return Ok(None);
         };
-        let head = String::from_utf8_lossy(&head).into_owned();
-        let (count, len) = head
-            .split_once(' ')
-            .and_then(|(c, l)| Some((c.parse::<usize>().ok()?, l.parse::<usize>().ok()?)))
-            .ok_or_else(|| StoreError::Decode(format!("blob {key}: bad header {head:?}")))?;
-        let mut data = Vec::with_capacity(len);
-        for i in 0..count {
+        let head = kv_blob::Header::parse(&raw)
+            .ok_or_else(|| StoreError::Decode(format!("blob {key}: bad header {:?}", String::from_utf8_lossy(&raw[..raw.len().min(64)]))))?;
+        if let Some(bytes) = head.inline {
+            return Ok(Some(bytes.to_vec()));
+        }
+        let mut data = Vec::with_capacity(head.len);
+        for i in 0..head.pieces {
             // A piece gone after its header was read: a sweep is deleting the blob (header
             // first, then pieces), so it is as good as gone already.
-            let Some(piece) = self.0.get(format!("{key}/{i}")).await.map_err(kv_error)? else {
+            let Some(piece) = self.0.get(kv_blob::piece_key(key, i)).await.map_err(kv_error)? else {
                 return Ok(None);
             };
             data.extend_from_slice(&piece);
         }
-        if data.len() != len {
-            return Err(StoreError::Decode(format!("blob {key}: {} bytes, expected {len}", data.len())));
+        if data.len() != head.len {
+            return Err(StoreError::Decode(format!("blob {key}: {} bytes, expected {}", data.len(), head.len)));
         }
         Ok(Some(data))
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        let Some(head) = self.0.get(format!("{key}/n")).await.map_err(kv_error)? else {
+        let Some(raw) = self.0.get(kv_blob::header_key(key)).await.map_err(kv_error)? else {
             return Ok(());
         };
-        let count: usize = String::from_utf8_lossy(&head).split(' ').next().and_then(|c| c.parse().ok()).unwrap_or(0);
-        self.0.delete(format!("{key}/n")).await.map_err(kv_error)?;
-        for i in 0..count {
-            self.0.delete(format!("{key}/{i}")).await.map_err(kv_error)?;
+        // An unreadable header still goes, with the one piece it might have had.
+        let pieces = kv_blob::Header::parse(&raw).map_or(1, |h| h.pieces);
+        self.0.delete(kv_blob::header_key(key)).await.map_err(kv_error)?;
+        for i in 0..pieces {
+            self.0.delete(kv_blob::piece_key(key, i)).await.map_err(kv_error)?;
         }
         Ok(())
     }
