@@ -65,7 +65,8 @@ mod tests {
     use super::*;
     use crate::test_data::noise;
 
-    /// Writes `data` as `layout` says into a map and reads it back as a reader does.
+    /// Lays `data` out, then reads it back as `KvBlobs::get` does: the number of values
+    /// written (pieces and header) and the bytes read.
     fn round_trip(data: &[u8]) -> (usize, Vec<u8>) {
         let (pieces, header) = layout(data);
         let head = Header::parse(&header).expect("a header");
