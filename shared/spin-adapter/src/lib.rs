@@ -4,24 +4,19 @@
 //! component, and [`job!`], which turns one `vaultx_api::jobs::*` kind into a Redis-triggered
 //! component.
 
-use bytes::Bytes;
 use std::sync::Arc;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use spin_sdk::key_value::Store;
 use spin_sdk::sqlite::{Connection, Value};
 use vaultx_core::Problem;
 use vaultx_core::kv_blob;
-use vaultx_core::http::{ApiRequest, ApiResponse, LogOnDrop, BlobSlice, Body};
+use vaultx_core::http::{ApiRequest, ApiResponse};
 use vaultx_core::ports::{AuditLog, Blobs, Clock, Config, Entropy, Kv, Platform, Queue, Row, Sql, SqlValue, Statement, StoreError};
-use vaultx_core::problem::ProblemKind;
 
 mod s3;
+pub mod wasi_http;
 
 /// For [`job!`]'s expansion in function crates.
 pub use anyhow;
-
-/// The response type every VaultX Spin component returns.
-pub type Response = http::Response<spin_sdk::http::BoxBody>;
 
 /// The key-value store holding blob bytes when `home_blob_store` is not set.
 pub const BLOB_STORE: &str = "blobs";
@@ -37,8 +32,10 @@ pub const MANIFEST_STORE: &str = "manifests";
 /// The key-value store spooling audit events of functions that have no database.
 pub const AUDIT_STORE: &str = "audit";
 
-/// Binds one route module (`handle` + `MAX_BODY`) as this component's HTTP handler, under
-/// the audit log (`vaultx_api::audit::audited`, named by the module: `auth_login`).
+/// Binds one route module (`handle` + `MAX_BODY`) as this component's `wasi:http` handler
+/// (the export spin-sdk's `#[http_service]` makes, without its `http` conversions:
+/// [`wasi_http`]), under the audit log (`vaultx_api::audit::audited`, named by the module:
+/// `auth_login`).
 ///
 /// ```ignore
 /// vaultx_spin::route!(vaultx_api::routes::auth_login);
@@ -46,14 +43,22 @@ pub const AUDIT_STORE: &str = "audit";
 #[macro_export]
 macro_rules! route {
     ($($module:ident)::+) => {
-        #[::spin_sdk::http_service]
-        async fn handle(request: ::spin_sdk::http::Request) -> $crate::Response {
-            $crate::serve_route(request, $($module)::+::MAX_BODY, |read| {
-                ::vaultx_api::audit::audited(&$crate::SpinPlatform, $crate::__last_ident!($($module)::+), read, |request| {
-                    $($module)::+::handle(&$crate::SpinPlatform, request)
-                })
-            })
-            .await
+        mod __vaultx_route {
+            struct Route;
+            ::spin_sdk::wasip3::http::service::export!(Route);
+
+            impl ::spin_sdk::wasip3::exports::http::handler::Guest for Route {
+                async fn handle(
+                    request: ::spin_sdk::wasip3::http::types::Request,
+                ) -> ::core::result::Result<::spin_sdk::wasip3::http::types::Response, ::spin_sdk::wasip3::http::types::ErrorCode> {
+                    $crate::serve_route(request, $($module)::+::MAX_BODY, |read| {
+                        ::vaultx_api::audit::audited(&$crate::SpinPlatform, $crate::__last_ident!($($module)::+), read, |request| {
+                            $($module)::+::handle(&$crate::SpinPlatform, request)
+                        })
+                    })
+                    .await
+                }
+            }
         }
     };
 }
@@ -91,105 +96,12 @@ macro_rules! job {
 /// Reads the request, runs the route's handler on what was read (`vaultx_api::audit::audited`
 /// serves it as every adapter does: HEAD as GET without the body, `nosniff`, a request id, a
 /// log line), and streams the response.
-pub async fn serve_route<F, Fut>(request: spin_sdk::http::Request, max_body: usize, handler: F) -> Response
+pub async fn serve_route<F, Fut>(request: wasi_http::Request, max_body: usize, handler: F) -> Result<wasi_http::Response, wasi_http::ErrorCode>
 where
     F: FnOnce(Result<ApiRequest, Problem>) -> Fut,
     Fut: Future<Output = ApiResponse>,
 {
-    into_response(handler(read_request(request, max_body).await).await)
-}
-
-/// Reads the request, refusing bodies over `max_body` bytes with 413 before reading them
-/// when `Content-Length` already tells, and as soon as the limit is crossed otherwise. A
-/// route that takes no body (`max_body` 0) ignores one: a body cannot turn its 404 or 405
-/// into a 413.
-pub async fn read_request(request: spin_sdk::http::Request, max_body: usize) -> Result<ApiRequest, Problem> {
-    let (parts, body) = request.into_parts();
-    let headers: Vec<(String, String)> = parts
-        .headers
-        .iter()
-        // Nearly every value is visible ASCII, which `to_str` checks faster than the UTF-8
-        // decoder `from_utf8_lossy` runs.
-        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().map_or_else(|_| String::from_utf8_lossy(v.as_bytes()).into_owned(), str::to_owned)))
-        .collect();
-    let too_large = || Problem::new(ProblemKind::PayloadTooLarge, format!("this route accepts at most {max_body} bytes"));
-    let declared = parts.headers.get("content-length").and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if max_body > 0 && declared.is_some_and(|n| n > max_body as u64) {
-        return Err(too_large());
-    }
-    let body = if max_body == 0 {
-        Vec::new()
-    } else {
-        match Limited::new(body, max_body).collect().await {
-            // Into the Vec without a copy when the body arrived as one buffer.
-            Ok(collected) => Vec::from(collected.to_bytes()),
-            Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
-            // The cause (a reset, a malformed chunked encoding) goes to our log, not the client.
-            Err(e) => {
-                eprintln!("vaultx: reading a request body: {e}");
-                return Err(Problem::new(ProblemKind::BadRequest, "the request body could not be read"));
-            }
-        }
-    };
-    Ok(ApiRequest {
-        // As sent: methods are case-sensitive.
-        method: parts.method.as_str().to_owned(),
-        path: parts.uri.path().to_owned(),
-        query: parts.uri.query().unwrap_or("").to_owned(),
-        headers,
-        body,
-    })
-}
-
-pub fn into_response(api: ApiResponse) -> Response {
-    let length = api.body.len();
-    let explicit_length = api.headers.iter().any(|(k, _)| k == "content-length");
-    let audit = LogOnDrop::new(api.log, length, |event: &serde_json::Value| SpinPlatform.record(event));
-    let body = match api.body {
-        Body::Bytes(bytes) => {
-            audit.sent_whole();
-            http_body_util::Full::new(Bytes::from(bytes)).map_err(|never| match never {}).boxed_unsync()
-        }
-        Body::Blobs(slices) => stream_blobs(slices, audit),
-    };
-    let mut response = Response::new(body);
-    if !explicit_length {
-        // A known length lets the host send Content-Length instead of chunked encoding.
-        response.headers_mut().insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(length));
-    }
-    *response.status_mut() = spin_sdk::http::StatusCode::from_u16(api.status).unwrap_or(spin_sdk::http::StatusCode::INTERNAL_SERVER_ERROR);
-    for (name, value) in api.headers {
-        if let (Ok(name), Ok(value)) =
-            (spin_sdk::http::HeaderName::try_from(name), spin_sdk::http::HeaderValue::try_from(value))
-        {
-            response.headers_mut().append(name, value);
-        }
-    }
-    response
-}
-
-/// Streams blob slices one blob at a time: memory stays at one chunk however large the file.
-/// Each slice comes from the first of its stores that serves it (`vaultx_core::failover`).
-/// The audit event goes out when the stream ends or is dropped, with the bytes really sent.
-fn stream_blobs<F: FnMut(&serde_json::Value) + Send + 'static>(slices: Vec<BlobSlice>, audit: LogOnDrop<F>) -> spin_sdk::http::BoxBody {
-    let reader = vaultx_core::failover::Reader::new(SpinPlatform);
-    let frames = futures::stream::unfold((reader, slices.into_iter(), audit), |(mut reader, mut rest, mut audit)| async move {
-        let slice = rest.next()?;
-        // The response is already under way: a blob no store serves can only cut it short,
-        // which the client sees as a body shorter than Content-Length (and the audit event as
-        // incomplete).
-        match reader.read(&slice).await {
-            Ok(bytes) => {
-                audit.sent += bytes.len() as u64;
-                Some((Ok(http_body::Frame::data(Bytes::from(bytes))), (reader, rest, audit)))
-            }
-            Err(e) => {
-                eprintln!("vaultx: download cut short: {e}");
-                Some((Err(anyhow::Error::msg(e)), (reader, Vec::new().into_iter(), audit)))
-            }
-        }
-    });
-    http_body_util::StreamBody::new(frames).boxed_unsync()
+    wasi_http::into_response(handler(wasi_http::read_request(request, max_body).await).await)
 }
 
 /// The platform as one Spin component sees it. Stateless: Spin may reuse an instance for

@@ -1,0 +1,180 @@
+//! The `wasi:http@0.3` handler of every route component, bound to the WASI types themselves.
+//!
+//! spin-sdk's `#[http_service]` turns the WASI request into an `http::Request` (a URI
+//! builder, a `HeaderMap` filled header by header, host calls for the scheme, the authority,
+//! the request options and, once more, the headers for `Content-Length`) and the response
+//! back from an `http::Response`; we then copied that request once more into an
+//! [`ApiRequest`]. Here the request's method, path and header list (`copy-all`) go straight
+//! into the `ApiRequest`, and the response's headers go to the host in one `from-list`.
+
+pub use spin_sdk::wasip3::http::types::{ErrorCode, Request, Response};
+use spin_sdk::wasip3::http::types::{Fields, Method};
+use spin_sdk::wasip3::wit_bindgen::StreamResult;
+use spin_sdk::wasip3::{wit_future, wit_stream};
+use vaultx_core::Problem;
+use vaultx_core::http::{ApiRequest, ApiResponse, BlobSlice, Body, LogOnDrop};
+use vaultx_core::ports::AuditLog;
+use vaultx_core::problem::ProblemKind;
+
+use crate::SpinPlatform;
+
+/// The most a request body read asks of the host at once.
+const READ_SIZE: usize = 64 * 1024;
+
+/// Reads the request, refusing bodies over `max_body` bytes with 413 before reading them
+/// when `Content-Length` already tells, and as soon as the limit is crossed otherwise. A
+/// route that takes no body (`max_body` 0) ignores one: a body cannot turn its 404 or 405
+/// into a 413.
+pub async fn read_request(request: Request, max_body: usize) -> Result<ApiRequest, Problem> {
+    let method = method_name(request.get_method());
+    let path_with_query = request.get_path_with_query().unwrap_or_else(|| "/".to_owned());
+    let (path, query) = match path_with_query.split_once('?') {
+        Some((path, query)) => (path.to_owned(), query.to_owned()),
+        None => (path_with_query, String::new()),
+    };
+    // Header names come lower-cased from the host (they are `http::HeaderName`s there).
+    let headers: Vec<(String, String)> = request
+        .get_headers()
+        .copy_all()
+        .into_iter()
+        .map(|(name, value)| (name, String::from_utf8(value).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())))
+        .collect();
+    let too_large = || Problem::new(ProblemKind::PayloadTooLarge, format!("this route accepts at most {max_body} bytes"));
+    let declared = headers.iter().find(|(name, _)| name == "content-length").and_then(|(_, v)| v.trim().parse::<u64>().ok());
+    if max_body > 0 && declared.is_some_and(|n| n > max_body as u64) {
+        return Err(too_large());
+    }
+    let body = if max_body == 0 { Vec::new() } else { read_body(request, max_body, declared).await? };
+    Ok(ApiRequest { method, path, query, headers, body })
+}
+
+/// As sent: methods are case-sensitive (RFC 9110 §9.1).
+fn method_name(method: Method) -> String {
+    match method {
+        Method::Get => "GET",
+        Method::Head => "HEAD",
+        Method::Post => "POST",
+        Method::Put => "PUT",
+        Method::Delete => "DELETE",
+        Method::Connect => "CONNECT",
+        Method::Options => "OPTIONS",
+        Method::Trace => "TRACE",
+        Method::Patch => "PATCH",
+        Method::Other(other) => return other,
+    }
+    .to_owned()
+}
+
+/// The body, read into one buffer sized by `Content-Length` when sent, never past one byte
+/// over `max_body`.
+async fn read_body(request: Request, max_body: usize, declared: Option<u64>) -> Result<Vec<u8>, Problem> {
+    let too_large = || Problem::new(ProblemKind::PayloadTooLarge, format!("this route accepts at most {max_body} bytes"));
+    // Kept until the body is read: dropping it tells the host we are done with the request.
+    let (_handled, handled_reader) = wit_future::new(|| Ok(()));
+    let (mut stream, trailers) = Request::consume_body(request, handled_reader);
+    let mut body = Vec::with_capacity(declared.map_or(0, |n| n as usize));
+    loop {
+        // One byte over the limit is enough to know it was crossed.
+        let wanted = (max_body + 1 - body.len()).min(READ_SIZE);
+        body.reserve(wanted);
+        let (result, read) = stream.read(body).await;
+        body = read;
+        match result {
+            StreamResult::Complete(_) if body.len() > max_body => return Err(too_large()),
+            StreamResult::Complete(_) => {}
+            StreamResult::Dropped | StreamResult::Cancelled => break,
+        }
+    }
+    match trailers.await {
+        Ok(_) => Ok(body),
+        // The cause (a reset, a malformed chunked encoding) goes to our log, not the client.
+        Err(e) => {
+            eprintln!("vaultx: reading a request body: {e:?}");
+            Err(Problem::new(ProblemKind::BadRequest, "the request body could not be read"))
+        }
+    }
+}
+
+/// The response for the host: status, headers (with `Content-Length`, so the host need not
+/// chunk) and a body written by a task of its own, which goes on after the handler returns.
+/// Headers the host would refuse are left out, as `http::HeaderMap` left them out before.
+pub fn into_response(api: ApiResponse) -> Result<Response, ErrorCode> {
+    let length = api.body.len();
+    let mut entries: Vec<(String, Vec<u8>)> = Vec::with_capacity(api.headers.len() + 1);
+    if !api.headers.iter().any(|(name, _)| name == "content-length") {
+        entries.push(("content-length".to_owned(), length.to_string().into_bytes()));
+    }
+    for (name, value) in api.headers {
+        if http::HeaderName::from_bytes(name.as_bytes()).is_ok() && http::HeaderValue::from_str(&value).is_ok() {
+            entries.push((name, value.into_bytes()));
+        }
+    }
+    let fields = Fields::from_list(&entries).map_err(|e| ErrorCode::InternalError(Some(format!("response headers: {e:?}"))))?;
+    let audit = LogOnDrop::new(api.log, length, |event: &serde_json::Value| SpinPlatform.record(event));
+    // The writer's default, what the host sees when the body task drops it: the body ended
+    // whole, with no trailers.
+    let (ended, trailers) = wit_future::new(|| Ok(None));
+    let response = match api.body {
+        Body::Bytes(bytes) if bytes.is_empty() => {
+            audit.sent_whole();
+            drop(ended);
+            Response::new(fields, None, trailers).0
+        }
+        Body::Bytes(bytes) => {
+            audit.sent_whole();
+            let (mut writer, contents) = wit_stream::new();
+            spin_sdk::wasip3::spawn(async move {
+                // What a client that left did not take is of no further use.
+                let _ = writer.write_all(bytes).await;
+                drop(writer);
+                drop(ended);
+            });
+            Response::new(fields, Some(contents), trailers).0
+        }
+        Body::Blobs(slices) => {
+            let (writer, contents) = wit_stream::new();
+            spin_sdk::wasip3::spawn(stream_blobs(slices, writer, ended, audit));
+            Response::new(fields, Some(contents), trailers).0
+        }
+    };
+    if response.set_status_code(api.status).is_err() {
+        let _ = response.set_status_code(500);
+    }
+    Ok(response)
+}
+
+/// Streams blob slices one blob at a time: memory stays at one chunk however large the file.
+/// Each slice comes from the first of its stores that serves it (`vaultx_core::failover`).
+/// The audit event goes out when the stream ends or is dropped, with the bytes really sent.
+async fn stream_blobs<F: FnMut(&serde_json::Value)>(
+    slices: Vec<BlobSlice>,
+    mut writer: spin_sdk::wasip3::wit_bindgen::StreamWriter<u8>,
+    ended: spin_sdk::wasip3::wit_bindgen::FutureWriter<Result<Option<spin_sdk::wasip3::http::types::Trailers>, ErrorCode>>,
+    mut audit: LogOnDrop<F>,
+) {
+    let mut reader = vaultx_core::failover::Reader::new(SpinPlatform);
+    for slice in slices {
+        match reader.read(&slice).await {
+            Ok(bytes) => {
+                let length = bytes.len();
+                let unsent = writer.write_all(bytes).await;
+                audit.sent += (length - unsent.len()) as u64;
+                if !unsent.is_empty() {
+                    // The client went away.
+                    return;
+                }
+            }
+            Err(e) => {
+                // The response is already under way: a blob no store serves can only cut it
+                // short, which the client sees as a body shorter than Content-Length (and the
+                // audit event as incomplete).
+                eprintln!("vaultx: download cut short: {e}");
+                drop(writer);
+                let _ = ended.write(Err(ErrorCode::InternalError(Some("download cut short".to_owned())))).await;
+                return;
+            }
+        }
+    }
+    drop(writer);
+    drop(ended);
+}
