@@ -156,6 +156,8 @@ const IDLE_READERS: usize = 8;
 /// the next start removes.
 pub struct KeyValue {
     path: PathBuf,
+    /// Small values read lately (the shared file's stores; the spool's events are read once).
+    cache: Option<Arc<ReadCache>>,
     values: PathBuf,
     writer: std::sync::mpsc::Sender<Write>,
     readers: Mutex<Vec<rusqlite::Connection>>,
@@ -177,6 +179,95 @@ enum Change {
     /// The row's value: the value itself, or the length of the value in `file`.
     Set { store: String, key: String, value: Vec<u8>, file: Option<String> },
     Delete { store: String, key: String },
+}
+
+impl Change {
+    fn key(&self) -> (&str, &str) {
+        match self {
+            Self::Set { store, key, .. } | Self::Delete { store, key } => (store, key),
+        }
+    }
+}
+
+/// What the read cache may hold in all (values and keys).
+const CACHE_BYTES: usize = 16 << 20;
+
+/// Small values (rows, at most [`INLINE_MAX`]) read lately, in memory. A download reads its
+/// manifest and, for a small object, its one blob row on every request; through SQLite each
+/// read takes a read connection, a shared lock on the log (`fcntl`s) and a B-tree search.
+///
+/// The runtime owns its data directory, and every change to a key-value file goes through
+/// its writer thread, which drops the changed keys here after committing and before
+/// answering: a read that follows a change's answer never finds the value it replaced. A
+/// value read from SQLite while a commit was under way may be the replaced one, so it is
+/// kept only if no commit ended meanwhile (`generation`). The oldest values go first once
+/// [`CACHE_BYTES`] are held.
+#[derive(Default)]
+struct ReadCache(Mutex<CachedValues>);
+
+#[derive(Default)]
+struct CachedValues {
+    /// Bumped by every commit.
+    generation: u64,
+    by_store: std::collections::HashMap<String, std::collections::HashMap<String, Arc<[u8]>>>,
+    /// Keys in the order they were kept; a key forgotten and kept again is listed twice, and
+    /// goes at the first listing.
+    order: std::collections::VecDeque<(String, String)>,
+    bytes: usize,
+}
+
+impl ReadCache {
+    fn get(&self, store: &str, key: &str) -> Option<Vec<u8>> {
+        self.0.lock().ok()?.by_store.get(store)?.get(key).map(|value| value.to_vec())
+    }
+
+    fn generation(&self) -> u64 {
+        self.0.lock().map_or(0, |c| c.generation)
+    }
+
+    /// Keeps a value read from SQLite after `generation()` said `generation`.
+    fn keep(&self, generation: u64, store: &str, key: &str, value: &[u8]) {
+        let Ok(mut c) = self.0.lock() else { return };
+        if c.generation != generation || value.len() > INLINE_MAX {
+            return;
+        }
+        let values = c.by_store.entry(store.to_owned()).or_default();
+        if values.contains_key(key) {
+            return;
+        }
+        values.insert(key.to_owned(), value.into());
+        c.bytes += store.len() + key.len() + value.len();
+        c.order.push_back((store.to_owned(), key.to_owned()));
+        while c.bytes > CACHE_BYTES {
+            let Some((store, key)) = c.order.pop_front() else { break };
+            c.remove(&store, &key);
+        }
+    }
+
+    /// Drops changed keys (after their commit, or their failure).
+    fn forget<'a>(&self, keys: impl Iterator<Item = (&'a str, &'a str)>) {
+        let Ok(mut c) = self.0.lock() else { return };
+        c.generation += 1;
+        for (store, key) in keys {
+            c.remove(store, key);
+        }
+    }
+
+    /// Drops everything (the file was changed by another connection: moving a store).
+    fn clear(&self) {
+        if let Ok(mut c) = self.0.lock() {
+            let generation = c.generation + 1;
+            *c = CachedValues { generation, ..CachedValues::default() };
+        }
+    }
+}
+
+impl CachedValues {
+    fn remove(&mut self, store: &str, key: &str) {
+        if let Some(value) = self.by_store.get_mut(store).and_then(|values| values.remove(key)) {
+            self.bytes -= store.len() + key.len() + value.len();
+        }
+    }
 }
 
 /// The most changes committed together.
@@ -229,8 +320,10 @@ impl KeyValue {
         let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         let (writer, changes) = std::sync::mpsc::channel();
         let files = values.clone();
-        std::thread::Builder::new().name("kv-writer".into()).spawn(move || Self::write_changes(kv, changes, &files))?;
-        Ok(Self { path, values, writer, readers: Mutex::default(), names: (started, Default::default()) })
+        let cache = name.is_none().then(|| Arc::new(ReadCache::default()));
+        let forget = cache.clone();
+        std::thread::Builder::new().name("kv-writer".into()).spawn(move || Self::write_changes(kv, changes, &files, forget.as_deref()))?;
+        Ok(Self { path, cache, values, writer, readers: Mutex::default(), names: (started, Default::default()) })
     }
 
     /// Removes the files no row names: what a crash between writing a value's file and
@@ -255,9 +348,9 @@ impl KeyValue {
 
     /// The writer thread: takes the first change waiting, then every other one already
     /// waiting (up to GROUP_MAX), applies each inside a savepoint of one transaction (so one
-    /// failing change fails alone), commits, and answers each; then removes the files of the
-    /// values the commit replaced or deleted.
-    fn write_changes(conn: rusqlite::Connection, changes: std::sync::mpsc::Receiver<Write>, files: &Path) {
+    /// failing change fails alone), commits, drops the changed keys from the read cache, and
+    /// answers each; then removes the files of the values the commit replaced or deleted.
+    fn write_changes(conn: rusqlite::Connection, changes: std::sync::mpsc::Receiver<Write>, files: &Path, cache: Option<&ReadCache>) {
         let remove = |stored: Option<Stored>| {
             if let Some(Stored::File(name, _)) = stored
                 && let Err(e) = std::fs::remove_file(files.join(&name))
@@ -303,6 +396,10 @@ impl KeyValue {
                 })();
                 if committed.is_err() && !conn.is_autocommit() {
                     let _ = run("ROLLBACK");
+                }
+                // Before any change is answered: a read after the answer finds the new value.
+                if let Some(cache) = cache {
+                    cache.forget(group.iter().map(|(change, _)| change.key()));
                 }
                 match committed {
                     Ok(()) => {
@@ -439,12 +536,21 @@ impl KeyValue {
     }
 
     pub fn get(&self, store: &str, key: &str) -> rusqlite::Result<Option<Vec<u8>>> {
+        if let Some(value) = self.cache.as_ref().and_then(|c| c.get(store, key)) {
+            return Ok(Some(value));
+        }
+        let generation = self.cache.as_ref().map_or(0, |c| c.generation());
         // A file can be replaced between reading its name and opening it; the row then names
         // the new one, so read again (a value rewritten that often is a livelock, not a read).
         for _ in 0..8 {
             let (file, len) = match self.read(|c| Self::stored(c, store, key))? {
                 None => return Ok(None),
-                Some(Stored::Inline(value)) => return Ok(Some(value)),
+                Some(Stored::Inline(value)) => {
+                    if let Some(cache) = &self.cache {
+                        cache.keep(generation, store, key, &value);
+                    }
+                    return Ok(Some(value));
+                }
                 Some(Stored::File(file, len)) => (file, len),
             };
             match std::fs::File::open(self.values.join(&file)) {
@@ -533,6 +639,9 @@ impl KeyValue {
             [store],
         )?;
         conn.execute("DELETE FROM main.spin_key_value WHERE store = ?1 AND file IS NULL", [store])?;
+        for cache in [&self.cache, &to.cache].into_iter().flatten() {
+            cache.clear();
+        }
         eprintln!("vaultx-runtime: moved {} values of key-value store {store} to its own file", moved + in_files.len());
         Ok(())
     }
@@ -613,6 +722,53 @@ mod tests {
 
     fn value_files(dir: &Path) -> usize {
         std::fs::read_dir(dir.join("kv-values")).unwrap().count()
+    }
+
+    #[test]
+    fn a_value_read_again_comes_from_memory_until_it_is_changed() {
+        let dir = std::env::temp_dir().join(format!("vaultx-kv-cache-{}", std::process::id()));
+        let stores = Stores::open(&dir).unwrap();
+        let kv = stores.kv("manifests");
+        block(kv.set("manifests", "m", b"v1")).unwrap();
+        assert_eq!(kv.get("manifests", "m").unwrap(), Some(b"v1".to_vec()));
+        assert_eq!(kv.cache.as_ref().unwrap().get("manifests", "m"), Some(b"v1".to_vec()), "kept after the first read");
+        // Each change is answered only after its key left the cache.
+        block(kv.set("manifests", "m", b"v2")).unwrap();
+        assert_eq!(kv.get("manifests", "m").unwrap(), Some(b"v2".to_vec()));
+        block(kv.delete("manifests", "m")).unwrap();
+        assert_eq!(kv.get("manifests", "m").unwrap(), None);
+        // The spool's events are read once: its file keeps no cache.
+        assert!(stores.kv("audit").cache.is_none());
+        remove(&dir);
+    }
+
+    #[test]
+    fn a_value_read_while_a_commit_ended_is_not_kept() {
+        let cache = ReadCache::default();
+        let before = cache.generation();
+        // A commit replaced the key while the value (the old one, maybe) was being read.
+        cache.forget([("blobs", "k")].into_iter());
+        cache.keep(before, "blobs", "k", b"old");
+        assert_eq!(cache.get("blobs", "k"), None);
+        cache.keep(cache.generation(), "blobs", "k", b"new");
+        assert_eq!(cache.get("blobs", "k"), Some(b"new".to_vec()));
+    }
+
+    #[test]
+    fn the_cache_holds_at_most_its_budget_and_lets_the_oldest_go() {
+        let cache = ReadCache::default();
+        let value = vec![7u8; INLINE_MAX];
+        let n = 2 * CACHE_BYTES / INLINE_MAX;
+        for i in 0..n {
+            cache.keep(cache.generation(), "blobs", &format!("k{i}"), &value);
+        }
+        let bytes = cache.0.lock().unwrap().bytes;
+        assert!(bytes <= CACHE_BYTES && bytes > CACHE_BYTES - 2 * INLINE_MAX, "{bytes}");
+        assert_eq!(cache.get("blobs", "k0"), None);
+        assert_eq!(cache.get("blobs", &format!("k{}", n - 1)), Some(value.clone()));
+        // A value over a row's size is never kept.
+        cache.keep(cache.generation(), "blobs", "big", &vec![0u8; INLINE_MAX + 1]);
+        assert_eq!(cache.get("blobs", "big"), None);
     }
 
     #[test]
