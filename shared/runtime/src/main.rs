@@ -20,9 +20,6 @@ use std::sync::Arc;
 use std::time::Instant;
 use wasmtime_wasi_http::handler::{ProxyHandler, ProxyPre};
 
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const USAGE: &str = "usage: vaultx-runtime [--manifest spin.toml] [--listen 127.0.0.1:3000] [--data-dir .vaultx/data]
                       [--cache-dir .vaultx/cache] [--migrations DIR] [--ready-file FILE]
                       [--sweep-interval 5] [--instance-concurrency 16] [--serving-threads N]
