@@ -287,8 +287,10 @@ const INGEST_EVERY: Duration = Duration::from_millis(10);
 struct AppendLog {
     dir: PathBuf,
     name: String,
-    /// The newest file's number, the file, and whether anything was written to it.
-    current: Mutex<(u64, std::fs::File, bool)>,
+    /// The newest file's number, the file (none after a write failed: the next append starts
+    /// a new one, so no record lands behind the part of one a failed write left), and whether
+    /// anything was written to it.
+    current: Mutex<(u64, Option<std::fs::File>, bool)>,
     /// No older file is left: the last ingest moved them all in (a start may find some).
     drained: std::sync::atomic::AtomicBool,
 }
@@ -299,7 +301,7 @@ impl AppendLog {
     fn open(dir: &Path, name: &str) -> Result<Self> {
         let next = Self::files_of(dir, name)?.last().map_or(0, |(n, _)| n + 1);
         let file = Self::create(dir, name, next)?;
-        Ok(Self { dir: dir.to_owned(), name: name.to_owned(), current: Mutex::new((next, file, false)), drained: false.into() })
+        Ok(Self { dir: dir.to_owned(), name: name.to_owned(), current: Mutex::new((next, Some(file), false)), drained: false.into() })
     }
 
     fn create(dir: &Path, name: &str, n: u64) -> std::io::Result<std::fs::File> {
@@ -324,9 +326,17 @@ impl AppendLog {
     fn append(&self, store: &str, key: &str, value: &[u8]) -> std::io::Result<()> {
         let record = encode_record(store, key, value)?;
         let mut current = self.current.lock().map_err(|_| std::io::Error::other("the key-value log is poisoned"))?;
-        std::io::Write::write_all(&mut current.1, &record)?;
+        if current.1.is_none() {
+            let next = current.0 + 1;
+            *current = (next, Some(Self::create(&self.dir, &self.name, next)?), false);
+        }
+        let written = current.1.as_mut().map_or(Ok(()), |file| std::io::Write::write_all(file, &record));
+        // Even a failed write may have left part of the record: the file ends there.
         current.2 = true;
-        Ok(())
+        if written.is_err() {
+            current.1 = None;
+        }
+        written
     }
 
     /// Starts a new file (if anything was written to the newest), then moves every older
@@ -336,7 +346,7 @@ impl AppendLog {
             let mut current = self.current.lock().map_err(|_| io_error(std::io::Error::other("the key-value log is poisoned")))?;
             if current.2 {
                 let next = current.0 + 1;
-                *current = (next, Self::create(&self.dir, &self.name, next).map_err(io_error)?, false);
+                *current = (next, Some(Self::create(&self.dir, &self.name, next).map_err(io_error)?), false);
                 self.drained.store(false, std::sync::atomic::Ordering::Relaxed);
             }
             current.0
@@ -354,22 +364,14 @@ impl AppendLog {
             let bytes = std::fs::read(path).map_err(io_error)?;
             changes.extend(decode_records(&bytes).into_iter().map(|(store, key, value)| Change::Set { store, key, value, file: None }));
         }
-        let run = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([]));
         let mut replaced = Vec::new();
-        let committed = (|| {
-            run("BEGIN IMMEDIATE")?;
+        // If this fails, the files stay: the next ingest tries them again, in the same order.
+        in_transaction(conn, || {
             for change in &changes {
                 replaced.push(KeyValue::apply(conn, change)?);
             }
-            run("COMMIT").map(drop)
-        })();
-        if let Err(e) = committed {
-            if !conn.is_autocommit() {
-                let _ = run("ROLLBACK");
-            }
-            // The files stay: the next ingest tries them again, in the same order.
-            return Err(e);
-        }
+            Ok(())
+        })?;
         replaced.into_iter().for_each(remove);
         let mut removed = true;
         for (_, path) in &older {
@@ -427,6 +429,22 @@ impl CachedValues {
 
 /// The most changes committed together.
 const GROUP_MAX: usize = 256;
+
+/// Runs one statement by its cached prepared form: parsing BEGIN, SAVEPOINT, RELEASE and
+/// COMMIT again for every group (rusqlite's `Transaction` and `Savepoint`) cost more than a
+/// small change itself.
+fn run_cached(conn: &rusqlite::Connection, sql: &str) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql).and_then(|mut s| s.execute([]))
+}
+
+/// Runs `body` in one write transaction, committed if it succeeds, rolled back if anything failed.
+fn in_transaction(conn: &rusqlite::Connection, body: impl FnOnce() -> rusqlite::Result<()>) -> rusqlite::Result<()> {
+    let committed = run_cached(conn, "BEGIN IMMEDIATE").and_then(|_| body()).and_then(|()| run_cached(conn, "COMMIT").map(drop));
+    if committed.is_err() && !conn.is_autocommit() {
+        let _ = run_cached(conn, "ROLLBACK");
+    }
+    committed
+}
 
 enum Stored {
     Inline(Vec<u8>),
@@ -558,12 +576,8 @@ impl KeyValue {
             }
             if !group.is_empty() {
                 let mut results = Vec::with_capacity(group.len());
-                // The transaction and its savepoints by cached statements: parsing BEGIN,
-                // SAVEPOINT, RELEASE and COMMIT again for every group (rusqlite's
-                // `Transaction` and `Savepoint`) cost more than a small change itself.
-                let run = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([]));
-                let committed = (|| {
-                    run("BEGIN IMMEDIATE")?;
+                let run = |sql: &str| run_cached(&conn, sql);
+                let committed = in_transaction(&conn, || {
                     for (change, _) in &group {
                         run("SAVEPOINT change")?;
                         match Self::apply(&conn, change) {
@@ -579,11 +593,8 @@ impl KeyValue {
                             }
                         }
                     }
-                    run("COMMIT").map(drop)
-                })();
-                if committed.is_err() && !conn.is_autocommit() {
-                    let _ = run("ROLLBACK");
-                }
+                    Ok(())
+                });
                 // Before any change is answered: a read after the answer finds the new value.
                 if let Some(cache) = cache {
                     cache.forget(group.iter().map(|(change, _)| change.key()));
@@ -762,14 +773,9 @@ impl KeyValue {
     /// then committed by the writer thread, and the returned future resolves when it is.
     /// A small value of a store with an append log is answered once appended there.
     pub fn set(&self, store: &str, key: &str, value: &[u8]) -> impl Future<Output = rusqlite::Result<()>> + Send + use<> {
-        let appended = self.log.as_ref().filter(|_| value.len() <= INLINE_MAX).map(|log| log.append(store, key, value).map_err(io_error));
-        let committed = appended.is_none().then(|| self.set_in_database(store, key, value));
-        async move {
-            match (appended, committed) {
-                (Some(appended), _) => appended,
-                (None, Some(committed)) => committed.await,
-                (None, None) => unreachable!("one or the other"),
-            }
+        match self.log.as_ref().filter(|_| value.len() <= INLINE_MAX) {
+            Some(log) => futures::future::Either::Left(std::future::ready(log.append(store, key, value).map_err(io_error))),
+            None => futures::future::Either::Right(self.set_in_database(store, key, value)),
         }
     }
 
@@ -999,6 +1005,27 @@ mod tests {
         block(spool.set("audit", "audit/d", b"later")).unwrap();
         assert_eq!(spool.get("audit", "audit/d").unwrap(), Some(b"later".to_vec()));
         assert!(AppendLog::files_of(&dir, "key_value-audit.log").unwrap().iter().all(|(n, _)| *n > 7));
+        drop(stores);
+        remove(&dir);
+    }
+
+    #[test]
+    fn a_value_appended_after_a_failed_write_is_not_lost_behind_its_remains() {
+        let dir = std::env::temp_dir().join(format!("vaultx-kv-log-fail-{}", std::process::id()));
+        let stores = Stores::open(&dir).unwrap();
+        let spool = stores.kv("audit");
+        block(spool.set("audit", "audit/1", b"before")).unwrap();
+        // What `append` leaves when a write fails half-way: part of a record, and no file to go on with.
+        {
+            let log = spool.log.as_ref().unwrap();
+            let mut current = log.current.lock().unwrap();
+            let part = encode_record("audit", "audit/2", b"failed").unwrap();
+            std::io::Write::write_all(current.1.as_mut().unwrap(), &part[..part.len() / 2]).unwrap();
+            current.1 = None;
+        }
+        block(spool.set("audit", "audit/3", b"after")).unwrap();
+        assert_eq!(spool.keys("audit").unwrap(), ["audit/1", "audit/3"]);
+        assert_eq!(spool.get("audit", "audit/3").unwrap(), Some(b"after".to_vec()));
         drop(stores);
         remove(&dir);
     }

@@ -39,13 +39,16 @@ pub async fn read_request(request: Request, max_body: usize) -> Result<ApiReques
         .into_iter()
         .map(|(name, value)| (name, String::from_utf8(value).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())))
         .collect();
-    let too_large = || Problem::new(ProblemKind::PayloadTooLarge, format!("this route accepts at most {max_body} bytes"));
     let declared = headers.iter().find(|(name, _)| name == "content-length").and_then(|(_, v)| v.trim().parse::<u64>().ok());
     if max_body > 0 && declared.is_some_and(|n| n > max_body as u64) {
-        return Err(too_large());
+        return Err(too_large(max_body));
     }
     let body = if max_body == 0 { Vec::new() } else { read_body(request, max_body, declared).await? };
     Ok(ApiRequest { method, path, query, headers, body })
+}
+
+fn too_large(max_body: usize) -> Problem {
+    Problem::new(ProblemKind::PayloadTooLarge, format!("this route accepts at most {max_body} bytes"))
 }
 
 /// As sent: methods are case-sensitive (RFC 9110 §9.1).
@@ -68,7 +71,6 @@ fn method_name(method: Method) -> String {
 /// The body, read into one buffer sized by `Content-Length` when sent, never past one byte
 /// over `max_body`.
 async fn read_body(request: Request, max_body: usize, declared: Option<u64>) -> Result<Vec<u8>, Problem> {
-    let too_large = || Problem::new(ProblemKind::PayloadTooLarge, format!("this route accepts at most {max_body} bytes"));
     // Kept until the body is read: dropping it tells the host we are done with the request.
     let (_handled, handled_reader) = wit_future::new(|| Ok(()));
     let (mut stream, trailers) = Request::consume_body(request, handled_reader);
@@ -80,7 +82,7 @@ async fn read_body(request: Request, max_body: usize, declared: Option<u64>) -> 
         let (result, read) = stream.read(body).await;
         body = read;
         match result {
-            StreamResult::Complete(_) if body.len() > max_body => return Err(too_large()),
+            StreamResult::Complete(_) if body.len() > max_body => return Err(too_large(max_body)),
             StreamResult::Complete(_) => {}
             StreamResult::Dropped | StreamResult::Cancelled => break,
         }
