@@ -1,6 +1,7 @@
 //! `vaultx-runtime`: serves a Spin application (spin.toml) on 127.0.0.1 using wasmtime —
 //! the embedded default for running VaultX locally and the runtime the end-to-end tests use.
 
+mod alloc;
 mod compile;
 mod manifest;
 mod migrate;
@@ -19,6 +20,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 use wasmtime_wasi_http::handler::{ProxyHandler, ProxyPre};
+
+#[global_allocator]
+static ALLOCATOR: alloc::Split = alloc::Split;
 
 const USAGE: &str = "usage: vaultx-runtime [--manifest spin.toml] [--listen 127.0.0.1:3000] [--data-dir .vaultx/data]
                       [--cache-dir .vaultx/cache] [--migrations DIR] [--ready-file FILE]
