@@ -12,7 +12,7 @@
 
 use crate::accounts::store_failure;
 use serde::{Deserialize, Serialize};
-use vaultx_core::http::{ApiRequest, ApiResponse};
+use vaultx_core::http::{ApiRequest, ApiResponse, LogLine};
 use vaultx_core::ports::{Kv, Platform, Sql, SqlValue};
 use vaultx_core::Problem;
 
@@ -125,7 +125,7 @@ where
         // The call happened; losing its record must not turn its answer into an error. The
         // event still reaches the platform log.
         eprintln!("vaultx: audit event {} not stored: {e}", event.id);
-        p.record(&serde_json::to_value(&event).unwrap_or_default());
+        p.record(&event);
     }
     finish(response, line, &id)
 }
@@ -164,36 +164,31 @@ fn with_request_id(mut response: ApiResponse, id: &str) -> ApiResponse {
 /// route may have started it (the download adds the file, the range, the client); never a
 /// secret, a token or a signed URL: the route is the pattern (`/api/files/download/:token`),
 /// not the path.
-fn log_line<P: Platform>(p: &P, function: &str, request: Option<(&str, Option<&str>, usize)>, id: &str, response: &mut ApiResponse, address: Option<&str>, started_us: i64) -> serde_json::Value {
-    // The route's fields are taken, not copied: `finish` gives the response the whole line.
-    let mut line = match response.log.take() {
-        Some(serde_json::Value::Object(fields)) => fields,
-        _ => serde_json::Map::new(),
-    };
+fn log_line<P: Platform>(p: &P, function: &str, request: Option<(&str, Option<&str>, usize)>, id: &str, response: &mut ApiResponse, address: Option<&str>, started_us: i64) -> LogLine {
+    // The route's members (the download's file, range, client) are kept: the line is the
+    // route's, completed.
+    let line = response.log.take().unwrap_or_default();
     let response = &*response;
     let route = crate::routes::TABLE.iter().find(|r| r.function == function).map_or("", |r| r.path);
     let (method, user_id, bytes_in) = request.unwrap_or(("", None, 0));
-    let fields = [
-        ("event", "request".into()),
-        ("at", vaultx_core::time::rfc3339(p.now_ms()).into()),
-        ("requestId", id.into()),
-        ("component", function.into()),
-        ("route", route.into()),
-        ("method", method.into()),
-        ("status", response.status.into()),
-        ("durationMs", (((p.now_us() - started_us).max(0) as f64) / 1000.0).into()),
-        ("userId", user_id.into()),
-        ("client", address.into()),
-        ("bytesIn", bytes_in.into()),
-        ("problem", problem_type(response).into()),
-    ];
-    for (name, value) in fields {
-        line.insert(name.into(), value);
+    LogLine {
+        event: "request",
+        at: vaultx_core::time::rfc3339(p.now_ms()),
+        request_id: id.to_owned(),
+        component: function.to_owned(),
+        route,
+        method: method.to_owned(),
+        status: response.status,
+        duration_ms: ((p.now_us() - started_us).max(0) as f64) / 1000.0,
+        user_id: user_id.map(str::to_owned),
+        client: address.map(str::to_owned),
+        bytes_in,
+        problem: problem_type(response),
+        ..line
     }
-    serde_json::Value::Object(line)
 }
 
-fn finish(mut response: ApiResponse, line: serde_json::Value, id: &str) -> ApiResponse {
+fn finish(mut response: ApiResponse, line: LogLine, id: &str) -> ApiResponse {
     response.log = Some(line);
     response.with_header("x-request-id", id)
 }

@@ -175,8 +175,8 @@ impl Config for TestPlatform {
     }
 }
 impl AuditLog for TestPlatform {
-    fn record(&self, event: &serde_json::Value) {
-        self.audit.borrow_mut().push(event.clone());
+    fn record<E: serde::Serialize + ?Sized>(&self, event: &E) {
+        self.audit.borrow_mut().push(serde_json::to_value(event).expect("a log event is JSON"));
     }
 }
 impl Queue for TestPlatform {

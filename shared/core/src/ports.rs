@@ -206,7 +206,9 @@ pub trait Queue {
 
 /// Append-only audit events (one JSON object each), e.g. every download.
 pub trait AuditLog {
-    fn record(&self, event: &serde_json::Value);
+    /// Writes one event (a request's [`crate::http::LogLine`], a job's outcome) to the
+    /// platform's log as one line of JSON.
+    fn record<E: serde::Serialize + ?Sized>(&self, event: &E);
 }
 
 /// Everything a handler may ask of its platform. Each store is opened on first use, and only

@@ -195,7 +195,7 @@ impl Queue for SpinPlatform {
 }
 
 impl AuditLog for SpinPlatform {
-    fn record(&self, event: &serde_json::Value) {
+    fn record<E: serde::Serialize + ?Sized>(&self, event: &E) {
         // One JSON object per line on stdout, which Spin collects as the component's log:
         // written whole, in one write (`println!` formats it piece by piece through stdout's
         // line buffer).

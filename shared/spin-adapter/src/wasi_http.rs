@@ -12,7 +12,7 @@ use spin_sdk::wasip3::http::types::{Fields, Method};
 use spin_sdk::wasip3::wit_bindgen::StreamResult;
 use spin_sdk::wasip3::{wit_future, wit_stream};
 use vaultx_core::Problem;
-use vaultx_core::http::{ApiRequest, ApiResponse, BlobSlice, Body, LogOnDrop};
+use vaultx_core::http::{ApiRequest, ApiResponse, BlobSlice, Body, LogLine, LogOnDrop};
 use vaultx_core::ports::AuditLog;
 use vaultx_core::problem::ProblemKind;
 
@@ -112,7 +112,7 @@ pub fn into_response(api: ApiResponse) -> Result<Response, ErrorCode> {
         }
     }
     let fields = Fields::from_list(&entries).map_err(|e| ErrorCode::InternalError(Some(format!("response headers: {e:?}"))))?;
-    let audit = LogOnDrop::new(api.log, length, |event: &serde_json::Value| SpinPlatform.record(event));
+    let audit = LogOnDrop::new(api.log, length, |line: &LogLine| SpinPlatform.record(line));
     // The writer's default, what the host sees when the body task drops it: the body ended
     // whole, with no trailers.
     let (ended, trailers) = wit_future::new(|| Ok(None));
@@ -148,7 +148,7 @@ pub fn into_response(api: ApiResponse) -> Result<Response, ErrorCode> {
 /// Streams blob slices one blob at a time: memory stays at one chunk however large the file.
 /// Each slice comes from the first of its stores that serves it (`vaultx_core::failover`).
 /// The audit event goes out when the stream ends or is dropped, with the bytes really sent.
-async fn stream_blobs<F: FnMut(&serde_json::Value)>(
+async fn stream_blobs<F: FnMut(&LogLine)>(
     slices: Vec<BlobSlice>,
     mut writer: spin_sdk::wasip3::wit_bindgen::StreamWriter<u8>,
     ended: spin_sdk::wasip3::wit_bindgen::FutureWriter<Result<Option<spin_sdk::wasip3::http::types::Trailers>, ErrorCode>>,

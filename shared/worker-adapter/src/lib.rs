@@ -2,7 +2,7 @@
 //! bucket per region, hot metadata (manifests) on KV, configuration from vars and secrets, the
 //! audit log on the Workers console. Plus the request/response translation for the one Worker.
 
-use vaultx_core::http::{ApiRequest, ApiResponse, LogOnDrop, BlobSlice, Body};
+use vaultx_core::http::{ApiRequest, ApiResponse, LogLine, LogOnDrop, BlobSlice, Body};
 use vaultx_core::ports::{AuditLog, Blobs, Clock, Config, Entropy, Kv, Platform, Queue, Row, Sql, SqlValue, Statement, StoreError};
 use vaultx_core::problem::ProblemKind;
 use vaultx_core::Problem;
@@ -75,8 +75,10 @@ impl Queue for WorkerPlatform {
 }
 
 impl AuditLog for WorkerPlatform {
-    fn record(&self, event: &serde_json::Value) {
-        worker::console_log!("{event}");
+    fn record<E: serde::Serialize + ?Sized>(&self, event: &E) {
+        if let Ok(line) = serde_json::to_string(event) {
+            worker::console_log!("{line}");
+        }
     }
 }
 
@@ -310,7 +312,7 @@ pub fn into_response(platform: &WorkerPlatform, api: ApiResponse) -> worker::Res
     }
     let length = api.body.len();
     let recorder = platform.clone();
-    let audit = LogOnDrop::new(api.log, length, move |event: &serde_json::Value| recorder.record(event));
+    let audit = LogOnDrop::new(api.log, length, move |event: &LogLine| recorder.record(event));
     let body = match api.body {
         Body::Bytes(bytes) => {
             audit.sent_whole();
@@ -327,7 +329,7 @@ pub fn into_response(platform: &WorkerPlatform, api: ApiResponse) -> worker::Res
 
 /// One blob at a time; the audit event goes out when the stream ends or is dropped, with the
 /// bytes really sent.
-fn blob_stream<F: FnMut(&serde_json::Value) + 'static>(
+fn blob_stream<F: FnMut(&LogLine) + 'static>(
     platform: WorkerPlatform,
     slices: Vec<BlobSlice>,
     audit: LogOnDrop<F>,

@@ -8,7 +8,7 @@
 
 use crate::{files, settings};
 use vaultx_core::chunks::slices;
-use vaultx_core::http::{ApiRequest, ApiResponse, Body, percent_encode, respond};
+use vaultx_core::http::{ApiRequest, ApiResponse, Body, LogLine, percent_encode, respond};
 use vaultx_core::ports::{Kv, Platform};
 use vaultx_core::problem::ProblemKind;
 use vaultx_core::range::{self, RangeRequest};
@@ -24,11 +24,12 @@ pub async fn handle<P: Platform>(p: &P, req: ApiRequest) -> ApiResponse {
     let mut response = respond(run(p, &req).await);
     // The request's log line (`audit::audited` adds the rest; the adapter the bytes really
     // sent, so a download cut short says so).
-    response.log = Some(serde_json::json!({
-        "fileId": response.header("x-vaultx-file-id"),
-        "range": req.header("range"),
-        "userAgent": req.header("user-agent"),
-    }));
+    response.log = Some(LogLine {
+        file_id: response.header("x-vaultx-file-id").map(str::to_owned),
+        range: req.header("range").map(str::to_owned),
+        user_agent: req.header("user-agent").map(str::to_owned),
+        ..Default::default()
+    });
     response
 }
 
