@@ -639,6 +639,18 @@ impl KeyValue {
     fn apply(conn: &rusqlite::Connection, change: &Change) -> rusqlite::Result<Option<Stored>> {
         match change {
             Change::Set { store, key, value, file } => {
+                // Most keys written are new (every audit event, every block): a plain insert
+                // finds that out in the same search of the index that stores the row. Only
+                // when the key is there is it looked up (for the file its value may have had)
+                // and replaced; the failed insert changed nothing.
+                let inserted = conn
+                    .prepare_cached("INSERT INTO spin_key_value (store, key, value, file) VALUES (?1, ?2, ?3, ?4)")?
+                    .execute(rusqlite::params![store, key, value, file]);
+                match inserted {
+                    Ok(_) => return Ok(None),
+                    Err(rusqlite::Error::SqliteFailure(e, _)) if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {}
+                    Err(e) => return Err(e),
+                }
                 let replaced = Self::stored(conn, store, key)?;
                 conn.prepare_cached(
                     "INSERT INTO spin_key_value (store, key, value, file) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (store, key) DO UPDATE SET value = excluded.value, file = excluded.file",
