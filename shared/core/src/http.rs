@@ -363,6 +363,20 @@ pub fn log_done(mut line: LogLine, sent: u64, complete: bool) -> LogLine {
     line
 }
 
+/// Whether a response header's name is one the hosts take: a token (RFC 9110 §5.1), as
+/// `http::HeaderName::from_bytes` checks it, but in place: that copies every name it checks,
+/// and adapters check every header of every response before handing the list over (one
+/// invalid name would make the host refuse the whole list).
+pub fn is_header_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= u16::MAX as usize && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Whether a response header's value is one the hosts take: no control character but tab
+/// (so no CR or LF: no header injection), as `http::HeaderValue::from_str` checks it, in place.
+pub fn is_header_value(value: &str) -> bool {
+    value.bytes().all(|b| (b >= 0x20 && b != 0x7f) || b == b'\t')
+}
+
 /// Records a response's log line when dropped: adapters keep one beside a streamed body,
 /// count what they send into `sent`, and the line says how much really went out, whether the
 /// stream ended, failed or the client went away.
@@ -549,6 +563,22 @@ mod tests {
         assert_eq!(recorded[0]["status"], 200);
         // A route's own members are left out of a line whose route did not set them.
         assert!(recorded[0].get("fileId").is_none() && recorded[0].get("requestId").is_some(), "{}", recorded[0]);
+    }
+
+    #[test]
+    fn header_names_and_values_are_checked_as_the_http_crate_checks_them() {
+        for b in 0..=255u8 {
+            let one = [b];
+            let text = String::from_utf8_lossy(&one).into_owned();
+            assert_eq!(is_header_name(&text), http::HeaderName::from_bytes(text.as_bytes()).is_ok(), "name byte {b}");
+            assert_eq!(is_header_value(&text), http::HeaderValue::from_str(&text).is_ok(), "value byte {b}");
+        }
+        for name in ["content-type", "X-VaultX-File-Id", "", "bad name", "a:b", "é", &"a".repeat(70_000)] {
+            assert_eq!(is_header_name(name), http::HeaderName::from_bytes(name.as_bytes()).is_ok(), "{name:.20}");
+        }
+        for value in ["attachment; filename=\"a.txt\"; filename*=UTF-8''%C3%A9", "a\r\nset-cookie: x", "tab\there", "rapport été", ""] {
+            assert_eq!(is_header_value(value), http::HeaderValue::from_str(value).is_ok(), "{value:?}");
+        }
     }
 
     #[test]

@@ -107,7 +107,7 @@ pub fn into_response(api: ApiResponse) -> Result<Response, ErrorCode> {
         entries.push(("content-length".to_owned(), length.to_string().into_bytes()));
     }
     for (name, value) in api.headers {
-        if http::HeaderName::from_bytes(name.as_bytes()).is_ok() && http::HeaderValue::from_str(&value).is_ok() {
+        if vaultx_core::http::is_header_name(&name) && vaultx_core::http::is_header_value(&value) {
             entries.push((name, value.into_bytes()));
         }
     }
