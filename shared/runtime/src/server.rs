@@ -319,11 +319,13 @@ pub async fn handle(app: Arc<App>, mut req: hyper::Request<hyper::body::Incoming
         let method: String = req.method().as_str().chars().filter(|c| c.is_ascii_graphic()).take(32).collect();
         return problem(404, "not-found", "Not found", &format!("no route for {method} {path}"));
     };
-    let path_and_query = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned();
+    // The request line's path and query (a cheap clone of hyper's bytes, already validated).
+    let path_and_query = req.uri().path_and_query().cloned().unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
     let full_url = format!("http://{authority}{path_and_query}");
-    // Spin's request headers, so components behave the same here as under `spin up`.
-    let mut spin_headers = vec![
-        ("spin-full-url", full_url.clone()),
+    // Spin's request headers, so components behave the same here as under `spin up`. Their
+    // names are fixed (no parsing), their values checked as any header value is.
+    let spin_headers = [
+        ("spin-full-url", full_url),
         ("spin-path-info", m.path_info.clone()),
         ("spin-matched-route", m.route.raw.clone()),
         ("spin-raw-component-route", m.route.raw.clone()),
@@ -331,18 +333,26 @@ pub async fn handle(app: Arc<App>, mut req: hyper::Request<hyper::body::Incoming
         ("spin-base-path", "/".to_owned()),
         ("spin-client-addr", client.to_string()),
     ];
-    let params: Vec<(String, String)> = m.params.iter().map(|(k, v)| (format!("spin-path-match-{k}"), v.clone())).collect();
     let target = m.route.target;
     let headers = req.headers_mut();
-    for (name, value) in spin_headers.drain(..).map(|(k, v)| (k.to_owned(), v)).chain(params) {
-        if let (Ok(name), Ok(value)) = (http::HeaderName::try_from(name), http::HeaderValue::try_from(value)) {
+    for (name, value) in spin_headers {
+        if let Ok(value) = http::HeaderValue::try_from(value) {
+            headers.insert(http::HeaderName::from_static(name), value);
+        }
+    }
+    for (key, value) in &m.params {
+        if let (Ok(name), Ok(value)) = (http::HeaderName::try_from(format!("spin-path-match-{key}")), http::HeaderValue::try_from(value.as_str())) {
             headers.insert(name, value);
         }
     }
-    // Built from its parts: the path and query are the request line's, whatever Host says.
-    match http::Uri::builder().scheme("http").authority(authority.as_str()).path_and_query(path_and_query.as_str()).build() {
+    // Built from its parts: the path and query are the request line's, whatever Host says
+    // (and are not parsed a second time).
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(http::uri::Scheme::HTTP);
+    parts.path_and_query = Some(path_and_query);
+    match authority.parse::<http::uri::Authority>().map(|a| parts.authority = Some(a)).map_err(drop).and_then(|()| http::Uri::from_parts(parts).map_err(drop)) {
         Ok(uri) => *req.uri_mut() = uri,
-        Err(_) => return problem(400, "bad-request", "Bad request", "the request URL is not valid"),
+        Err(()) => return problem(400, "bad-request", "Bad request", "the request URL is not valid"),
     }
     let component = app.components[target].as_str();
     let method = req.method().clone();
