@@ -23,6 +23,7 @@ pub mod router;
 #[cfg(feature = "s3")]
 pub mod s3;
 pub mod signed_url;
+pub mod small_blocks;
 pub mod token;
 pub mod time;
 pub mod validation;

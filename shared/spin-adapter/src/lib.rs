@@ -15,6 +15,12 @@ use vaultx_core::ports::{AuditLog, Blobs, Clock, Config, Entropy, Kv, Platform, 
 mod s3;
 pub mod wasi_http;
 
+/// Every component's allocator: freed small blocks are kept for the next request
+/// (`vaultx_core::small_blocks`), the rest is wasi-libc's malloc.
+#[cfg(all(target_family = "wasm", not(target_feature = "atomics")))]
+#[global_allocator]
+static ALLOCATOR: vaultx_core::small_blocks::SmallBlocks<std::alloc::System> = vaultx_core::small_blocks::SmallBlocks::new(std::alloc::System);
+
 /// For [`job!`]'s expansion in function crates.
 pub use anyhow;
 
