@@ -89,16 +89,29 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for SmallBlocks<A> {
             match (class(layout), class(new_layout)) {
                 (Some(old), Some(new)) if old == new => ptr,
                 (None, None) => self.beneath.realloc(ptr, layout, new_size),
-                _ => {
-                    let new = self.alloc(new_layout);
-                    if !new.is_null() {
-                        std::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
-                        self.dealloc(ptr, layout);
-                    }
-                    new
-                }
+                _ => move_block(self, ptr, layout, new_size),
             }
         }
+    }
+}
+
+/// Reallocates by moving: a new block from `allocator`, the smaller of the two sizes copied,
+/// the old block freed with its own layout (what `GlobalAlloc::realloc` does by default, for
+/// allocators that override it and still need it where a block changes hands: a size class
+/// here, the split between two allocators in `vaultx-runtime`).
+///
+/// # Safety
+/// As `GlobalAlloc::realloc`: `ptr` was allocated by `allocator` with `layout`, and `new_size`
+/// rounded up to `layout.align()` does not overflow `isize`.
+pub unsafe fn move_block<A: GlobalAlloc + ?Sized>(allocator: &A, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+    // SAFETY: the caller's contract; the new block is at least as large as what is copied.
+    unsafe {
+        let new = allocator.alloc(Layout::from_size_align_unchecked(new_size, layout.align()));
+        if !new.is_null() {
+            std::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
+            allocator.dealloc(ptr, layout);
+        }
+        new
     }
 }
 

@@ -47,15 +47,7 @@ unsafe impl GlobalAlloc for Split {
             match (small(layout.size()), small(new_size)) {
                 (true, true) => mimalloc::MiMalloc.realloc(ptr, layout, new_size),
                 (false, false) => System.realloc(ptr, layout, new_size),
-                _ => {
-                    let new_layout = Layout::from_size_align_unchecked(new_size, layout.align());
-                    let new = self.alloc(new_layout);
-                    if !new.is_null() {
-                        std::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
-                        self.dealloc(ptr, layout);
-                    }
-                    new
-                }
+                _ => vaultx_core::small_blocks::move_block(self, ptr, layout, new_size),
             }
         }
     }

@@ -347,12 +347,16 @@ pub async fn handle(app: Arc<App>, mut req: hyper::Request<hyper::body::Incoming
     }
     // Built from its parts: the path and query are the request line's, whatever Host says
     // (and are not parsed a second time).
-    let mut parts = http::uri::Parts::default();
-    parts.scheme = Some(http::uri::Scheme::HTTP);
-    parts.path_and_query = Some(path_and_query);
-    match authority.parse::<http::uri::Authority>().map(|a| parts.authority = Some(a)).map_err(drop).and_then(|()| http::Uri::from_parts(parts).map_err(drop)) {
-        Ok(uri) => *req.uri_mut() = uri,
-        Err(()) => return problem(400, "bad-request", "Bad request", "the request URL is not valid"),
+    let uri = authority.parse::<http::uri::Authority>().ok().and_then(|authority| {
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(http::uri::Scheme::HTTP);
+        parts.authority = Some(authority);
+        parts.path_and_query = Some(path_and_query);
+        http::Uri::from_parts(parts).ok()
+    });
+    match uri {
+        Some(uri) => *req.uri_mut() = uri,
+        None => return problem(400, "bad-request", "Bad request", "the request URL is not valid"),
     }
     let component = app.components[target].as_str();
     let method = req.method().clone();
