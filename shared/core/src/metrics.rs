@@ -35,6 +35,7 @@ pub struct RequestMetrics {
     bytes_in: IntCounterVec,
     bytes_out: IntCounterVec,
     memory_peak: IntGaugeVec,
+    instances_started: IntCounterVec,
 }
 
 impl Default for RequestMetrics {
@@ -63,6 +64,11 @@ impl RequestMetrics {
             &["component"],
         )
         .expect("valid metric");
+        let instances_started = IntCounterVec::new(
+            Opts::new("vaultx_instances_started_total", "Component instances started: an HTTP component's serves up to --max-instance-reuse-count requests, a job component's one message."),
+            &["component"],
+        )
+        .expect("valid metric");
         let registry = Registry::new();
         for family in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
@@ -70,10 +76,11 @@ impl RequestMetrics {
             Box::new(bytes_in.clone()),
             Box::new(bytes_out.clone()),
             Box::new(memory_peak.clone()),
+            Box::new(instances_started.clone()),
         ] {
             registry.register(family).expect("distinct metric names");
         }
-        Self { registry, requests, duration, bytes_in, bytes_out, memory_peak }
+        Self { registry, requests, duration, bytes_in, bytes_out, memory_peak, instances_started }
     }
 
     /// Counts one answered request (its head is ready after `seconds`).
@@ -96,6 +103,12 @@ impl RequestMetrics {
     /// instances grow (only hosts that see guest memory have it: `vaultx-runtime`).
     pub fn memory_peak(&self, component: &str) -> IntGauge {
         self.memory_peak.with_label_values(&[component])
+    }
+
+    /// The counter of a component's instances started (`vaultx-runtime` only: the host makes
+    /// them).
+    pub fn instances_started(&self, component: &str) -> IntCounter {
+        self.instances_started.with_label_values(&[component])
     }
 
     /// The families in the text format.

@@ -26,7 +26,8 @@ static ALLOCATOR: alloc::Split = alloc::Split;
 
 const USAGE: &str = "usage: vaultx-runtime [--manifest spin.toml] [--listen 127.0.0.1:3000] [--data-dir .vaultx/data]
                       [--cache-dir .vaultx/cache] [--migrations DIR] [--ready-file FILE]
-                      [--sweep-interval 5] [--instance-concurrency 16] [--serving-threads N]
+                      [--sweep-interval 5] [--instance-concurrency 16] [--max-instance-reuse-count 128]
+                      [--serving-threads N]
        vaultx-runtime --migrate-only --data-dir DIR --migrations DIR
        vaultx-runtime check-config [--manifest spin.toml | --wrangler wrangler.toml]
 
@@ -38,6 +39,8 @@ seconds (0: never), straight from the runtime, with or without Redis: VaultX's j
 then run whatever is due (a lost wake-up, an expired lease, a retry).
 --instance-concurrency is how many requests one instance serves at once (Spin: 16); an
 instance is one task, so 1 lets concurrent CPU-bound requests spread over the serving threads.
+--max-instance-reuse-count is how many requests one instance serves before a fresh instance
+takes over (Spin: 128; 1: a fresh instance for every request).
 --serving-threads is how many threads serve HTTP (default: one per core), each with its own
 connections and instances; jobs, the sweep and the Redis trigger run beside them.
 --migrate-only applies the migrations and exits (e.g. --data-dir .spin for the Spin CLI's own
@@ -91,6 +94,10 @@ fn args() -> Result<Args> {
             "--instance-concurrency" => {
                 let n: usize = value.parse().ok().filter(|n| (1..=1024).contains(n)).with_context(|| format!("--instance-concurrency {value}: 1 to 1024"))?;
                 server::INSTANCE_CONCURRENCY.store(n, std::sync::atomic::Ordering::Relaxed);
+            }
+            "--max-instance-reuse-count" => {
+                let n: usize = value.parse().ok().filter(|n| (1..=1_000_000).contains(n)).with_context(|| format!("--max-instance-reuse-count {value}: 1 to 1000000"))?;
+                server::INSTANCE_REUSE.store(n, std::sync::atomic::Ordering::Relaxed);
             }
             "--serving-threads" => {
                 a.serving_threads = value.parse().ok().filter(|n| (1..=256).contains(n)).with_context(|| format!("--serving-threads {value}: 1 to 256"))?;
@@ -253,6 +260,7 @@ async fn run() -> Result<()> {
                     load: Box::new(load),
                     make_host: Box::new(move || server::Host::new(allowed_outbound_hosts.clone(), make_spin())),
                     running: Arc::new(tokio::sync::Semaphore::new(server::MAX_CONCURRENT_PER_INSTANCE)),
+                    started: metrics.instances_started(id),
                 }),
             );
             continue;
@@ -277,6 +285,7 @@ async fn run() -> Result<()> {
             make_spin: Arc::new(make_spin),
             allowed_outbound_hosts,
             memory: server::MemoryPeak { peak: Default::default(), gauge: metrics.memory_peak(id) },
+            started: metrics.instances_started(id),
         });
     }
     let routes = app

@@ -213,6 +213,8 @@ pub struct Subscriber {
     pub make_host: Box<dyn Fn() -> Host + Send + Sync>,
     /// A message runs at most this many instances of the component at once; more wait.
     pub running: Arc<tokio::sync::Semaphore>,
+    /// `vaultx_instances_started_total` for this component.
+    pub started: vaultx_core::metrics::IntCounter,
 }
 
 pub fn subscriber_pre(pre: wasmtime::component::InstancePre<Host>) -> anyhow::Result<bindings::RedisTriggerPre<Host>> {
@@ -232,6 +234,7 @@ impl Subscriber {
             let mut store = wasmtime::Store::new(&engine, (self.make_host)());
             let pre = self.ready().await.map_err(|e| wasmtime::format_err!("{e:#}"))?;
             let instance = pre.instantiate_async(&mut store).await?;
+            self.started.inc();
             store
                 .run_concurrent(async move |accessor| instance.spin_redis_inbound_redis().call_handle_message(accessor, payload).await)
                 .await?

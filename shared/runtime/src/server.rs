@@ -1,6 +1,6 @@
 //! The HTTP side: one `ProxyHandler` per component (instances reused as Spin does by
-//! default: up to 128 requests each, 16 at a time, dropped after 1 s idle), the router in
-//! front, and Spin's request headers on the way in.
+//! default: up to 128 requests each, 16 at a time, dropped after 1 s idle; the first two are
+//! settings), the router in front, and Spin's request headers on the way in.
 
 use crate::outbound::{Outbound, full};
 use vaultx_core::http::valid_host;
@@ -20,6 +20,12 @@ use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 pub const MAX_REQUESTS_PER_INSTANCE: usize = 128;
 pub const MAX_CONCURRENT_PER_INSTANCE: usize = 16;
+/// Requests one instance serves before a fresh one takes over: Spin's 128 unless
+/// `--max-instance-reuse-count` says otherwise. A fresh instance starts from the component's
+/// initial memory (no state of earlier requests survives it); each costs its instantiation,
+/// its first requests' page faults and its teardown — about 7 % of a 4 KiB download's CPU time
+/// at 128 (README, Benchmarks).
+pub static INSTANCE_REUSE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(MAX_REQUESTS_PER_INSTANCE);
 /// Requests one instance serves at once: Spin's 16 unless `--instance-concurrency` says
 /// otherwise. An instance is one thread; requests beyond this get an instance of their own,
 /// which CPU-bound routes (hashing chunks) need to use more than one core.
@@ -127,6 +133,8 @@ pub struct ComponentState {
     pub make_spin: Arc<dyn Fn() -> SpinCtx + Send + Sync>,
     pub allowed_outbound_hosts: Arc<Vec<String>>,
     pub memory: MemoryPeak,
+    /// `vaultx_instances_started_total` for this component.
+    pub started: vaultx_core::metrics::IntCounter,
 }
 
 impl ComponentState {
@@ -145,6 +153,7 @@ impl HandlerState for ComponentState {
         let host = Host::new(self.allowed_outbound_hosts.clone(), (self.make_spin)());
         let mut store = host.into_store(&self.engine, Some(self.memory.clone()));
         let proxy = self.ready().await.map_err(|e| wasmtime::format_err!("component {}: {e:#}", self.id))?.instantiate_async(&mut store).await?;
+        self.started.inc();
         Ok(Instance {
             store,
             proxy,
@@ -182,7 +191,7 @@ impl WorkerState for Reuse {
     type RequestData = ();
 
     fn should_accept_request(&self, concurrent: usize, total: usize) -> ShouldAccept {
-        if total >= MAX_REQUESTS_PER_INSTANCE {
+        if total >= INSTANCE_REUSE.load(std::sync::atomic::Ordering::Relaxed) {
             ShouldAccept::Never
         } else if concurrent >= INSTANCE_CONCURRENCY.load(std::sync::atomic::Ordering::Relaxed) {
             ShouldAccept::No

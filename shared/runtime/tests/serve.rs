@@ -56,12 +56,18 @@ fn temp_dir(tag: &str) -> TempDir {
 }
 
 fn start_in(dir: &TempDir, manifest: &str, env: &[(&str, &str)]) -> Result<Runtime, String> {
+    start_with(dir, manifest, env, &[])
+}
+
+/// `start_in` with more command-line options.
+fn start_with(dir: &TempDir, manifest: &str, env: &[(&str, &str)], options: &[&str]) -> Result<Runtime, String> {
     let dir = &dir.0;
     let _ = std::fs::remove_file(dir.join("url"));
     std::fs::write(dir.join("spin.toml"), manifest).unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_vaultx-runtime"));
     cmd.args(["--manifest", "spin.toml", "--listen", "127.0.0.1:0", "--data-dir", "data", "--cache-dir", "cache"])
         .args(["--migrations", &workspace().join("infra/migrations").display().to_string(), "--ready-file", "url"])
+        .args(options)
         .current_dir(dir)
         .env_remove("SPIN_VARIABLE_JWT_SECRET")
         .stdout(Stdio::piped())
@@ -174,4 +180,64 @@ fn a_restart_loads_precompiled_components_from_the_cache() {
     assert_eq!(get(&second.url, "/health/readiness").0, 200);
     let second = second.stop();
     assert!(second.contains("compiled 0, cached 1"), "{second}");
+}
+
+fn liveness_and_metrics_manifest() -> String {
+    format!(
+        r#"spin_manifest_version = 2
+[application]
+name = "reuse"
+[[trigger.http]]
+route = "/health/liveness"
+component = "health-liveness"
+[[trigger.http]]
+route = "/health/metrics"
+component = "health-metrics"
+[component.health-liveness]
+source = "{}"
+[component.health-metrics]
+source = "{}"
+sqlite_databases = ["default"]
+key_value_stores = ["manifests"]
+"#,
+        component("health_liveness"),
+        component("health_metrics")
+    )
+}
+
+/// `vaultx_instances_started_total{component="…"}` in a metrics page.
+fn instances_started(metrics: &str, component: &str) -> u64 {
+    let prefix = format!("vaultx_instances_started_total{{component=\"{component}\"}} ");
+    metrics.lines().find_map(|l| l.strip_prefix(&prefix)).unwrap_or_else(|| panic!("no {prefix}in:\n{metrics}")).trim().parse().unwrap()
+}
+
+#[test]
+fn an_instance_serves_max_instance_reuse_count_requests_then_a_fresh_one_takes_over() {
+    let dir = temp_dir("reuse");
+    // One serving thread, so the count does not depend on how connections spread.
+    let rt = start_with(&dir, &liveness_and_metrics_manifest(), &[], &["--serving-threads", "1", "--max-instance-reuse-count", "2"]).unwrap();
+    for _ in 0..6 {
+        assert_eq!(get(&rt.url, "/health/liveness").0, 200);
+    }
+    let (status, metrics) = get(&rt.url, "/health/metrics");
+    assert_eq!(status, 200, "{metrics}");
+    assert_eq!(instances_started(&metrics, "health-liveness"), 3, "six requests, two per instance");
+    drop(rt);
+
+    // Spin's default: one instance answers all six.
+    let dir = temp_dir("reuse-default");
+    let rt = start_with(&dir, &liveness_and_metrics_manifest(), &[], &["--serving-threads", "1"]).unwrap();
+    for _ in 0..6 {
+        assert_eq!(get(&rt.url, "/health/liveness").0, 200);
+    }
+    assert_eq!(instances_started(&get(&rt.url, "/health/metrics").1, "health-liveness"), 1);
+}
+
+#[test]
+fn a_max_instance_reuse_count_outside_1_to_1000000_is_refused() {
+    let dir = temp_dir("reuse-refused");
+    for bad in ["0", "many", "1000001"] {
+        let err = start_with(&dir, &liveness_and_metrics_manifest(), &[], &["--max-instance-reuse-count", bad]).err().expect("must refuse to start");
+        assert!(err.contains(&format!("--max-instance-reuse-count {bad}: 1 to 1000000")), "{err}");
+    }
 }
