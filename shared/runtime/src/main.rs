@@ -61,6 +61,11 @@ struct Args {
     serving_threads: usize,
 }
 
+/// A flag's whole-number value within `range`; the error names the flag, the value and the range.
+fn count_in(flag: &str, value: &str, range: std::ops::RangeInclusive<usize>) -> Result<usize> {
+    value.parse().ok().filter(|n| range.contains(n)).with_context(|| format!("{flag} {value}: {} to {}", range.start(), range.end()))
+}
+
 fn args() -> Result<Args> {
     let mut a = Args {
         manifest: "spin.toml".into(),
@@ -92,15 +97,13 @@ fn args() -> Result<Args> {
             "--migrations" => a.migrations = Some(value.into()),
             "--ready-file" => a.ready_file = Some(value.into()),
             "--instance-concurrency" => {
-                let n: usize = value.parse().ok().filter(|n| (1..=1024).contains(n)).with_context(|| format!("--instance-concurrency {value}: 1 to 1024"))?;
-                server::INSTANCE_CONCURRENCY.store(n, std::sync::atomic::Ordering::Relaxed);
+                server::INSTANCE_CONCURRENCY.store(count_in(&flag, &value, 1..=1024)?, std::sync::atomic::Ordering::Relaxed);
             }
             "--max-instance-reuse-count" => {
-                let n: usize = value.parse().ok().filter(|n| (1..=1_000_000).contains(n)).with_context(|| format!("--max-instance-reuse-count {value}: 1 to 1000000"))?;
-                server::INSTANCE_REUSE.store(n, std::sync::atomic::Ordering::Relaxed);
+                server::INSTANCE_REUSE.store(count_in(&flag, &value, 1..=1_000_000)?, std::sync::atomic::Ordering::Relaxed);
             }
             "--serving-threads" => {
-                a.serving_threads = value.parse().ok().filter(|n| (1..=256).contains(n)).with_context(|| format!("--serving-threads {value}: 1 to 256"))?;
+                a.serving_threads = count_in(&flag, &value, 1..=256)?;
             }
             "--sweep-interval" => a.sweep_interval = value.parse().with_context(|| format!("--sweep-interval {value}: whole seconds"))?,
             _ => bail!("unknown option {flag}\n{USAGE}"),
