@@ -27,7 +27,7 @@ static ALLOCATOR: alloc::Split = alloc::Split;
 const USAGE: &str = "usage: vaultx-runtime [--manifest spin.toml] [--listen 127.0.0.1:3000] [--data-dir .vaultx/data]
                       [--cache-dir .vaultx/cache] [--migrations DIR] [--ready-file FILE]
                       [--sweep-interval 5] [--instance-concurrency 16] [--max-instance-reuse-count 128]
-                      [--serving-threads N]
+                      [--serving-threads N] [--max-instances 1000]
        vaultx-runtime --migrate-only --data-dir DIR --migrations DIR
        vaultx-runtime check-config [--manifest spin.toml | --wrangler wrangler.toml]
 
@@ -43,6 +43,9 @@ instance is one task, so 1 lets concurrent CPU-bound requests spread over the se
 takes over (Spin: 128; 1: a fresh instance for every request).
 --serving-threads is how many threads serve HTTP (default: one per core), each with its own
 connections and instances; jobs, the sweep and the Redis trigger run beside them.
+--max-instances is how many instances (HTTP and jobs, all components) may exist at once
+(Spin: 1000); their memories come from a pool reserved at start. A request that would need
+one more is answered 503 with Retry-After.
 --migrate-only applies the migrations and exits (e.g. --data-dir .spin for the Spin CLI's own
 default database, .spin/sqlite_db.db; or PostgreSQL when SPIN_VARIABLE_DATABASE_URL is set).
 Every setting is checked before serving (check-config alone: the check, every problem listed).
@@ -59,6 +62,7 @@ struct Args {
     migrate_only: bool,
     sweep_interval: u64,
     serving_threads: usize,
+    max_instances: u32,
 }
 
 /// A flag's whole-number value within `range`; the error names the flag, the value and the range.
@@ -77,6 +81,7 @@ fn args() -> Result<Args> {
         migrate_only: false,
         sweep_interval: 5,
         serving_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        max_instances: compile::MAX_INSTANCES,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -104,6 +109,9 @@ fn args() -> Result<Args> {
             }
             "--serving-threads" => {
                 a.serving_threads = count_in(&flag, &value, 1..=256)?;
+            }
+            "--max-instances" => {
+                a.max_instances = count_in(&flag, &value, 1..=10_000)? as u32;
             }
             "--sweep-interval" => a.sweep_interval = value.parse().with_context(|| format!("--sweep-interval {value}: whole seconds"))?,
             _ => bail!("unknown option {flag}\n{USAGE}"),
@@ -203,7 +211,7 @@ async fn run() -> Result<()> {
         }
     }
 
-    let engine = compile::engine()?;
+    let engine = compile::engine(args.max_instances)?;
     let linker = server::linker(&engine)?;
     let redis_clients = Arc::new(redis_host::Clients::default());
     let pg_pools = Arc::new(pg_host::Pools::default());

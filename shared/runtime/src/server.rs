@@ -278,6 +278,14 @@ async fn with_request_metrics(app: &App, response: http::Response<WasiBody>) -> 
     http::Response::from_parts(parts, full(text))
 }
 
+/// Whether a handler failed for want of an instance slot (`--max-instances`). The handler
+/// reports a failed instantiation as text ("instantiation error: maximum concurrent limit of
+/// 1000 for component instances reached"), so the pool's own error is recognised by its words
+/// as well as by its type; `tests/serve.rs` holds both to wasmtime's wording.
+fn pool_exhausted(e: &wasmtime::Error) -> bool {
+    e.chain().any(|cause| cause.is::<wasmtime::PoolConcurrencyLimitError>() || cause.to_string().contains("maximum concurrent limit of"))
+}
+
 /// The problem+json document of an answer the runtime writes itself (no component involved).
 pub fn problem_document(status: u16, slug: &str, title: &str, detail: &str) -> String {
     serde_json::json!({"type": format!("urn:vaultx:problem:{slug}"), "title": title, "status": status, "detail": detail}).to_string()
@@ -373,6 +381,15 @@ pub async fn handle(app: Arc<App>, mut req: hyper::Request<hyper::body::Incoming
     let req = req.map(|body| counted(http_body_util::BodyExt::boxed_unsync(http_body_util::BodyExt::map_err(body, wasmtime_wasi_http::Error::from)), bytes_in));
     let mut response = match app.handlers[target].handle((), req).await {
         Ok(response) => response,
+        // Every instance of the pool is serving (`compile::MAX_INSTANCES`): an overload, not a
+        // failure of the function, so the client is told to come back.
+        Err(e) if pool_exhausted(&e) => {
+            eprintln!("vaultx-runtime: component {component} ({}): {e}", m.route.raw);
+            app.metrics.observe(component, &m.route.raw, method.as_str(), 503, started.elapsed().as_secs_f64());
+            let mut busy = problem(503, "busy", "Busy, try again", "every instance is serving; retry shortly");
+            busy.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+            return busy;
+        }
         Err(e) => {
             // The route, not the path: a path may hold a signed URL's token.
             eprintln!("vaultx-runtime: component {component} ({}): {e:?}", m.route.raw);

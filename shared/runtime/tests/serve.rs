@@ -241,3 +241,63 @@ fn a_max_instance_reuse_count_outside_1_to_1000000_is_refused() {
         assert!(err.contains(&format!("--max-instance-reuse-count {bad}: 1 to 1000000")), "{err}");
     }
 }
+
+#[test]
+fn a_request_beyond_max_instances_is_answered_503_busy_until_an_instance_is_free() {
+    let dir = temp_dir("pool");
+    let manifest = format!(
+        r#"spin_manifest_version = 2
+[application]
+name = "pool"
+[[trigger.http]]
+route = "/health/liveness"
+component = "health-liveness"
+[[trigger.http]]
+route = "/api/auth/login"
+component = "auth-login"
+[component.health-liveness]
+source = "{}"
+[component.auth-login]
+source = "{}"
+sqlite_databases = ["default"]
+"#,
+        component("health_liveness"),
+        component("auth_login")
+    );
+    // One instance in all, serving one request at a time.
+    let rt = start_with(&dir, &manifest, &[], &["--serving-threads", "1", "--max-instances", "1", "--instance-concurrency", "1"]).unwrap();
+    let addr = rt.url.trim_start_matches("http://").to_owned();
+    // A login whose body never comes holds the only instance while it waits for it.
+    let mut holding = TcpStream::connect(&addr).unwrap();
+    write!(holding, "POST /api/auth/login HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+
+    let mut s = TcpStream::connect(&addr).unwrap();
+    write!(s, "GET /health/liveness HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    let head = head.to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 503"), "{raw}");
+    assert!(head.contains("\r\nretry-after: 1\r\n"), "{raw}");
+    assert!(head.contains("\r\ncontent-type: application/problem+json\r\n"), "{raw}");
+    assert!(body.contains("urn:vaultx:problem:busy"), "{raw}");
+
+    // Once the login is over (its client went away) and its idle instance retired, the pool
+    // serves again.
+    drop(holding);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get(&rt.url, "/health/liveness").0 != 200 {
+        assert!(Instant::now() < deadline, "the instance never came back to the pool");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_max_instances_outside_1_to_10000_is_refused() {
+    let dir = temp_dir("pool-refused");
+    for bad in ["0", "many", "10001"] {
+        let err = start_with(&dir, &liveness_and_metrics_manifest(), &[], &["--max-instances", bad]).err().expect("must refuse to start");
+        assert!(err.contains(&format!("--max-instances {bad}: 1 to 10000")), "{err}");
+    }
+}
