@@ -82,7 +82,7 @@ where
         Err(problem) => {
             let id = vaultx_core::ids::new_id(p);
             let mut response = with_request_id(ApiResponse::problem(&problem), &id).with_header("x-content-type-options", "nosniff");
-            let line = log_line(p, &function, None, &id, &mut response, None, started_us);
+            let line = log_line(&function, None, &id, &mut response, None, (started_us, p.now_us()));
             return finish(response, line, &id);
         }
     };
@@ -101,7 +101,10 @@ where
     let bytes_in = req.body.len();
     // The problem document gets its id before `serve` drops a HEAD's body (its length stays).
     let mut response = vaultx_core::http::serve(Ok(req), |req| async { with_request_id(handler(req).await, &id) }).await;
-    let line = log_line(p, &function, Some((&method, user_id.as_deref(), bytes_in)), &id, &mut response, address.as_deref(), started_us);
+    // One clock reading for the line's time and duration and the event's time: each reading
+    // is a host call.
+    let finished_us = p.now_us();
+    let line = log_line(&function, Some((&method, user_id.as_deref(), bytes_in)), &id, &mut response, address.as_deref(), (started_us, finished_us));
     // A method the route does not have changed nothing and needs no record (and a route
     // without a database, the probes', could not write one).
     if !audit || response.status == 405 {
@@ -111,7 +114,7 @@ where
     let file_id = file_id.or_else(|| response.header("x-vaultx-file-id").map(str::to_owned));
     let event = Event {
         id: vaultx_core::ids::new_id(p),
-        at: p.now_ms(),
+        at: finished_us / 1000,
         user_id,
         action: format!("{function} {method}"),
         file_id,
@@ -164,7 +167,7 @@ fn with_request_id(mut response: ApiResponse, id: &str) -> ApiResponse {
 /// route may have started it (the download adds the file, the range, the client); never a
 /// secret, a token or a signed URL: the route is the pattern (`/api/files/download/:token`),
 /// not the path.
-fn log_line<P: Platform>(p: &P, function: &str, request: Option<(&str, Option<&str>, usize)>, id: &str, response: &mut ApiResponse, address: Option<&str>, started_us: i64) -> LogLine {
+fn log_line(function: &str, request: Option<(&str, Option<&str>, usize)>, id: &str, response: &mut ApiResponse, address: Option<&str>, (started_us, finished_us): (i64, i64)) -> LogLine {
     // The route's members (the download's file, range, client) are kept: the line is the
     // route's, completed.
     let line = response.log.take().unwrap_or_default();
@@ -173,13 +176,13 @@ fn log_line<P: Platform>(p: &P, function: &str, request: Option<(&str, Option<&s
     let (method, user_id, bytes_in) = request.unwrap_or(("", None, 0));
     LogLine {
         event: "request",
-        at: vaultx_core::time::rfc3339(p.now_ms()),
+        at: vaultx_core::time::rfc3339(finished_us / 1000),
         request_id: id.to_owned(),
         component: function.to_owned(),
         route,
         method: method.to_owned(),
         status: response.status,
-        duration_ms: ((p.now_us() - started_us).max(0) as f64) / 1000.0,
+        duration_ms: ((finished_us - started_us).max(0) as f64) / 1000.0,
         user_id: user_id.map(str::to_owned),
         client: address.map(str::to_owned),
         bytes_in,

@@ -128,11 +128,17 @@ impl Clock for SpinPlatform {
     }
 }
 
+/// `buf` filled from `wasi:random` in one host call (`getrandom` asks for 8 bytes per call:
+/// two or three calls for an id, each a trip through the host's component-model machinery).
+fn random_fill(buf: &mut [u8]) {
+    if !buf.is_empty() {
+        buf.copy_from_slice(&wasip2::random::random::get_random_bytes(buf.len() as u64));
+    }
+}
+
 impl Entropy for SpinPlatform {
     fn fill(&self, buf: &mut [u8]) {
-        // wasi:random cannot fail short of a broken host; a zero-filled salt would be worse
-        // than stopping, so a failure here traps and the runtime answers 500.
-        getrandom::fill(buf).expect("wasi:random is available");
+        random_fill(buf);
     }
 }
 
@@ -568,7 +574,7 @@ impl Sql for SpinPostgres {
                 Err(e) if sqlstate(&e).is_some_and(vaultx_core::postgres::is_retryable) && retries < vaultx_core::postgres::SERIALIZATION_RETRIES => {
                     retries += 1;
                     let mut random = [0u8; 8];
-                    getrandom::fill(&mut random).expect("wasi:random is available");
+                    random_fill(&mut random);
                     let pause = vaultx_core::postgres::retry_delay_ms(retries, u64::from_le_bytes(random));
                     // The instance serves this one request: blocking it blocks no one else.
                     std::thread::sleep(std::time::Duration::from_millis(pause));
