@@ -139,7 +139,8 @@ pub fn into_response(api: ApiResponse) -> Result<Response, ErrorCode> {
             Response::new(fields, Some(contents), trailers).0
         }
     };
-    if response.set_status_code(api.status).is_err() {
+    // A new response's status is 200 (wasi:http `response.new`): most answers need no call.
+    if api.status != 200 && response.set_status_code(api.status).is_err() {
         let _ = response.set_status_code(500);
     }
     Ok(response)
