@@ -51,7 +51,7 @@ pub const MAX_INSTANCES: u32 = 1000;
 /// - A slot's first MiB of memory and its tables stay resident and are reset in place
 ///   (only their dirty pages, found by `PAGEMAP_SCAN` where the kernel has it), not decommitted
 ///   and faulted in again.
-/// - At most 16 unused slots keep that memory, so the pool's resident cost stays under
+/// - At most 16 unused slots keep that memory resident, so what idle slots hold stays under
 ///   ~20 MiB however many components have run.
 fn instance_pool(max_instances: u32) -> wasmtime::PoolingAllocationConfig {
     let mut pool = wasmtime::PoolingAllocationConfig::default();
