@@ -36,6 +36,8 @@ pub struct RequestMetrics {
     bytes_out: IntCounterVec,
     memory_peak: IntGaugeVec,
     instances_started: IntCounterVec,
+    pool_in_use: IntGaugeVec,
+    pool_capacity: IntGaugeVec,
 }
 
 impl Default for RequestMetrics {
@@ -69,6 +71,12 @@ impl RequestMetrics {
             &["component"],
         )
         .expect("valid metric");
+        let pool_in_use = IntGaugeVec::new(
+            Opts::new("vaultx_instance_pool_in_use", "Slots of the instance pool in use, by kind (component instances, memories, tables, stacks); a request that needs one more instance than the pool holds is answered 503."),
+            &["kind"],
+        )
+        .expect("valid metric");
+        let pool_capacity = IntGaugeVec::new(Opts::new("vaultx_instance_pool_capacity", "Slots of the instance pool, by kind (--max-instances)."), &["kind"]).expect("valid metric");
         let registry = Registry::new();
         for family in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
@@ -77,10 +85,12 @@ impl RequestMetrics {
             Box::new(bytes_out.clone()),
             Box::new(memory_peak.clone()),
             Box::new(instances_started.clone()),
+            Box::new(pool_in_use.clone()),
+            Box::new(pool_capacity.clone()),
         ] {
             registry.register(family).expect("distinct metric names");
         }
-        Self { registry, requests, duration, bytes_in, bytes_out, memory_peak, instances_started }
+        Self { registry, requests, duration, bytes_in, bytes_out, memory_peak, instances_started, pool_in_use, pool_capacity }
     }
 
     /// Counts one answered request (its head is ready after `seconds`).
@@ -109,6 +119,13 @@ impl RequestMetrics {
     /// them).
     pub fn instances_started(&self, component: &str) -> IntCounter {
         self.instances_started.with_label_values(&[component])
+    }
+
+    /// How many slots of one kind the host's instance pool has in use, of how many
+    /// (`vaultx-runtime` only: the host makes the instances).
+    pub fn instance_pool(&self, kind: &str, in_use: u64, capacity: u64) {
+        self.pool_in_use.with_label_values(&[kind]).set(in_use as i64);
+        self.pool_capacity.with_label_values(&[kind]).set(capacity as i64);
     }
 
     /// The families in the text format.

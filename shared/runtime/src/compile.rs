@@ -54,19 +54,26 @@ pub const MAX_INSTANCES: u32 = 1000;
 /// - At most 16 unused slots keep that memory resident, so what idle slots hold stays under
 ///   ~20 MiB however many components have run.
 fn instance_pool(max_instances: u32) -> wasmtime::PoolingAllocationConfig {
+    let [(_, instances), (_, memories), (_, tables), (_, stacks)] = pool_capacity(max_instances);
     let mut pool = wasmtime::PoolingAllocationConfig::default();
-    pool.total_component_instances(max_instances)
-        // A component here is three core instances (the module and two adapter shims), one
-        // memory and up to two tables.
+    pool.total_component_instances(instances)
+        // Three core instances per component (see `pool_capacity`), a slot to spare.
         .total_core_instances(4 * max_instances)
-        .total_tables(4 * max_instances)
-        .total_memories(max_instances)
-        .total_stacks(max_instances)
+        .total_tables(tables)
+        .total_memories(memories)
+        .total_stacks(stacks)
         .max_unused_warm_slots(16)
         .linear_memory_keep_resident(1 << 20)
         .table_keep_resident(1 << 20)
         .pagemap_scan(wasmtime::Enabled::Auto);
     pool
+}
+
+/// The pool's slots by kind for `max_instances` instances, as `vaultx_instance_pool_capacity`
+/// names them. A component here is three core instances (the module and two adapter shims),
+/// one memory and up to two tables.
+pub fn pool_capacity(max_instances: u32) -> [(&'static str, u32); 4] {
+    [("component_instances", max_instances), ("memories", max_instances), ("tables", 4 * max_instances), ("stacks", max_instances)]
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

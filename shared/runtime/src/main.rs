@@ -320,6 +320,8 @@ async fn run() -> Result<()> {
                 handlers: handlers.iter().cloned().map(ProxyHandler::new).collect(),
                 components: components.clone(),
                 metrics: metrics.clone(),
+                engine: engine.clone(),
+                max_instances: args.max_instances,
             });
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             let handle = runtime.handle().clone();

@@ -224,6 +224,9 @@ pub struct App {
     /// platform counts them (the functions share no memory), and added to the answer of
     /// [`METRICS_COMPONENT`].
     pub metrics: Arc<vaultx_core::metrics::RequestMetrics>,
+    /// The engine, for its instance pool's figures, and the pool's size (`--max-instances`).
+    pub engine: Engine,
+    pub max_instances: u32,
 }
 
 /// The component answering `GET /health/metrics` with the stores' figures; the runtime
@@ -273,6 +276,13 @@ async fn with_request_metrics(app: &App, response: http::Response<WasiBody>) -> 
             Vec::new()
         }
     };
+    // The pool's figures as of this scrape (none where the runtime runs without a pool).
+    if let Some(pool) = app.engine.pooling_allocator_metrics() {
+        let in_use = [pool.component_instances(), pool.memories() as u64, pool.tables() as u64, pool.stacks() as u64];
+        for ((kind, capacity), in_use) in crate::compile::pool_capacity(app.max_instances).into_iter().zip(in_use) {
+            app.metrics.instance_pool(kind, in_use, capacity.into());
+        }
+    }
     text.extend_from_slice(app.metrics.render().as_bytes());
     parts.headers.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(text.len()));
     http::Response::from_parts(parts, full(text))

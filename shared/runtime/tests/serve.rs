@@ -301,3 +301,25 @@ fn a_max_instances_outside_1_to_10000_is_refused() {
         assert!(err.contains(&format!("--max-instances {bad}: 1 to 10000")), "{err}");
     }
 }
+
+/// A sample of `family{kind="…"}` in a metrics page.
+fn pool_figure(metrics: &str, family: &str, kind: &str) -> u64 {
+    let prefix = format!("{family}{{kind=\"{kind}\"}} ");
+    metrics.lines().find_map(|l| l.strip_prefix(&prefix)).unwrap_or_else(|| panic!("no {prefix}in:\n{metrics}")).trim().parse().unwrap()
+}
+
+#[test]
+fn the_metrics_show_the_instance_pool_in_use_and_its_capacity() {
+    let dir = temp_dir("pool-metrics");
+    let rt = start_with(&dir, &liveness_and_metrics_manifest(), &[], &["--serving-threads", "1", "--max-instances", "7"]).unwrap();
+    assert_eq!(get(&rt.url, "/health/liveness").0, 200);
+    let (status, metrics) = get(&rt.url, "/health/metrics");
+    assert_eq!(status, 200, "{metrics}");
+    for (kind, capacity) in [("component_instances", 7), ("memories", 7), ("tables", 28), ("stacks", 7)] {
+        assert_eq!(pool_figure(&metrics, "vaultx_instance_pool_capacity", kind), capacity, "{kind}");
+    }
+    // The metrics instance answering, and the liveness one unless its idle second ran out.
+    for kind in ["component_instances", "memories"] {
+        assert!((1..=2).contains(&pool_figure(&metrics, "vaultx_instance_pool_in_use", kind)), "{kind}: {metrics}");
+    }
+}
