@@ -396,7 +396,9 @@ pub async fn handle(app: Arc<App>, mut req: hyper::Request<hyper::body::Incoming
         Err(e) if pool_exhausted(&e) => {
             eprintln!("vaultx-runtime: component {component} ({}): {e}", m.route.raw);
             app.metrics.observe(component, &m.route.raw, method.as_str(), 503, started.elapsed().as_secs_f64());
-            let mut busy = problem(503, "busy", "Busy, try again", "every instance is serving; retry shortly");
+            // The components' own `busy` (its status, type and title), so clients see one kind.
+            let kind = vaultx_core::problem::ProblemKind::Busy;
+            let mut busy = problem(kind.status(), kind.slug(), kind.title(), "every instance is serving; retry shortly");
             busy.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
             return busy;
         }

@@ -130,6 +130,8 @@ impl Clock for SpinPlatform {
 
 /// `buf` filled from `wasi:random` in one host call (`getrandom` asks for 8 bytes per call:
 /// two or three calls for an id, each a trip through the host's component-model machinery).
+/// A host that answered short would be broken; a zero-filled salt would be worse than
+/// stopping, so `copy_from_slice` traps then and the runtime answers 500.
 fn random_fill(buf: &mut [u8]) {
     if !buf.is_empty() {
         buf.copy_from_slice(&wasip2::random::random::get_random_bytes(buf.len() as u64));
