@@ -3,6 +3,7 @@
 
 mod alloc;
 mod compile;
+mod guest_stdout;
 mod manifest;
 mod migrate;
 mod outbound;
@@ -156,6 +157,7 @@ fn check_config() -> Result<()> {
 #[tokio::main]
 async fn main() {
     if let Err(e) = run().await {
+        guest_stdout::flush();
         eprintln!("vaultx-runtime: {e:#}");
         std::process::exit(1);
     }
@@ -313,6 +315,7 @@ async fn run() -> Result<()> {
     // instances, as nginx has one worker per core: a request never changes threads between its
     // connection and the instance answering it (with one shared pool of threads it did so twice
     // per request, each time a futex wake-up and often an interrupt to the other core).
+    guest_stdout::start_flushing()?;
     let serving: Vec<(tokio::runtime::Handle, Arc<server::App>)> = (0..args.serving_threads)
         .map(|n| {
             let app = Arc::new(server::App {
@@ -323,7 +326,8 @@ async fn run() -> Result<()> {
                 engine: engine.clone(),
                 max_instances: args.max_instances,
             });
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            // A thread with nothing left to do writes out the components' log lines first.
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().on_thread_park(guest_stdout::flush).build()?;
             let handle = runtime.handle().clone();
             std::thread::Builder::new().name(format!("serve-{n}")).spawn(move || runtime.block_on(std::future::pending::<()>()))?;
             Ok((handle, app))
@@ -398,6 +402,7 @@ async fn run() -> Result<()> {
     }
     // Bounded: a stop must not hang on a store that cannot finish.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), stores.close_kv()).await;
+    guest_stdout::flush();
     println!("vaultx-runtime: stopped");
     Ok(())
 }
@@ -418,6 +423,7 @@ async fn preload(served: Arc<server::App>, triggered: Vec<Arc<redis_host::Subscr
         tokio::task::yield_now().await;
         if let Err(e) = handler.state().ready().await {
             eprintln!("vaultx-runtime: component {}: {e:#}", handler.state().id);
+            guest_stdout::flush();
             std::process::exit(1);
         }
     }
@@ -425,6 +431,7 @@ async fn preload(served: Arc<server::App>, triggered: Vec<Arc<redis_host::Subscr
         tokio::task::yield_now().await;
         if let Err(e) = subscriber.ready().await {
             eprintln!("vaultx-runtime: component {}: {e:#}", subscriber.component);
+            guest_stdout::flush();
             std::process::exit(1);
         }
     }

@@ -71,7 +71,7 @@ impl Host {
     pub fn new(allowed_outbound_hosts: Arc<Vec<String>>, spin: SpinCtx) -> Self {
         Host {
             table: ResourceTable::new(),
-            wasi: WasiCtx::builder().inherit_stdout().inherit_stderr().build(),
+            wasi: WasiCtx::builder().stdout(crate::guest_stdout::GuestStdout).inherit_stderr().build(),
             http: WasiHttpCtx::new(),
             outbound: Outbound { allowed: allowed_outbound_hosts },
             spin,
