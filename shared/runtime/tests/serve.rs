@@ -61,6 +61,11 @@ fn start_in(dir: &TempDir, manifest: &str, env: &[(&str, &str)]) -> Result<Runti
 
 /// `start_in` with more command-line options.
 fn start_with(dir: &TempDir, manifest: &str, env: &[(&str, &str)], options: &[&str]) -> Result<Runtime, String> {
+    start_with_stdout(dir, manifest, env, options, Stdio::piped())
+}
+
+/// `start_with`, its standard output going to `stdout`.
+fn start_with_stdout(dir: &TempDir, manifest: &str, env: &[(&str, &str)], options: &[&str], stdout: Stdio) -> Result<Runtime, String> {
     let dir = &dir.0;
     let _ = std::fs::remove_file(dir.join("url"));
     std::fs::write(dir.join("spin.toml"), manifest).unwrap();
@@ -70,7 +75,7 @@ fn start_with(dir: &TempDir, manifest: &str, env: &[(&str, &str)], options: &[&s
         .args(options)
         .current_dir(dir)
         .env_remove("SPIN_VARIABLE_JWT_SECRET")
-        .stdout(Stdio::piped())
+        .stdout(stdout)
         .stderr(Stdio::piped());
     for (k, v) in env {
         cmd.env(k, v);
@@ -321,5 +326,41 @@ fn the_metrics_show_the_instance_pool_in_use_and_its_capacity() {
     // The metrics instance answering, and the liveness one unless its idle second ran out.
     for kind in ["component_instances", "memories"] {
         assert!((1..=2).contains(&pool_figure(&metrics, "vaultx_instance_pool_in_use", kind)), "{kind}: {metrics}");
+    }
+}
+
+fn request_lines(log: &Path) -> usize {
+    std::fs::read_to_string(log).unwrap_or_default().lines().filter(|l| l.starts_with("{\"event\":\"request\"")).count()
+}
+
+#[test]
+fn the_components_log_lines_go_out_while_serving_and_every_one_by_a_stop() {
+    let dir = temp_dir("log-lines");
+    let log = dir.0.join("stdout.log");
+    let file = std::fs::File::create(&log).unwrap();
+    let mut rt = start_with_stdout(&dir, &liveness_and_metrics_manifest(), &[], &[], Stdio::from(file)).unwrap();
+    // One request on an idle runtime: its line is written as soon as the thread is idle (at
+    // the latest 50 ms later), not held until a batch fills.
+    assert_eq!(get(&rt.url, "/health/liveness").0, 200);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while request_lines(&log) < 1 {
+        assert!(Instant::now() < deadline, "no request line within 2 s:\n{}", std::fs::read_to_string(&log).unwrap());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Many from several connections at once, then a stop (SIGTERM): every line, whole.
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let url = rt.url.clone();
+            std::thread::spawn(move || (0..50).for_each(|_| assert_eq!(get(&url, "/health/liveness").0, 200)))
+        })
+        .collect();
+    threads.into_iter().for_each(|t| t.join().unwrap());
+    assert!(Command::new("kill").args(["-TERM", &rt.child.id().to_string()]).status().unwrap().success());
+    assert!(rt.child.wait().unwrap().success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(request_lines(&log), 201, "{text}");
+    for line in text.lines().filter(|l| l.starts_with('{')) {
+        let event: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert_eq!(event["component"], "health-liveness", "{line}");
     }
 }
