@@ -43,7 +43,20 @@ pub struct Outbound {
 
 type SendResult = wasmtime_wasi_http::Result<(http::Response<WasiBody>, Box<dyn Future<Output = Result<(), Error>> + Send>)>;
 
+/// wasmtime-wasi-http's own list, in one `Arc` for the process: its default
+/// `forbidden_header_filter` made a new `Arc` for every header of every request and response.
+static FORBIDDEN_HEADERS: std::sync::LazyLock<wasmtime_wasi_http::ForbiddenHeaderFilter> =
+    std::sync::LazyLock::new(|| Arc::new(|name| wasmtime_wasi_http::DEFAULT_FORBIDDEN_HEADERS.contains(name)));
+
 impl WasiHttpHooks for Outbound {
+    fn is_forbidden_header(&mut self, name: &http::HeaderName) -> bool {
+        wasmtime_wasi_http::DEFAULT_FORBIDDEN_HEADERS.contains(name)
+    }
+
+    fn forbidden_header_filter(&mut self) -> wasmtime_wasi_http::ForbiddenHeaderFilter {
+        FORBIDDEN_HEADERS.clone()
+    }
+
     fn send_request(
         &mut self,
         request: http::Request<WasiBody>,
@@ -148,5 +161,19 @@ mod tests {
         assert!(is_allowed(&allowed, "https", "eu.cdn.net", 443));
         assert!(!is_allowed(&allowed, "https", "cdn.net.evil.org", 443));
         assert!(!is_allowed(&[], "http", "localhost", 80));
+    }
+
+    #[test]
+    fn the_headers_a_guest_may_not_set_are_wasmtimes_list() {
+        let mut hooks = Outbound { allowed: Arc::new(Vec::new()) };
+        let filter = hooks.forbidden_header_filter();
+        for name in ["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "transfer-encoding", "upgrade", "host", "http2-settings"] {
+            let name = http::HeaderName::from_static(name);
+            assert!(hooks.is_forbidden_header(&name) && filter(&name), "{name}");
+        }
+        for name in ["content-type", "content-length", "etag", "x-request-id", "authorization", "set-cookie"] {
+            let name = http::HeaderName::from_static(name);
+            assert!(!hooks.is_forbidden_header(&name) && !filter(&name), "{name}");
+        }
     }
 }
