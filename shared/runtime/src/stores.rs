@@ -461,6 +461,9 @@ impl KeyValue {
         KeyValue::start_checkpoints(&kv)?;
         let orphans = kv.clone();
         std::thread::Builder::new().name("kv-orphans".into()).spawn(move || {
+            // Background work: it reads every file-backed row and lists the value files (a
+            // 1 GiB file is 2048 of them), beside the first requests after a start.
+            crate::background_priority();
             if let Err(e) = orphans.collect_orphans() {
                 eprintln!("vaultx-runtime: key-value files no row names: {e}");
             }
