@@ -35,15 +35,17 @@ pub const FLUSH_EVERY: Duration = Duration::from_millis(50);
 static BUFFER: Mutex<Vec<u8>> = Mutex::new(Vec::new());
 
 /// Adds one write of a guest's to the buffer (whole: lines of different guests never mix).
+/// std's stdout lock is taken only by a write that goes out (`Stdout` locks per call), not by
+/// every line that merely joins the buffer.
 pub fn append(bytes: &[u8]) {
     let mut buffer = BUFFER.lock().unwrap_or_else(|e| e.into_inner());
-    append_to(&mut buffer, bytes, &mut std::io::stdout().lock());
+    append_to(&mut buffer, bytes, &mut std::io::stdout());
 }
 
 /// Writes out whatever the buffer holds.
 pub fn flush() {
     let mut buffer = BUFFER.lock().unwrap_or_else(|e| e.into_inner());
-    write_out(&mut buffer, &mut std::io::stdout().lock());
+    write_out(&mut buffer, &mut std::io::stdout());
 }
 
 /// Under the buffer's lock, so batches go out in the order their lines came in.

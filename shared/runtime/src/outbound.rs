@@ -46,17 +46,18 @@ type SendResult = wasmtime_wasi_http::Result<(http::Response<WasiBody>, Box<dyn 
 /// wasmtime-wasi-http's own list, built once: its default check made a new `Arc` for every
 /// header of every request and response, and the list is a `const`, so each use built its
 /// nine `HeaderName`s again (validating each name) and dropped them.
-static FORBIDDEN_HEADERS: std::sync::LazyLock<[http::HeaderName; 9]> = std::sync::LazyLock::new(|| wasmtime_wasi_http::DEFAULT_FORBIDDEN_HEADERS);
-static FORBIDDEN_HEADER_FILTER: std::sync::LazyLock<wasmtime_wasi_http::ForbiddenHeaderFilter> =
-    std::sync::LazyLock::new(|| Arc::new(|name| FORBIDDEN_HEADERS.contains(name)));
+static FORBIDDEN_HEADERS: std::sync::LazyLock<wasmtime_wasi_http::ForbiddenHeaderFilter> = std::sync::LazyLock::new(|| {
+    let list = wasmtime_wasi_http::DEFAULT_FORBIDDEN_HEADERS;
+    Arc::new(move |name| list.contains(name))
+});
 
 impl WasiHttpHooks for Outbound {
     fn is_forbidden_header(&mut self, name: &http::HeaderName) -> bool {
-        FORBIDDEN_HEADERS.contains(name)
+        FORBIDDEN_HEADERS(name)
     }
 
     fn forbidden_header_filter(&mut self) -> wasmtime_wasi_http::ForbiddenHeaderFilter {
-        FORBIDDEN_HEADER_FILTER.clone()
+        FORBIDDEN_HEADERS.clone()
     }
 
     fn send_request(
