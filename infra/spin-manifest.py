@@ -169,7 +169,7 @@ def component(c, sqlite, stores, variables):
     hosts = ", ".join(f'"{h}"' for h in outbound)
     out = [f'''
 [component.{c}]
-source = "target/wasm32-wasip2/release/{crate_name}.wasm"
+source = "target/wasm32-wasip2/dist/{crate_name}.wasm"
 sqlite_databases = [{'"default"' if sqlite else ''}]
 key_value_stores = [{stores_list}]
 allowed_outbound_hosts = [{hosts}]
@@ -177,7 +177,7 @@ allowed_outbound_hosts = [{hosts}]
     if variables:
         out.append(f"[component.{c}.variables]\n" + "".join(f'{v} = "{{{{ {v} }}}}"\n' for v in variables))
     out.append(f'''[component.{c}.build]
-command = "cargo build --release --target wasm32-wasip2 -p {c}"
+command = "cargo build --profile dist --target wasm32-wasip2 -p {c}"
 watch = ["functions/{c}/src/**/*.rs", "shared/**/*.rs"]
 ''')
     return "".join(out)

@@ -12,7 +12,7 @@ fn workspace() -> PathBuf {
 }
 
 fn component(name: &str) -> String {
-    let path = workspace().join(format!("target/wasm32-wasip2/release/{name}.wasm"));
+    let path = workspace().join(format!("target/wasm32-wasip2/dist/{name}.wasm"));
     assert!(path.exists(), "{} is missing: build the components first (tests/run does)", path.display());
     path.display().to_string()
 }
