@@ -29,7 +29,8 @@ ROUTES = [
     ("file-tags", "/api/files/:id/tags", "GET a file's tags; POST: add tags", True, [], ["jwt_secret"]),
     ("file-tag", "/api/files/:id/tags/:tag", "DELETE: remove a tag", True, [], ["jwt_secret"]),
     ("file-metadata", "/api/files/:id/metadata", "GET a file's custom metadata; POST: set, remove or replace keys", True, [], ["jwt_secret"]),
-    ("file-audit", "/api/files/:id/audit", "GET: the audit log of one of the caller's files", True, [], ["jwt_secret"]),
+    # The audit log's readers move the download path's spooled events in first (read-your-writes).
+    ("file-audit", "/api/files/:id/audit", "GET: the audit log of one of the caller's files", True, ["audit"], ["jwt_secret"]),
     ("file-signed-url", "/api/files/:id/signed-url", "POST: a temporary download URL", True, [], ["jwt_secret", "url_signing_keys", "url_signing_key_id", "public_url"]),
     # The edge download: no database, no JWT secret; reads manifests and blobs only.
     # Its audit events go to the `audit` spool, which the verify job's sweep moves into SQL.
@@ -38,7 +39,7 @@ ROUTES = [
     ("admin-jobs", "/api/admin/jobs", "GET: background jobs by state and kind (administrators)", True, [], ["jwt_secret", "admin_emails"]),
     ("admin-job-retry", "/api/admin/jobs/:id/retry", "POST: retry a dead job (administrators)", True, [], ["jwt_secret", "admin_emails"]),
     ("admin-user-quota", "/api/admin/users/:id/quota", "GET, PUT, DELETE a user's quota (administrators)", True, [], ["jwt_secret", "admin_emails", "quota_bytes", "quota_files"]),
-    ("admin-audit", "/api/admin/audit", "GET: the audit log (administrators)", True, [], ["jwt_secret", "admin_emails"]),
+    ("admin-audit", "/api/admin/audit", "GET: the audit log (administrators)", True, ["audit"], ["jwt_secret", "admin_emails"]),
     # Regions and nodes name the deployment's blob stores: these routes may open each one (to
     # check that a node names a real store, and to probe it).
     ("storage-regions", "/api/storage/regions", "GET: regions; POST: create a region (administrators)", True, ["manifests"] + BLOB_STORES, ["jwt_secret", "admin_emails"]),
@@ -58,14 +59,16 @@ ROUTES = [
     ("not-found", "/...", "anything else: 404 problem+json", False, [], []),
 ]
 
-# Components that enqueue jobs and wake their consumers with a Redis publish.
-WAKES_JOBS = {"file-chunk", "file-complete", "file-versions", "admin-job-retry", "job-dedup", "job-compress", "replication-policy"}
+# Every component with a database may publish on Redis: the ones that enqueue jobs wake their
+# consumers, and any of them may start an overdue sweep (shared/api/src/jobs/mod.rs,
+# `sweep_if_due`: Spin has no timer, so the traffic drives it). The edge download has none.
 
 # Background job kinds: component, kind, what it does, key-value stores, variables. Each is
 # triggered by messages on its Redis channel (shared/api/src/jobs/<kind>.rs).
 JOBS = [
     # Its sweep also moves the download path's spooled audit events into SQL.
-    ("job-verify", "verify", "check a file's declared SHA-256 after its combined CRC-64 made it available", ["manifests", "blobs", "audit"], ["job_concurrency", "job_lease_seconds", "job_retry_base_ms"]),
+    # and completes uploads whose every chunk is stored but whose completion never ran.
+    ("job-verify", "verify", "check a file's declared SHA-256 after its combined CRC-64 made it available", ["manifests", "audit"] + BLOB_STORES, ["job_concurrency", "job_lease_seconds", "job_retry_base_ms"]),
     ("job-dedup", "dedup", "re-cut a file into content-defined blocks (FastCDC) shared with the owner's other files", ["manifests"] + BLOB_STORES, ["job_concurrency", "job_lease_seconds", "job_retry_base_ms"]),
     # Copies blocks into other regions' stores (and its sweep removes copies nothing needs).
     ("job-replicate", "replicate", "copy a replicated file's blocks to its target regions", ["manifests"] + BLOB_STORES, ["job_concurrency", "job_lease_seconds", "job_retry_base_ms"]),
@@ -111,6 +114,9 @@ database_host = { default = "postgres://127.0.0.1:5432" }
 redis_address = { default = "redis://127.0.0.1:6379" }
 # The seed's BULL_CONCURRENCY: jobs of one kind running at once across all consumers.
 job_concurrency = { default = "2" }
+# How often the sweep runs by itself (seconds; 0: only from a schedule): the first request or
+# job that finds the last one older starts the next (README, "Background jobs").
+sweep_interval_seconds = { default = "60" }
 # How long a claim holds a job before the sweep gives it to another consumer (seconds).
 job_lease_seconds = { default = "300" }
 # The first retry's wait after a failed run (ms); each next one doubles, up to 10 minutes.
@@ -162,8 +168,8 @@ def component(c, sqlite, stores, variables):
         # Blobs: the home store may be an S3-compatible bucket, and so may a region's node.
         variables = variables + ["home_blob_store", "s3_stores", "s3_credentials", "circuit_breaker_failure_threshold", "circuit_breaker_reset_timeout"]
         outbound = outbound + ["{{ s3_host }}"]
-    if c in WAKES_JOBS:
-        variables, outbound = variables + ["redis_address"], outbound + ["{{ redis_address }}"]
+    if sqlite:
+        variables, outbound = variables + ["redis_address", "sweep_interval_seconds"], outbound + ["{{ redis_address }}"]
     crate_name = c.replace("-", "_")
     stores_list = ", ".join(f'"{s}"' for s in stores)
     hosts = ", ".join(f'"{h}"' for h in outbound)

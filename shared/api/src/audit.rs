@@ -38,6 +38,10 @@ pub const SPOOL_PREFIX: &str = "audit/";
 /// Events moved from the spool per sweep (the rest wait for the next one).
 pub const DRAIN_BATCH: usize = 500;
 
+/// The functions given no database (spin.toml): the signed download, whose path must stay
+/// reads only, and the functions that answer without any store.
+const WITHOUT_DATABASE: &[&str] = &["file-download", "health-liveness", "openapi", "not-found"];
+
 fn is_state_changing(method: &str) -> bool {
     matches!(method, "POST" | "PUT" | "PATCH" | "DELETE")
 }
@@ -105,6 +109,11 @@ where
     // is a host call.
     let finished_us = p.now_us();
     let line = log_line(&function, Some((&method, user_id.as_deref(), bytes_in)), &id, &mut response, address.as_deref(), (started_us, finished_us));
+    // Any request of a function with a database may start an overdue sweep (at most one
+    // database check per instance and interval); the edge's functions have none to ask.
+    if !WITHOUT_DATABASE.contains(&function.as_str()) {
+        crate::jobs::sweep_if_due(p).await;
+    }
     // A method the route does not have changed nothing and needs no record (and a route
     // without a database, the probes', could not write one).
     if !audit || response.status == 405 {
@@ -248,6 +257,15 @@ pub async fn drain<P: Platform>(p: &P) -> Result<usize, Problem> {
         kv.delete(key).await.map_err(store_failure)?;
     }
     Ok(keys.len())
+}
+
+/// Moves the spooled download events into SQL before the log is read, so a download is in
+/// the log its caller reads next on every platform, not only after the next sweep. Best
+/// effort: on a failure the page shows what SQL holds and the sweep moves the rest.
+pub async fn catch_up<P: Platform>(p: &P) {
+    if let Err(e) = drain(p).await {
+        eprintln!("vaultx: spooled audit events not moved before a read ({e}); the sweep will move them");
+    }
 }
 
 /// A page of events, newest first, after the cursor.

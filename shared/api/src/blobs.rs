@@ -85,6 +85,8 @@ pub async fn attach(
     crc64: Option<u64>,
 ) -> Result<Attached, Problem> {
     let mut wrote = false;
+    // Names this chunk's write in `chunk_writes` (one slot writes one chunk at a time).
+    let writer = format!("{file_id}/{index}");
     for _attempt in 0..ATTEMPTS {
         let previous = attached(db, file_id, index).await?;
         if previous.as_deref() == Some(key) {
@@ -101,6 +103,16 @@ pub async fn attach(
                 continue;
             }
             other => {
+                // Recorded before the bytes: a request that dies before its batch leaves
+                // them to the sweep (`collect_garbage`), not to nobody.
+                if !wrote {
+                    db.execute(
+                        "INSERT INTO chunk_writes (blob_key, request_id, started_at) VALUES (?, ?, ?) ON CONFLICT (blob_key, request_id) DO NOTHING",
+                        vec![key.into(), writer.as_str().into(), SqlValue::Integer(now_ms)],
+                    )
+                    .await
+                    .map_err(store_failure)?;
+                }
                 blobs.put(key, data).await.map_err(store_failure)?;
                 wrote = true;
                 other.as_ref().map_or(0, |r| r.generation)
@@ -141,6 +153,7 @@ pub async fn attach(
                     sql: "UPDATE files SET row_version = row_version + 1, updated_at = ? WHERE id = ?",
                     params: vec![SqlValue::Integer(now_ms), file_id.into()],
                 },
+                Statement { sql: "DELETE FROM chunk_writes WHERE blob_key = ? AND request_id = ?", params: vec![key.into(), writer.as_str().into()] },
             ])
             .await;
         match result {
@@ -350,6 +363,20 @@ pub async fn collect_garbage(db: &impl Sql, blobs: &impl Blobs, now_ms: i64) -> 
         let (job, key) = (r.text(0).map_err(store_failure)?, r.text(1).map_err(store_failure)?);
         discard(db, blobs, now_ms, key).await?;
         db.execute("DELETE FROM job_writes WHERE job_id = ? AND blob_key = ?", vec![job.into(), key.into()]).await.map_err(store_failure)?;
+    }
+    // Bytes of chunk uploads whose request died between the write and its batch (a crash, a
+    // killed instance): gone unless a live row owns them by now. A request that old is over.
+    let rows = db
+        .query(
+            "SELECT blob_key, request_id FROM chunk_writes WHERE started_at < ? LIMIT ?",
+            vec![SqlValue::Integer(now_ms - STALE_SWEEP_MS), SqlValue::Integer(GARBAGE_BATCH)],
+        )
+        .await
+        .map_err(store_failure)?;
+    for r in &rows {
+        let (key, writer) = (r.text(0).map_err(store_failure)?, r.text(1).map_err(store_failure)?);
+        discard(db, blobs, now_ms, key).await?;
+        db.execute("DELETE FROM chunk_writes WHERE blob_key = ? AND request_id = ?", vec![key.into(), writer.into()]).await.map_err(store_failure)?;
     }
     Ok(())
 }

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use vaultx_core::chunks::ChunkPlan;
 use vaultx_core::digest::{hex, sha256};
 use vaultx_core::guard;
-use vaultx_core::ports::{Blobs, Entropy, Kv, Row, Sql, SqlValue, Statement, StoreError};
+use vaultx_core::ports::{Blobs, Entropy, Kv, Platform, Row, Sql, SqlValue, Statement, StoreError};
 use vaultx_core::problem::ProblemKind;
 use vaultx_core::{Problem, time};
 
@@ -414,6 +414,51 @@ pub fn first_job(f: &FileRecord) -> Option<&'static str> {
     } else {
         None
     }
+}
+
+/// How long an upload whose every chunk is stored may wait for its completion before the
+/// sweep runs it ([`finish_stalled`]): the last chunk's own request completes the file at
+/// once, so one still `uploading` this long after its last change lost that request (a crash
+/// between the chunk's batch and the flip), and a client following the seed's protocol (chunks
+/// only, no `/complete`) would wait for it forever.
+pub const COMPLETION_GRACE_MS: i64 = 10_000;
+/// Files one sweep completes (the rest wait for the next).
+const STALLED_BATCH: i64 = 50;
+
+/// Completes every file (or version) whose chunks have all arrived and whose completion did
+/// not run, oldest first; returns how many became available. Run by the sweep. Each is
+/// [`complete`], so it races nothing: a client completing the same file at the same moment
+/// gets the same answer. A file that cannot complete (its content contradicts a declared
+/// checksum) is logged and stays `uploading`, as it would for the client.
+pub async fn finish_stalled<P: Platform>(p: &P, db: &P::Metadata) -> Result<usize, Problem> {
+    let now_ms = p.now_ms();
+    let rows = db
+        .query(
+            "SELECT f.id FROM files f WHERE f.status = 'uploading' AND f.updated_at < ? \
+             AND (SELECT COUNT(*) FROM file_chunks c WHERE c.file_id = f.id) = (f.size + f.chunk_size - 1) / f.chunk_size \
+             ORDER BY f.updated_at LIMIT ?",
+            vec![SqlValue::Integer(now_ms - COMPLETION_GRACE_MS), SqlValue::Integer(STALLED_BATCH)],
+        )
+        .await
+        .map_err(store_failure)?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let blobs = p.blobs().await.map_err(store_failure)?;
+    let kv = p.kv().await.map_err(store_failure)?;
+    let mut finished = 0;
+    for row in &rows {
+        let id = row.text(0).map_err(store_failure)?;
+        match complete(db, &blobs, &kv, p, now_ms, id).await {
+            Ok(Completion::Available(_)) => {
+                finished += 1;
+                p.record(&serde_json::json!({"event": "completed-by-sweep", "file": id}));
+            }
+            Ok(Completion::Missing(_)) => {}
+            Err(problem) => eprintln!("vaultx: the sweep could not complete file {id}: {problem}"),
+        }
+    }
+    Ok(finished)
 }
 
 pub async fn complete(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, p: &impl vaultx_core::ports::Platform, now_ms: i64, file_id: &str) -> Result<Completion, Problem> {

@@ -447,3 +447,72 @@ fn chunks_without_a_stored_crc_are_read_once_for_both_checksums() {
         }
     }
 }
+
+/// The sweep runs itself: the first caller that finds the last sweep older than the interval
+/// wakes every kind with `sweep`; callers within the interval, and a second instance racing
+/// the first, send nothing.
+#[test]
+fn an_overdue_sweep_is_started_once_by_whoever_finds_it() {
+    let p = TestPlatform::new();
+    p.vars.borrow_mut().insert("sweep_interval_seconds".into(), "1".into());
+    run(jobs::sweep_if_due(&p));
+    let sweeps = |p: &TestPlatform| p.woken.borrow().iter().filter(|(_, id)| id == "sweep").map(|(k, _)| k.clone()).collect::<Vec<_>>();
+    assert_eq!(sweeps(&p), jobs::KINDS);
+    // Within the interval: nothing (this instance does not even ask the database).
+    p.now.set(p.now.get() + 500);
+    run(jobs::sweep_if_due(&p));
+    assert_eq!(sweeps(&p).len(), jobs::KINDS.len());
+    // Another instance (its own in-memory clock is not this one's) finds the clock moved.
+    p.conn.execute("UPDATE sweep_clock SET swept_at = ?", [p.now.get()]).unwrap();
+    p.now.set(p.now.get() + 600);
+    run(jobs::sweep_if_due(&p));
+    assert_eq!(sweeps(&p).len(), jobs::KINDS.len(), "the sweep another instance started is not started again");
+    // Past the interval: the next one.
+    p.now.set(p.now.get() + 1000);
+    run(jobs::sweep_if_due(&p));
+    assert_eq!(sweeps(&p).len(), 2 * jobs::KINDS.len());
+}
+
+/// A file whose every chunk is stored but whose completion never ran (the request died in
+/// between) is completed by the sweep after the grace period, not left `uploading`.
+#[test]
+fn the_sweep_completes_an_upload_whose_completion_never_ran() {
+    let p = TestPlatform::new();
+    let token = signed_in(&p);
+    let data = content(2 * CHUNK + 10, 7);
+    let id = create(&p, &token, &format!(r#"{{"name":"a.bin","originalName":"a.bin","mimeType":"application/octet-stream","size":{}}}"#, data.len()))["id"].as_str().unwrap().to_owned();
+    let db = TestDb(p.conn.clone());
+    let file = run(files::find(&db, &id)).unwrap().unwrap();
+    for (i, chunk) in data.chunks(CHUNK).enumerate() {
+        // The chunks' rows, as a request that died before its completion left them.
+        let key = file.blob_key(&vaultx_core::digest::sha256(chunk));
+        run(crate::blobs::attach(&db, &p.blobs, p.now.get(), &id, i as u64, &key, chunk, None)).unwrap();
+    }
+    let status = |p: &TestPlatform| p.conn.query_row("SELECT status FROM files WHERE id = ?", [&id], |r| r.get::<_, String>(0)).unwrap();
+    assert_eq!(status(&p), "uploading");
+    // Within the grace period a client's own completion may still be on its way.
+    run(jobs::dispatch(&p, "verify", jobs::SWEEP)).unwrap();
+    assert_eq!(status(&p), "uploading");
+    p.now.set(p.now.get() + files::COMPLETION_GRACE_MS + 1);
+    run(jobs::dispatch(&p, "verify", jobs::SWEEP)).unwrap();
+    assert_eq!(status(&p), "available");
+    assert_reads_back(&p, &token, &id, &data, &[(CHUNK - 1, CHUNK + 1)]);
+    assert_intact(&p);
+}
+
+/// Bytes a chunk request wrote before it died (no row names them) are collected once no
+/// request can still be writing them; bytes a live row owns by then stay.
+#[test]
+fn the_sweep_collects_the_bytes_of_a_chunk_whose_request_died() {
+    let p = TestPlatform::new();
+    p.conn.execute("INSERT INTO chunk_writes (blob_key, request_id, started_at) VALUES ('f.x.dead', 'x/0', ?)", [p.now.get()]).unwrap();
+    p.blobs.0.borrow_mut().insert("f.x.dead".into(), b"orphan".to_vec());
+    let sweep = |p: &TestPlatform| run(crate::blobs::collect_garbage(&TestDb(p.conn.clone()), &p.blobs, p.now.get())).unwrap();
+    sweep(&p);
+    assert!(p.blobs.0.borrow().contains_key("f.x.dead"), "a request may still be writing it");
+    p.now.set(p.now.get() + crate::blobs::STALE_SWEEP_MS + 1);
+    sweep(&p);
+    assert!(!p.blobs.0.borrow().contains_key("f.x.dead"), "collected");
+    let left: i64 = p.conn.query_row("SELECT count(*) FROM chunk_writes", [], |r| r.get(0)).unwrap();
+    assert_eq!(left, 0);
+}

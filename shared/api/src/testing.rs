@@ -127,6 +127,8 @@ impl TestPlatform {
             ("url_signing_keys".to_owned(), format!("k1:{SECRET}")),
             ("url_signing_key_id".to_owned(), "k1".to_owned()),
             ("chunk_size".to_owned(), (64 * 1024).to_string()),
+            // No traffic-driven sweep unless a test asks for one: its clock is process-wide.
+            ("sweep_interval_seconds".to_owned(), "0".to_owned()),
         ]);
         Self {
             conn: Rc::new(conn),
@@ -153,6 +155,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("../../../infra/migrations/0007_file_api.sql"),
     include_str!("../../../infra/migrations/0008_regions.sql"),
     include_str!("../../../infra/migrations/0009_replication.sql"),
+    include_str!("../../../infra/migrations/0010_sweep_clock.sql"),
 ];
 
 impl Clock for TestPlatform {

@@ -169,11 +169,21 @@ impl Client {
     }
 }
 
-/// Which deployment the suite runs against (`VAULTX_TARGET`: `runtime`, the default, or
-/// `worker`). A few tests are about the local runtime's own HTTP server; under `wrangler dev`
-/// the platform's server answers those requests, and they say so and return.
+/// Which deployment the suite runs against (`VAULTX_TARGET`: `runtime`, the default, `spin`
+/// (the Spin CLI's `spin up`) or `worker` (`wrangler dev`)). A few tests are about the local
+/// runtime's own HTTP server or reach into its data directory; elsewhere they call
+/// [`not_applicable`] and return.
 pub fn target() -> String {
     std::env::var("VAULTX_TARGET").unwrap_or_else(|_| "runtime".into())
+}
+
+/// Says that the calling test does not apply to this target, and why, in one line that
+/// `tests/run` counts and names in its summary as "not applicable" (not as a pass). The test
+/// returns right after.
+pub fn not_applicable(reason: &str) {
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("?");
+    println!("vaultx-e2e: not applicable on {}: {test}: {reason}", target());
 }
 
 /// `host:port` of the deployment.

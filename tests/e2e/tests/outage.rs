@@ -58,7 +58,7 @@ fn download_exact(c: &Client, path: &str, data: &[u8]) -> Duration {
 fn outage_1_a_stopped_home_store_is_read_from_a_replica_and_its_breaker_opens() {
     let (kind, store) = home_store();
     if kind != "s3" {
-        eprintln!("skipped: the home store is {kind}:{store}; this run's S3 server holds no home blocks");
+        vaultx_e2e::not_applicable(&format!("the home store is {kind}:{store}; this run's S3 server holds no home blocks"));
         return;
     }
     let _turn = serial();
@@ -124,7 +124,7 @@ fn outage_1_a_stopped_home_store_is_read_from_a_replica_and_its_breaker_opens() 
 fn outage_2_strong_writes_wait_for_every_target_and_eventual_ones_catch_up() {
     let (home_kind, _) = home_store();
     if home_kind == "s3" || std::env::var("VAULTX_S3_CONTROL").is_err() {
-        eprintln!("skipped: needs the home store elsewhere than the S3 server this run controls");
+        vaultx_e2e::not_applicable("needs the home store elsewhere than an S3 server this run controls");
         return;
     }
     let _turn = serial();

@@ -118,6 +118,7 @@ where
         crate::blobs::collect_garbage(&db, &p.blobs().await.map_err(store_failure)?, p.now_ms()).await?;
         if kind == AUDIT_DRAINER {
             crate::audit::drain(p).await?;
+            crate::files::finish_stalled(p, &db).await?;
         }
         if kind == replicate::KIND {
             crate::replication::collect(p, &db).await?;
@@ -131,10 +132,62 @@ where
         }
     };
     let runs = ids.iter().map(|id| drain(p, &db, kind, id, &tuning, &run));
-    for outcome in futures_util::future::join_all(runs).await {
+    let outcomes = futures_util::future::join_all(runs).await;
+    // A consumer is traffic too: retries whose backoff ends while nothing else happens are
+    // swept from here (a sweep message finds the clock just moved and sends nothing).
+    sweep_if_due(p).await;
+    for outcome in outcomes {
         outcome?;
     }
     Ok(())
+}
+
+/// The setting that says how often the sweep runs by itself, in seconds (0: never by itself,
+/// only from a schedule: the local runtime's timer, a cron `PUBLISH`, the Worker's Cron
+/// Trigger).
+pub const SWEEP_INTERVAL: &str = "sweep_interval_seconds";
+/// Its default: a minute, as the Worker's Cron Trigger.
+pub const DEFAULT_SWEEP_INTERVAL_S: i64 = 60;
+
+/// The sweep, driven by traffic: a request or job that finds the last sweep older than
+/// [`SWEEP_INTERVAL`] moves `sweep_clock` forward with a compare-and-set and, if it won,
+/// wakes every job kind with [`SWEEP`]. So lost wake-ups, retries after backoff, the audit
+/// spool, stalled completions and garbage are handled on every platform with nothing but the
+/// platform running (Spin has no timer), and by one sweep per interval however many instances
+/// see it due. Each instance asks the database at most once per interval (a clock it keeps in
+/// memory), so a request pays for it once a minute, not every time. Best effort: a failure is
+/// logged and the next request or the shipped schedule tries again.
+pub async fn sweep_if_due<P: Platform>(p: &P) {
+    use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
+    // When this instance next asks the database (instances answer many requests).
+    static NEXT_CHECK_MS: AtomicI64 = AtomicI64::new(0);
+    let now = p.now_ms();
+    if now < NEXT_CHECK_MS.load(Relaxed) {
+        return;
+    }
+    let interval_ms = match p.get(SWEEP_INTERVAL).await {
+        Ok(Some(v)) if !v.trim().is_empty() => v.trim().parse::<i64>().ok().filter(|s| (0..=86_400).contains(s)).unwrap_or(DEFAULT_SWEEP_INTERVAL_S) * 1000,
+        _ => DEFAULT_SWEEP_INTERVAL_S * 1000,
+    };
+    if interval_ms == 0 {
+        return;
+    }
+    NEXT_CHECK_MS.store(now + interval_ms, Relaxed);
+    let Ok(db) = p.metadata().await else { return };
+    match db
+        .execute("UPDATE sweep_clock SET swept_at = ? WHERE id = 1 AND swept_at <= ?", vec![SqlValue::Integer(now), SqlValue::Integer(now - interval_ms)])
+        .await
+    {
+        Ok(1) => {
+            for kind in KINDS {
+                if let Err(e) = p.wake(kind, "sweep").await {
+                    eprintln!("vaultx: starting the {kind} sweep failed ({e}); the next due check or the schedule starts it");
+                }
+            }
+        }
+        Ok(_) => {}
+        Err(e) => eprintln!("vaultx: the sweep clock could not be read ({e})"),
+    }
 }
 
 /// Jobs one consumer runs in a row before it returns (others wait for the next message).

@@ -21,6 +21,7 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
     auth::require_admin(p, &req).await?;
     let filter = audit::filter(&req)?;
     let db = p.metadata().await.map_err(store_failure)?;
+    audit::catch_up(p).await;
     let (events, next) = audit::page(&db, &filter).await?;
     let items: Vec<_> = events.iter().map(audit::view).collect();
     Ok(ApiResponse::json(200, &serde_json::json!({"items": items, "nextCursor": next})).with_header("cache-control", "private, no-store"))

@@ -25,6 +25,7 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
         return Err(Problem::new(vaultx_core::problem::ProblemKind::InvalidQuery, "user= is for /api/admin/audit; this log is the file's".to_owned()));
     }
     filter.file_id = Some(file.id);
+    audit::catch_up(p).await;
     let (events, next) = audit::page(&db, &filter).await?;
     let items: Vec<_> = events.iter().map(audit::view).collect();
     Ok(ApiResponse::json(200, &serde_json::json!({"items": items, "nextCursor": next})).with_header("cache-control", "private, no-store"))
