@@ -39,6 +39,13 @@ pub async fn read_request(request: Request, max_body: usize) -> Result<ApiReques
         .into_iter()
         .map(|(name, value)| (name, String::from_utf8(value).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())))
         .collect();
+    // The authority (RFC 9112 §3.2: exactly host[:port]), as the bundled runtime checks it
+    // before any component runs: a host whose server passes a malformed one on (the Spin
+    // CLI's takes `Host: x@y`) must not act on the request.
+    let authority = request.get_authority().or_else(|| headers.iter().find(|(name, _)| name == "host").map(|(_, v)| v.clone()));
+    if authority.as_deref().is_some_and(|a| !vaultx_core::http::valid_host(a)) {
+        return Err(Problem::new(ProblemKind::BadRequest, "the request's Host must be host[:port]"));
+    }
     let declared = headers.iter().find(|(name, _)| name == "content-length").and_then(|(_, v)| v.trim().parse::<u64>().ok());
     if max_body > 0 && declared.is_some_and(|n| n > max_body as u64) {
         return Err(too_large(max_body));

@@ -198,6 +198,19 @@ pub fn raw(request: &str) -> Reply {
 }
 
 pub fn raw_bytes(request: &[u8]) -> Reply {
+    let (reply, out) = exchange(request);
+    reply.unwrap_or_else(|| panic!("no complete response: {:?}", String::from_utf8_lossy(&out)))
+}
+
+/// As [`raw`], but a server that closes the connection without answering (the Spin CLI's, for
+/// a request it refuses) gives `None` instead of a failure.
+pub fn raw_or_closed(request: &str) -> Option<Reply> {
+    exchange(request.replace("{host}", &authority()).as_bytes()).0
+}
+
+/// Sends the bytes and reads until one response is complete or the server closes: the
+/// response, if one came whole, and every byte read.
+fn exchange(request: &[u8]) -> (Option<Reply>, Vec<u8>) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(authority()).expect("connect");
     stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
@@ -211,13 +224,13 @@ pub fn raw_bytes(request: &[u8]) -> Reply {
             Ok(n) => {
                 out.extend_from_slice(&buf[..n]);
                 if let Some(reply) = parse_reply(&out) {
-                    return reply;
+                    return (Some(reply), out);
                 }
             }
             Err(_) => break,
         }
     }
-    parse_reply(&out).unwrap_or_else(|| panic!("no complete response: {:?}", String::from_utf8_lossy(&out)))
+    (parse_reply(&out), out)
 }
 
 /// One HTTP/1.1 response with a Content-Length body (or none), once all of it has arrived.

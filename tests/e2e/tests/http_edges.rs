@@ -23,8 +23,18 @@ fn the_host_header_never_changes_the_resource_acted_on() {
     let (_, _, token) = c.signed_in_user();
     let (a, victim) = (empty_file(&c, &token, "a"), empty_file(&c, &token, "c"));
     for host in [format!("x/api/files/{victim}?"), format!("x/api/files/{victim}#"), "x@y".to_owned()] {
-        let r = raw(&format!("DELETE /api/files/{a} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"));
-        if target() == "runtime" { r.assert_problem(400, "bad-request") } else { r.assert_problem(421, "misdirected-request") }
+        let request = format!("DELETE /api/files/{a} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n");
+        match target().as_str() {
+            "runtime" => raw(&request).assert_problem(400, "bad-request"),
+            "worker" => raw(&request).assert_problem(421, "misdirected-request"),
+            // The Spin CLI's server refuses some before any component runs (it closes the
+            // connection) and passes others on, which the component refuses (400).
+            _ => {
+                if let Some(r) = vaultx_e2e::raw_or_closed(&request) {
+                    r.assert_problem(400, "bad-request");
+                }
+            }
+        }
         assert!(exists(&c, &token, &victim), "the file the Host header named is untouched");
         assert!(exists(&c, &token, &a), "a request with a bad Host acts on nothing");
     }
