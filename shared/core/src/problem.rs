@@ -36,6 +36,8 @@ pub enum ProblemKind {
     ReplicaUnavailable,
     /// A store the request needs (the metadata database, a blob store) is unreachable.
     StoreUnavailable,
+    /// The home region is deactivated: it takes no new blocks.
+    RegionDeactivated,
     RangeNotSatisfiable,
     BadRequest,
     PreconditionFailed,
@@ -68,7 +70,7 @@ impl ProblemKind {
             Self::ChunkOutOfRange | Self::WrongChunkSize | Self::ChecksumMismatch => 422,
             Self::DigestMismatch => 400,
             Self::InvalidUrl | Self::ExpiredUrl => 403,
-            Self::Busy | Self::ReplicaUnavailable | Self::StoreUnavailable => 503,
+            Self::Busy | Self::ReplicaUnavailable | Self::StoreUnavailable | Self::RegionDeactivated => 503,
             Self::RangeNotSatisfiable => 416,
             Self::BadRequest => 400,
             Self::PreconditionFailed => 412,
@@ -112,6 +114,7 @@ impl ProblemKind {
             Self::Busy => "busy",
             Self::ReplicaUnavailable => "replica-unavailable",
             Self::StoreUnavailable => "store-unavailable",
+            Self::RegionDeactivated => "region-deactivated",
             Self::RangeNotSatisfiable => "range-not-satisfiable",
             Self::BadRequest => "bad-request",
             Self::PreconditionFailed => "precondition-failed",
@@ -153,6 +156,7 @@ impl ProblemKind {
             Self::Busy => "Busy, try again",
             Self::ReplicaUnavailable => "A target region cannot take the write now",
             Self::StoreUnavailable => "A store is unreachable, try again",
+            Self::RegionDeactivated => "The region takes no new blocks",
             Self::RangeNotSatisfiable => "The range is outside the file",
             Self::BadRequest => "Bad request",
             Self::PreconditionFailed => "A precondition of the request does not hold",

@@ -214,11 +214,14 @@ fn outage_3_a_deactivated_home_region_is_read_from_its_replicas() {
     if let Some(taken) = taken {
         taken.restore();
     }
-    // No new blocks go to a deactivated region: a policy naming it is refused.
+    // No new blocks go to a deactivated region: a policy naming it is refused, and so is a
+    // chunk while the home store is in it (503 region-deactivated; the file stays uploading,
+    // nothing is stored).
+    let r = policy(&c, &owner, &id, &json!({"targetRegions": [home]}));
+    r.assert_problem(422, "validation-failed");
     let other = bytes(2000, 32);
     let other_id = c.create_file(&owner, "later.bin", &other);
-    c.upload(&owner, &other_id, &other);
-    let r = policy(&c, &owner, &other_id, &json!({"targetRegions": [home]}));
-    r.assert_problem(422, "validation-failed");
+    c.put_chunk(&owner, &other_id, 0, &other).assert_problem(503, "region-deactivated");
+    assert_eq!(c.get(&format!("/api/files/{other_id}"), Some(&owner)).json()["status"], "uploading");
     assert_integrity(&c);
 }

@@ -135,6 +135,16 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
     crate::quotas::check_chunk(p, &db, &user.user_id).await?;
     let key = file.blob_key(&digest);
     let now = p.now_ms();
+    // A deactivated region takes no new blocks, the home region included: the upload waits
+    // until an operator points home_blob_store at an active region's store.
+    let (home_kind, home_binding) = p.home_store().await.map_err(store_failure)?;
+    let kv = p.kv().await.map_err(store_failure)?;
+    if vaultx_core::breaker::deactivated(&kv, &home_kind, &home_binding).await.map_err(store_failure)? {
+        return Err(Problem::new(
+            ProblemKind::RegionDeactivated,
+            format!("the home blob store {home_kind}:{home_binding} belongs to a deactivated region, which takes no new blocks; set home_blob_store to a store of an active region"),
+        ));
+    }
     let store = p.blobs().await.map_err(store_failure)?;
     // Only when the file declared a full-object CRC: completion combines these.
     let crc = file.checksum_crc64nvme.is_some().then(|| vaultx_core::digest::crc64nvme(&data));
@@ -158,7 +168,6 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
     if received == file.plan().count() {
         // Also when this chunk was already there: re-sending one is how a client whose
         // completion was interrupted (a crash between the last chunk and the flip) finishes.
-        let kv = p.kv().await.map_err(store_failure)?;
         if let files::Completion::Available(done) = files::complete(&db, &store, &kv, p, now, &file.id).await? {
             status = done.status;
         }
