@@ -32,9 +32,11 @@ ROUTES = [
     # The audit log's readers move the download path's spooled events in first (read-your-writes).
     ("file-audit", "/api/files/:id/audit", "GET: the audit log of one of the caller's files", True, ["audit"], ["jwt_secret"]),
     ("file-signed-url", "/api/files/:id/signed-url", "POST: a temporary download URL", True, [], ["jwt_secret", "url_signing_keys", "url_signing_key_id", "public_url"]),
-    # The edge download: no database, no JWT secret; reads manifests and blobs only.
-    # Its audit events go to the `audit` spool, which the verify job's sweep moves into SQL.
-    ("file-download", "/api/files/download/:token", "GET: download through a signed URL", False, ["manifests", "audit"] + BLOB_STORES, ["url_signing_keys", "url_signing_key_id"]),
+    # The edge download: no database, no JWT secret; reads manifests and blobs only. Its
+    # access records go to the audit spool: the Redis stream at redis_address (the one thing it
+    # writes, and no disk sync), or the `audit` store when Redis is not there; the verify
+    # consumer moves them into SQL.
+    ("file-download", "/api/files/download/:token", "GET: download through a signed URL", False, ["manifests", "audit"] + BLOB_STORES, ["url_signing_keys", "url_signing_key_id", "redis_address", "audit_spool"]),
     ("admin-integrity", "/api/admin/integrity", "GET: audit every store's invariants (administrators)", True, ["manifests"] + BLOB_STORES, ["jwt_secret", "admin_emails"]),
     ("admin-jobs", "/api/admin/jobs", "GET: background jobs by state and kind (administrators)", True, [], ["jwt_secret", "admin_emails"]),
     ("admin-job-retry", "/api/admin/jobs/:id/retry", "POST: retry a dead job (administrators)", True, [], ["jwt_secret", "admin_emails"]),
@@ -61,7 +63,8 @@ ROUTES = [
 
 # Every component with a database may publish on Redis: the ones that enqueue jobs wake their
 # consumers, and any of them may start an overdue sweep (shared/api/src/jobs/mod.rs,
-# `sweep_if_due`: Spin has no timer, so the traffic drives it). The edge download has none.
+# `sweep_if_due`: Spin has no timer, so the traffic drives it). The edge download publishes
+# its access records there (above).
 
 # Background job kinds: component, kind, what it does, key-value stores, variables. Each is
 # triggered by messages on its Redis channel (shared/api/src/jobs/<kind>.rs).
@@ -112,6 +115,10 @@ database_host = { default = "postgres://127.0.0.1:5432" }
 # The Redis the job consumers subscribe to and producers publish wake-ups on. Jobs live in
 # the SQL outbox; without Redis they wait for the sweep (see README, "Background jobs").
 redis_address = { default = "redis://127.0.0.1:6379" }
+# Where the signed download hands its access records (README, "Downloads' access records"):
+# redis (a stream at redis_address: no disk sync per download) or key-value (the `audit`
+# store; vaultx-runtime's default, whose key-value writes are group-committed).
+audit_spool = { default = "redis" }
 # The seed's BULL_CONCURRENCY: jobs of one kind running at once across all consumers.
 job_concurrency = { default = "2" }
 # How often the sweep runs by itself (seconds; 0: only from a schedule): the first request or
@@ -169,7 +176,9 @@ def component(c, sqlite, stores, variables):
         variables = variables + ["home_blob_store", "s3_stores", "s3_credentials", "circuit_breaker_failure_threshold", "circuit_breaker_reset_timeout"]
         outbound = outbound + ["{{ s3_host }}"]
     if sqlite:
-        variables, outbound = variables + ["redis_address", "sweep_interval_seconds"], outbound + ["{{ redis_address }}"]
+        variables = variables + ["redis_address", "sweep_interval_seconds"]
+    if "redis_address" in variables:
+        outbound = outbound + ["{{ redis_address }}"]
     crate_name = c.replace("-", "_")
     stores_list = ", ".join(f'"{s}"' for s in stores)
     hosts = ", ".join(f'"{h}"' for h in outbound)

@@ -16,12 +16,12 @@ fn router() -> &'static Router {
 }
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let allowed_hosts: Vec<String> = env
         .var(vaultx_worker::ALLOWED_HOSTS)
         .map(|v| v.to_string().split(',').map(|h| h.trim().to_owned()).filter(|h| !h.is_empty()).collect())
         .unwrap_or_default();
-    let platform = WorkerPlatform::new(env);
+    let platform = WorkerPlatform::with_context(env, ctx);
     let path = req.path();
     // The table ends with "/...", so every path has a route.
     let route = router().route(&path).map_or(TABLE.len() - 1, |m| m.route.target);
@@ -55,11 +55,39 @@ fn request_metrics() -> &'static vaultx_core::metrics::RequestMetrics {
 /// retried by the Queue only when the job could not even be claimed or recorded (the stores
 /// failed); after `max_retries` it goes to the dead-letter queue, and the job still waits in
 /// the outbox for the sweep.
+///
+/// The batch's access records (the downloads') are stored together in one D1 transaction and
+/// acknowledged together; if that fails the Queue delivers them again (their ids make a
+/// second delivery land once).
 #[event(queue)]
 async fn queue(batch: MessageBatch<JobMessage>, env: Env, _ctx: Context) -> Result<()> {
     let platform = WorkerPlatform::new(env);
-    for message in batch.messages()? {
-        let JobMessage { kind, id } = message.body();
+    let (records, jobs): (Vec<_>, Vec<_>) = batch.messages()?.into_iter().partition(|m| m.body().kind == vaultx_worker::AUDIT_RECORD);
+    if !records.is_empty() {
+        let events: Vec<vaultx_api::audit::Event> = records
+            .iter()
+            .filter_map(|m| match serde_json::from_str(m.body().record.as_deref().unwrap_or_default()) {
+                Ok(event) => Some(event),
+                Err(e) => {
+                    worker::console_error!("access record {} is unreadable ({e}); dropped", m.body().id);
+                    None
+                }
+            })
+            .collect();
+        let stored = match vaultx_core::ports::Platform::metadata(&platform).await {
+            Ok(db) => vaultx_api::audit::insert_all(&db, &events).await,
+            Err(e) => Err(vaultx_api::accounts::store_failure(e)),
+        };
+        match stored {
+            Ok(()) => records.iter().for_each(|m| m.ack()),
+            Err(problem) => {
+                worker::console_error!("{} access records not stored ({problem}); the Queue delivers them again", records.len());
+                records.iter().for_each(|m| m.retry());
+            }
+        }
+    }
+    for message in jobs {
+        let JobMessage { kind, id, .. } = message.body();
         match vaultx_api::jobs::dispatch(&platform, kind, id.as_bytes()).await {
             Ok(()) => message.ack(),
             Err(problem) => {

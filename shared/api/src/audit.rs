@@ -13,7 +13,7 @@
 use crate::accounts::store_failure;
 use serde::{Deserialize, Serialize};
 use vaultx_core::http::{ApiRequest, ApiResponse, LogLine};
-use vaultx_core::ports::{Kv, Platform, Sql, SqlValue};
+use vaultx_core::ports::{Platform, Spool, Sql, SqlValue, Statement};
 use vaultx_core::Problem;
 
 /// One audit entry.
@@ -34,9 +34,10 @@ pub struct Event {
     pub detail: Option<String>,
 }
 
-pub const SPOOL_PREFIX: &str = "audit/";
-/// Events moved from the spool per sweep (the rest wait for the next one).
+/// Events moved from the spool per transaction.
 pub const DRAIN_BATCH: usize = 500;
+/// Events moved by one drain (the rest wait for the next: a wake-up, a read, the sweep).
+pub const DRAIN_LIMIT: usize = 20_000;
 
 /// The functions given no database (spin.toml): the signed download, whose path must stay
 /// reads only, and the functions that answer without any store.
@@ -211,52 +212,92 @@ async fn insert<P: Platform>(p: &P, e: &Event) -> Result<(), Problem> {
 }
 
 async fn insert_into(db: &impl Sql, e: &Event) -> Result<(), Problem> {
-    db.execute(
-        "INSERT INTO audit_events (id, at, user_id, action, file_id, address, result, request_id, detail) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-        vec![
-            e.id.clone().into(),
-            SqlValue::Integer(e.at),
-            e.user_id.clone().into(),
-            e.action.clone().into(),
-            e.file_id.clone().into(),
-            e.address.clone().into(),
-            SqlValue::Integer(e.result as i64),
-            e.request_id.clone().into(),
-            e.detail.clone().into(),
-        ],
-    )
-    .await
-    .map_err(store_failure)?;
+    db.execute(insert_sql(1), params(e).into()).await.map_err(store_failure)?;
     Ok(())
 }
 
-/// Writes an event to the spool, keyed so keys sort by time.
+/// Hands a download's event to the spool, keyed so keys sort by time.
 async fn spool<P: Platform>(p: &P, e: &Event) -> Result<(), Problem> {
-    let kv = p.spool().await.map_err(store_failure)?;
+    let spool = p.spool().await.map_err(store_failure)?;
     let bytes = serde_json::to_vec(e).map_err(|_| Problem::internal())?;
-    kv.set(&format!("{SPOOL_PREFIX}{:016}/{}", e.at, e.id), &bytes).await.map_err(store_failure)
+    spool.append(&format!("{:016}/{}", e.at, e.id), &bytes).await.map_err(store_failure)
 }
 
-/// Moves up to [`DRAIN_BATCH`] spooled events into SQL; returns how many. Each is deleted
-/// from the spool after its insert committed; a crash in between re-inserts it next time,
-/// which its id turns into nothing.
+/// Rows per INSERT when events are stored in bulk: D1 binds at most 100 parameters per
+/// statement, an event takes 9.
+const ROWS_PER_INSERT: usize = 11;
+
+/// `INSERT … VALUES (…), (…) …` for `rows` events (1 or [`ROWS_PER_INSERT`]).
+fn insert_sql(rows: usize) -> &'static str {
+    static BULK: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    const ONE: &str = "INSERT INTO audit_events (id, at, user_id, action, file_id, address, result, request_id, detail) \
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING";
+    if rows == 1 {
+        return ONE;
+    }
+    BULK.get_or_init(|| {
+        let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; ROWS_PER_INSERT].join(", ");
+        format!("INSERT INTO audit_events (id, at, user_id, action, file_id, address, result, request_id, detail) VALUES {values} ON CONFLICT (id) DO NOTHING")
+    })
+}
+
+fn params(e: &Event) -> [SqlValue; 9] {
+    [
+        e.id.clone().into(),
+        SqlValue::Integer(e.at),
+        e.user_id.clone().into(),
+        e.action.clone().into(),
+        e.file_id.clone().into(),
+        e.address.clone().into(),
+        SqlValue::Integer(e.result as i64),
+        e.request_id.clone().into(),
+        e.detail.clone().into(),
+    ]
+}
+
+/// Stores events in one transaction (a batch of multi-row INSERTs). An event already stored
+/// (by id) is left as it is, so a batch delivered twice lands once.
+pub async fn insert_all(db: &impl Sql, events: &[Event]) -> Result<(), Problem> {
+    let mut statements = Vec::new();
+    let mut bulk = events.chunks_exact(ROWS_PER_INSERT);
+    for group in &mut bulk {
+        statements.push(Statement { sql: insert_sql(ROWS_PER_INSERT), params: group.iter().flat_map(params).collect() });
+    }
+    for e in bulk.remainder() {
+        statements.push(Statement { sql: insert_sql(1), params: params(e).into() });
+    }
+    if statements.is_empty() {
+        return Ok(());
+    }
+    db.batch(statements).await.map_err(store_failure)
+}
+
+/// Moves spooled events into SQL, [`DRAIN_BATCH`] at a time in one transaction each, until
+/// the spool is empty or [`DRAIN_LIMIT`] moved; returns how many. Records are removed from
+/// the spool only after their batch committed; a crash in between inserts them again next
+/// time, which their ids turn into nothing.
 pub async fn drain<P: Platform>(p: &P) -> Result<usize, Problem> {
-    let kv = p.spool().await.map_err(store_failure)?;
+    let spool = p.spool().await.map_err(store_failure)?;
     let db = p.metadata().await.map_err(store_failure)?;
-    let mut keys = kv.list(SPOOL_PREFIX).await.map_err(store_failure)?;
-    keys.sort();
-    keys.truncate(DRAIN_BATCH);
-    for key in &keys {
-        if let Some(bytes) = kv.get(key).await.map_err(store_failure)? {
-            match serde_json::from_slice::<Event>(&bytes) {
-                Ok(event) => insert_into(&db, &event).await?,
-                Err(e) => eprintln!("vaultx: spooled audit event {key} is unreadable ({e}); dropped"),
+    let mut moved = 0;
+    while moved < DRAIN_LIMIT {
+        let records = spool.take(DRAIN_BATCH).await.map_err(store_failure)?;
+        let mut events = Vec::with_capacity(records.len());
+        for (receipt, bytes) in &records {
+            match serde_json::from_slice::<Event>(bytes) {
+                Ok(event) => events.push(event),
+                Err(e) => eprintln!("vaultx: spooled audit event {receipt} is unreadable ({e}); dropped"),
             }
         }
-        kv.delete(key).await.map_err(store_failure)?;
+        insert_all(&db, &events).await?;
+        let receipts: Vec<String> = records.into_iter().map(|(receipt, _)| receipt).collect();
+        spool.remove(&receipts).await.map_err(store_failure)?;
+        moved += receipts.len();
+        if receipts.len() < DRAIN_BATCH {
+            break;
+        }
     }
-    Ok(keys.len())
+    Ok(moved)
 }
 
 /// Moves the spooled download events into SQL before the log is read, so a download is in
@@ -390,4 +431,73 @@ pub fn filter(req: &ApiRequest) -> Result<Filter, Problem> {
         after,
         limit,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{TestPlatform, run};
+
+    fn event(i: usize) -> Event {
+        Event {
+            id: format!("event-{i:05}"),
+            at: 1_790_000_000_000 + i as i64,
+            user_id: None,
+            action: "file-download GET".into(),
+            file_id: Some("file-1".into()),
+            address: Some("127.0.0.1".into()),
+            result: 200,
+            request_id: format!("request-{i}"),
+            detail: (i % 2 == 0).then(|| "bytes=0-9".into()),
+        }
+    }
+
+    fn stored(p: &TestPlatform) -> Vec<Event> {
+        let filter = Filter { user_id: None, file_id: Some("file-1".into()), action: None, from_ms: None, to_ms: None, after: None, limit: 200 };
+        let mut all = Vec::new();
+        let mut filter = filter;
+        loop {
+            let db = run(p.metadata()).unwrap();
+            let (events, next) = run(page(&db, &filter)).unwrap();
+            all.extend(events);
+            match next {
+                None => return all,
+                Some(_) => filter.after = all.last().map(|e| (e.at, e.id.clone())),
+            }
+        }
+    }
+
+    #[test]
+    fn the_spool_moves_into_sql_in_batches_and_a_record_delivered_twice_lands_once() {
+        let p = TestPlatform::new();
+        let spool = run(p.spool()).unwrap();
+        // More than one transaction's worth, in bulk INSERTs and single ones.
+        let events: Vec<Event> = (0..DRAIN_BATCH + 23).map(event).collect();
+        for e in &events {
+            run(spool.append(&format!("{:016}/{}", e.at, e.id), &serde_json::to_vec(e).unwrap())).unwrap();
+        }
+        assert_eq!(run(drain(&p)).unwrap(), events.len());
+        assert!(p.spool.0.borrow().is_empty());
+        let mut back = stored(&p);
+        back.sort_by(|a, b| a.id.cmp(&b.id));
+        assert_eq!(back, events);
+        // A consumer that stored a batch and died before removing it: the batch comes again.
+        run(insert_all(&run(p.metadata()).unwrap(), &events[..30])).unwrap();
+        for e in &events[..30] {
+            run(spool.append(&format!("{:016}/{}", e.at, e.id), &serde_json::to_vec(e).unwrap())).unwrap();
+        }
+        assert_eq!(run(drain(&p)).unwrap(), 30);
+        assert_eq!(stored(&p).len(), events.len());
+    }
+
+    #[test]
+    fn an_unreadable_record_is_dropped_and_the_rest_still_move() {
+        let p = TestPlatform::new();
+        let spool = run(p.spool()).unwrap();
+        run(spool.append("0000000000000001/garbage", b"{not json")).unwrap();
+        run(spool.append("0000000000000002/event-00002", &serde_json::to_vec(&event(2)).unwrap())).unwrap();
+        assert_eq!(run(drain(&p)).unwrap(), 2);
+        assert_eq!(stored(&p), [event(2)]);
+        assert!(p.spool.0.borrow().is_empty());
+    }
 }

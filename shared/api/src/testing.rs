@@ -193,6 +193,7 @@ impl Platform for TestPlatform {
     type Metadata = TestDb;
     type Blobs = MemStore;
     type Kv = MemStore;
+    type Spool = KvSpool<MemStore>;
     async fn metadata(&self) -> Result<TestDb, StoreError> {
         Ok(TestDb(self.conn.clone()))
     }
@@ -213,8 +214,8 @@ impl Platform for TestPlatform {
     async fn kv(&self) -> Result<MemStore, StoreError> {
         Ok(self.kv.clone())
     }
-    async fn spool(&self) -> Result<MemStore, StoreError> {
-        Ok(self.spool.clone())
+    async fn spool(&self) -> Result<KvSpool<MemStore>, StoreError> {
+        Ok(KvSpool(self.spool.clone()))
     }
 }
 

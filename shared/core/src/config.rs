@@ -48,6 +48,12 @@ pub fn check(get: &dyn Fn(&str) -> Option<String>, declared: &dyn Fn(&str) -> bo
     whole("quota_files", 0..=u64::MAX, "files (0: unlimited), a whole number");
     whole("circuit_breaker_failure_threshold", 1..=1_000_000, "failures, a whole number");
     whole("circuit_breaker_reset_timeout", 1..=86_400_000, "milliseconds, a whole number");
+    if let Some(v) = value("audit_spool")
+        && v != "redis"
+        && v != "key-value"
+    {
+        problems.push(format!("audit_spool={v:?}: redis or key-value"));
+    }
 
     match value("jwt_secret") {
         None if !declared("jwt_secret") => {}

@@ -192,6 +192,62 @@ pub trait Kv {
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
 }
 
+/// The audit spool: the access records of the functions without a database (the signed
+/// download's audit events) on their way into SQL. A download hands its record over without
+/// a durable write of its own (a Redis stream on Spin, a Queue message on Workers; a
+/// key-value store where neither is configured or reachable); a consumer with a database
+/// takes records in batches, inserts them, and only then removes them.
+pub trait Spool {
+    /// Hands one record over. `key` is unique and sorts by time (`<ms>/<event id>`).
+    async fn append(&self, key: &str, record: &[u8]) -> Result<(), StoreError>;
+    /// Up to `limit` records, oldest first where the platform can tell, each with the receipt
+    /// [`Self::remove`] takes.
+    async fn take(&self, limit: usize) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+    /// Forgets records whose contents are stored elsewhere now. A receipt already removed is
+    /// no error (two consumers may have taken the same records).
+    async fn remove(&self, receipts: &[String]) -> Result<(), StoreError>;
+}
+
+/// A spool on a key-value store, one key per record under [`KvSpool::PREFIX`]: every write a
+/// commit of the store, so it is the fallback where no broker takes the records.
+pub struct KvSpool<K>(pub K);
+
+impl<K> KvSpool<K> {
+    pub const PREFIX: &'static str = "audit/";
+}
+
+impl<K: Kv> Spool for KvSpool<K> {
+    async fn append(&self, key: &str, record: &[u8]) -> Result<(), StoreError> {
+        self.0.set(&format!("{}{key}", Self::PREFIX), record).await
+    }
+
+    async fn take(&self, limit: usize) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let mut keys = self.0.list(Self::PREFIX).await?;
+        keys.sort();
+        keys.truncate(limit);
+        let mut records = Vec::with_capacity(keys.len());
+        for key in keys {
+            // A key gone since the listing was taken by another consumer.
+            if let Some(bytes) = self.0.get(&key).await? {
+                records.push((key, bytes));
+            }
+        }
+        Ok(records)
+    }
+
+    async fn remove(&self, receipts: &[String]) -> Result<(), StoreError> {
+        for key in receipts {
+            self.0.delete(key).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The job kind whose consumer moves the audit spool into SQL, and the message that asks it
+/// to do just that (a spool on a broker wakes it so: `vaultx_spin`'s stream).
+pub const AUDIT_DRAINER: &str = "verify";
+pub const AUDIT_MESSAGE: &[u8] = b"audit";
+
 /// The Redis channel the consumer of a job kind subscribes to on Spin (`[[trigger.redis]]`).
 pub fn job_channel(kind: &str) -> String {
     format!("vaultx-jobs-{kind}")
@@ -217,6 +273,7 @@ pub trait Platform: Clock + Entropy + Config + AuditLog + Queue {
     type Metadata: Sql;
     type Blobs: Blobs;
     type Kv: Kv;
+    type Spool: Spool;
     async fn metadata(&self) -> Result<Self::Metadata, StoreError>;
     async fn blobs(&self) -> Result<Self::Blobs, StoreError>;
     /// The home blob store as a storage node names it: `(kind, binding)` (what [`Self::blobs`]
@@ -228,7 +285,7 @@ pub trait Platform: Clock + Entropy + Config + AuditLog + Queue {
     /// function; only blob stores can be named (never the manifests or the audit spool).
     async fn node_blobs(&self, kind: &str, binding: &str) -> Result<Self::Blobs, StoreError>;
     async fn kv(&self) -> Result<Self::Kv, StoreError>;
-    /// The audit spool: where functions without a database leave audit events for the jobs'
-    /// sweep to move into SQL (a key-value store of its own, so draining it lists only events).
-    async fn spool(&self) -> Result<Self::Kv, StoreError>;
+    /// The audit spool ([`Spool`]): where functions without a database leave their audit
+    /// events for a consumer with one to move into SQL.
+    async fn spool(&self) -> Result<Self::Spool, StoreError>;
 }

@@ -151,11 +151,28 @@ fn read(path: &Path) -> Result<RawManifest> {
     toml::from_str(&text).context("parsing the manifest")
 }
 
+/// Defaults this host puts before the manifest's, where what suits it differs from what suits
+/// the Spin CLI: its key-value writes are group-committed (`stores.rs`), so the download's
+/// access records are cheapest in its own `audit` store, not a Redis round trip away. An
+/// environment value still wins.
+const HOST_DEFAULTS: &[(&str, &str)] = &[("audit_spool", "key-value")];
+
+/// A variable's value: the environment's, else this host's default, else the manifest's.
+fn resolve(name: &str, var: &RawVariable, env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    env(&format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase()))
+        .or_else(|| HOST_DEFAULTS.iter().find(|(n, _)| *n == name).map(|(_, v)| (*v).to_owned()))
+        .or_else(|| var.default.clone())
+}
+
 /// The application's variables as resolved (environment, then default) and every key-value
 /// store a component is granted: what `vaultx_core::config::check` needs, read without
 /// expanding anything, so a missing required variable is one problem among the others.
 fn settings_of(raw: &RawManifest, env: &dyn Fn(&str) -> Option<String>) -> (HashMap<String, Option<String>>, Vec<String>) {
-    let variables = raw.variables.iter().map(|(name, var)| (name.clone(), env(&format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase())).or_else(|| var.default.clone()))).collect();
+    let variables = raw
+        .variables
+        .iter()
+        .map(|(name, var)| (name.clone(), resolve(name, var, env)))
+        .collect();
     let mut stores: Vec<String> = raw.component.values().flat_map(|c| c.key_value_stores.iter().cloned()).collect();
     stores.sort();
     stores.dedup();
@@ -214,8 +231,7 @@ fn from_raw(raw: RawManifest, base: &Path, env: &dyn Fn(&str) -> Option<String>)
         if var.required && var.default.is_some() {
             bail!("variable {name}: a required variable cannot have a default");
         }
-        let value = env(&format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase())).or_else(|| var.default.clone());
-        app_vars.insert(name.clone(), value);
+        app_vars.insert(name.clone(), resolve(name, var, env));
     }
     let mut components = BTreeMap::new();
     for (id, c) in raw.component {
@@ -302,6 +318,14 @@ jwt_expiration_time = "{{ttl}}"
         assert_eq!(login.sqlite_databases, ["default"]);
         assert!(login.key_value_stores.is_empty());
         assert_eq!(app.routes, [HttpRoute { route: "/login".into(), component: "login".into() }]);
+    }
+
+    #[test]
+    fn this_host_puts_its_own_defaults_before_the_manifests_and_the_environment_before_both() {
+        let manifest = MANIFEST.replace("[variables]", "[variables]\naudit_spool = { default = \"redis\" }");
+        let resolved = |vars: &[(&str, &str)]| parse(&manifest, Path::new("."), &env(vars)).unwrap().variables["audit_spool"].clone();
+        assert_eq!(resolved(&[("SPIN_VARIABLE_SECRET", "s")]).as_deref(), Some("key-value"));
+        assert_eq!(resolved(&[("SPIN_VARIABLE_SECRET", "s"), ("SPIN_VARIABLE_AUDIT_SPOOL", "redis")]).as_deref(), Some("redis"));
     }
 
     #[test]

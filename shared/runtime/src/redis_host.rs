@@ -170,10 +170,12 @@ impl<T: 'static> r::HostConnectionWithStore<T> for Spin {
     }
 }
 
-/// A reply as Spin's `execute` returns it: arrays flattened one level, as Spin does.
+/// A reply as Spin's `execute` returns it: nested arrays flattened depth first (an `XRANGE`
+/// entry's id, field and value follow one another), as Spin does.
 fn results(value: redis::Value) -> Result<Vec<r::RedisResult>, r::Error> {
-    fn one(v: redis::Value) -> Result<r::RedisResult, r::Error> {
-        Ok(match v {
+    fn append(out: &mut Vec<r::RedisResult>, v: redis::Value) -> Result<(), r::Error> {
+        out.push(match v {
+            redis::Value::Array(items) | redis::Value::Set(items) => return items.into_iter().try_for_each(|item| append(out, item)),
             redis::Value::Nil => r::RedisResult::Nil,
             redis::Value::Int(n) => r::RedisResult::Int64(n),
             redis::Value::BulkString(b) => r::RedisResult::Binary(b),
@@ -183,12 +185,12 @@ fn results(value: redis::Value) -> Result<Vec<r::RedisResult>, r::Error> {
             redis::Value::Double(d) => r::RedisResult::Binary(d.to_string().into_bytes()),
             redis::Value::ServerError(e) => return Err(r::Error::Other(format!("{e:?}"))),
             other => return Err(r::Error::Other(format!("unsupported reply {other:?}"))),
-        })
+        });
+        Ok(())
     }
-    match value {
-        redis::Value::Array(items) | redis::Value::Set(items) => items.into_iter().map(one).collect(),
-        v => Ok(vec![one(v)?]),
-    }
+    let mut out = Vec::new();
+    append(&mut out, value)?;
+    Ok(out)
 }
 
 // ---- the trigger ----
@@ -300,5 +302,16 @@ mod tests {
         let allowed = vec!["redis://127.0.0.1:6379".to_owned()];
         assert!(is_allowed(&allowed, "redis", "127.0.0.1", 6379));
         assert!(!is_allowed(&allowed, "redis", "127.0.0.1", 6380));
+    }
+
+    #[test]
+    fn an_xrange_reply_reaches_the_guest_flattened_as_spin_flattens_it() {
+        use redis::Value::{Array, BulkString, Int};
+        let entry = |id: &str, v: &str| Array(vec![BulkString(id.into()), Array(vec![BulkString(b"e".to_vec()), BulkString(v.into())])]);
+        let flat = results(Array(vec![entry("1-0", "a"), entry("1-1", "b")])).unwrap();
+        let bin = |s: &str| r::RedisResult::Binary(s.into());
+        let debug = |v: &[r::RedisResult]| format!("{v:?}");
+        assert_eq!(debug(&flat), debug(&[bin("1-0"), bin("e"), bin("a"), bin("1-1"), bin("e"), bin("b")]));
+        assert_eq!(debug(&results(Int(3)).unwrap()), debug(&[r::RedisResult::Int64(3)]));
     }
 }

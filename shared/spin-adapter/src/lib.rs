@@ -12,8 +12,11 @@ use vaultx_core::kv_blob;
 use vaultx_core::http::{ApiRequest, ApiResponse};
 use vaultx_core::ports::{AuditLog, Blobs, Clock, Config, Entropy, Kv, Platform, Queue, Row, Sql, SqlValue, Statement, StoreError};
 
+mod redis_link;
 mod s3;
+pub mod spool;
 pub mod wasi_http;
+pub use spool::SpinSpool;
 
 /// Every component's allocator: freed small blocks are kept for the next request
 /// (`vaultx_core::small_blocks`), the rest is wasi-libc's malloc.
@@ -35,7 +38,8 @@ pub const S3_CREDENTIALS: &str = "s3_credentials";
 pub const KEY_VALUE_KIND: &str = "key-value";
 /// The key-value store holding hot, cacheable metadata (chunk manifests).
 pub const MANIFEST_STORE: &str = "manifests";
-/// The key-value store spooling audit events of functions that have no database.
+/// The key-value store spooling audit events of functions that have no database, where no
+/// Redis takes them (`spool`).
 pub const AUDIT_STORE: &str = "audit";
 
 /// Binds one route module (`handle` + `MAX_BODY`) as this component's `wasi:http` handler
@@ -107,7 +111,7 @@ where
     F: FnOnce(Result<ApiRequest, Problem>) -> Fut,
     Fut: Future<Output = ApiResponse>,
 {
-    wasi_http::into_response(handler(wasi_http::read_request(request, max_body).await).await)
+    wasi_http::into_response(handler(wasi_http::read_request(request, max_body).await).await).await
 }
 
 /// The platform as one Spin component sees it. Stateless: Spin may reuse an instance for
@@ -202,9 +206,7 @@ impl Queue for SpinPlatform {
         let Some(address) = self.get("redis_address").await?.filter(|a| !a.is_empty()) else {
             return Ok(());
         };
-        let redis = |e: spin_sdk::redis::Error| StoreError::Unavailable(format!("redis {address}: {e:?}"));
-        let conn = spin_sdk::redis::Connection::open(&address).await.map_err(redis)?;
-        conn.publish(vaultx_core::ports::job_channel(kind), job_id.as_bytes()).await.map_err(redis)
+        redis_link::publish(&address, &vaultx_core::ports::job_channel(kind), job_id.as_bytes()).await
     }
 }
 
@@ -223,6 +225,7 @@ impl Platform for SpinPlatform {
     type Metadata = SpinSql;
     type Blobs = SpinBlobs;
     type Kv = SpinKv;
+    type Spool = SpinSpool;
 
     /// PostgreSQL when the variable `database_url` is set (`postgres://…`), else the
     /// component's SQLite database `default`: a choice of configuration, not of build.
@@ -266,8 +269,11 @@ impl Platform for SpinPlatform {
         open_store(MANIFEST_STORE).await.map(SpinKv)
     }
 
-    async fn spool(&self) -> Result<SpinKv, StoreError> {
-        open_store(AUDIT_STORE).await.map(SpinKv)
+    /// A Redis stream when `redis_address` is set, else (or while Redis fails) the `audit`
+    /// key-value store ([`spool`]).
+    async fn spool(&self) -> Result<SpinSpool, StoreError> {
+        let append_to_redis = self.get("audit_spool").await?.is_none_or(|v| v.trim() != "key-value");
+        Ok(SpinSpool { redis: self.get("redis_address").await?.filter(|a| !a.is_empty()), append_to_redis })
     }
 }
 

@@ -3,7 +3,7 @@
 //! audit log on the Workers console. Plus the request/response translation for the one Worker.
 
 use vaultx_core::http::{ApiRequest, ApiResponse, LogLine, LogOnDrop, BlobSlice, Body};
-use vaultx_core::ports::{AuditLog, Blobs, Clock, Config, Entropy, Kv, Platform, Queue, Row, Sql, SqlValue, Statement, StoreError};
+use vaultx_core::ports::{AuditLog, Blobs, Clock, Config, Entropy, Kv, KvSpool, Platform, Queue, Row, Spool, Sql, SqlValue, Statement, StoreError};
 use vaultx_core::problem::ProblemKind;
 use vaultx_core::Problem;
 use worker::wasm_bindgen::JsValue;
@@ -20,21 +20,34 @@ pub const AUDIT_BINDING: &str = "AUDIT";
 /// The Queue the job wake-ups go to; the same Worker consumes it (`#[event(queue)]`).
 pub const JOBS_BINDING: &str = "JOBS";
 
-/// A job wake-up as it travels through the Queue.
+/// What travels through the Queue: a job wake-up (`kind` and job `id`), or a download's
+/// access record (`kind` [`AUDIT_RECORD`], `id` its spool key, `record` the event's JSON).
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
 pub struct JobMessage {
     pub kind: String,
     pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<String>,
 }
+
+/// The `kind` of a message carrying an access record.
+pub const AUDIT_RECORD: &str = "audit-record";
 
 #[derive(Clone)]
 pub struct WorkerPlatform {
     env: Env,
+    /// The request's context, for work that goes on after the response (`waitUntil`).
+    ctx: Option<std::rc::Rc<worker::Context>>,
 }
 
 impl WorkerPlatform {
     pub fn new(env: Env) -> Self {
-        Self { env }
+        Self { env, ctx: None }
+    }
+
+    /// The platform of one request, which may leave work to finish after its response.
+    pub fn with_context(env: Env, ctx: worker::Context) -> Self {
+        Self { env, ctx: Some(std::rc::Rc::new(ctx)) }
     }
 }
 
@@ -70,7 +83,7 @@ impl Config for WorkerPlatform {
 impl Queue for WorkerPlatform {
     async fn wake(&self, kind: &str, job_id: &str) -> Result<(), StoreError> {
         let queue = self.env.queue(JOBS_BINDING).map_err(|e| StoreError::AccessDenied(format!("Queue binding {JOBS_BINDING}: {e}")))?;
-        queue.send(JobMessage { kind: kind.to_owned(), id: job_id.to_owned() }).await.map_err(|e| unavailable("Queue send", e))
+        queue.send(JobMessage { kind: kind.to_owned(), id: job_id.to_owned(), record: None }).await.map_err(|e| unavailable("Queue send", e))
     }
 }
 
@@ -86,6 +99,7 @@ impl Platform for WorkerPlatform {
     type Metadata = D1Sql;
     type Blobs = R2Blobs;
     type Kv = WorkersKv;
+    type Spool = WorkerSpool;
 
     async fn metadata(&self) -> Result<D1Sql, StoreError> {
         self.env.d1(D1_BINDING).map(D1Sql).map_err(|e| StoreError::AccessDenied(format!("D1 binding {D1_BINDING}: {e}")))
@@ -114,8 +128,56 @@ impl Platform for WorkerPlatform {
         self.env.kv(MANIFESTS_BINDING).map(WorkersKv).map_err(|e| StoreError::AccessDenied(format!("KV binding {MANIFESTS_BINDING}: {e}")))
     }
 
-    async fn spool(&self) -> Result<WorkersKv, StoreError> {
-        self.env.kv(AUDIT_BINDING).map(WorkersKv).map_err(|e| StoreError::AccessDenied(format!("KV binding {AUDIT_BINDING}: {e}")))
+    async fn spool(&self) -> Result<WorkerSpool, StoreError> {
+        Ok(WorkerSpool(self.clone()))
+    }
+}
+
+/// The audit spool on Workers. A download's record is a message on the `JOBS` Queue, sent
+/// after the response went out (`waitUntil`): no KV write per download (a billed,
+/// rate-limited `put`). The Queue delivers it at least once, in batches, to this Worker's
+/// consumer, which stores each batch in one D1 transaction (`vaultx_api::audit::insert_all`).
+/// A record the Queue refused goes to the `AUDIT` KV namespace, which the sweep drains.
+pub struct WorkerSpool(WorkerPlatform);
+
+impl WorkerSpool {
+    fn key_value(&self) -> Result<KvSpool<WorkersKv>, StoreError> {
+        let kv = self.0.env.kv(AUDIT_BINDING).map_err(|e| StoreError::AccessDenied(format!("KV binding {AUDIT_BINDING}: {e}")))?;
+        Ok(KvSpool(WorkersKv(kv)))
+    }
+}
+
+impl Spool for WorkerSpool {
+    async fn append(&self, key: &str, record: &[u8]) -> Result<(), StoreError> {
+        let queue = self.0.env.queue(JOBS_BINDING).map_err(|e| StoreError::AccessDenied(format!("Queue binding {JOBS_BINDING}: {e}")))?;
+        let message = JobMessage { kind: AUDIT_RECORD.to_owned(), id: key.to_owned(), record: Some(String::from_utf8_lossy(record).into_owned()) };
+        let fallback = self.key_value();
+        let (key, record) = (key.to_owned(), record.to_vec());
+        let send = async move {
+            if let Err(e) = queue.send(message).await {
+                worker::console_error!("access record {key} not queued ({e}); spooled to KV");
+                let stored = match fallback {
+                    Ok(kv) => kv.append(&key, &record).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = stored {
+                    worker::console_error!("access record {key} lost: {e}");
+                }
+            }
+        };
+        match &self.0.ctx {
+            Some(ctx) => ctx.wait_until(send),
+            None => send.await,
+        }
+        Ok(())
+    }
+
+    async fn take(&self, limit: usize) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.key_value()?.take(limit).await
+    }
+
+    async fn remove(&self, receipts: &[String]) -> Result<(), StoreError> {
+        self.key_value()?.remove(receipts).await
     }
 }
 

@@ -490,3 +490,62 @@ pub mod secrets {
         }
     }
 }
+
+/// The deployment's Redis (`VAULTX_REDIS_ADDRESS`, `redis://host:port`), when the target has
+/// one the suite may look into: the bundled runtime and the Spin CLI.
+pub fn redis_address() -> Option<String> {
+    std::env::var("VAULTX_REDIS_ADDRESS").ok().filter(|a| !a.is_empty())
+}
+
+/// A Redis reply, as RESP2 carries it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RedisReply {
+    Nil,
+    Int(i64),
+    Text(Vec<u8>),
+    Array(Vec<RedisReply>),
+}
+
+impl RedisReply {
+    /// Every byte string in the reply, depth first.
+    pub fn texts(&self) -> Vec<&[u8]> {
+        match self {
+            Self::Text(t) => vec![t.as_slice()],
+            Self::Array(items) => items.iter().flat_map(Self::texts).collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Runs one command on the deployment's Redis (a connection of its own).
+pub fn redis(address: &str, args: &[&str]) -> RedisReply {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let authority = address.trim_start_matches("redis://").split('/').next().unwrap_or_default();
+    let mut stream = std::net::TcpStream::connect(authority).unwrap_or_else(|e| panic!("redis {authority}: {e}"));
+    let mut command = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        command.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+    }
+    stream.write_all(&command).unwrap();
+    fn read(r: &mut BufReader<std::net::TcpStream>) -> RedisReply {
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        let (kind, rest) = line.trim_end().split_at(1);
+        match kind {
+            "+" => RedisReply::Text(rest.as_bytes().to_vec()),
+            "-" => panic!("redis: {rest}"),
+            ":" => RedisReply::Int(rest.parse().unwrap()),
+            "$" if rest == "-1" => RedisReply::Nil,
+            "$" => {
+                let mut text = vec![0; rest.parse::<usize>().unwrap() + 2];
+                r.read_exact(&mut text).unwrap();
+                text.truncate(text.len() - 2);
+                RedisReply::Text(text)
+            }
+            "*" if rest == "-1" => RedisReply::Nil,
+            "*" => RedisReply::Array((0..rest.parse::<usize>().unwrap()).map(|_| read(r)).collect()),
+            other => panic!("redis: unexpected reply {other}{rest}"),
+        }
+    }
+    read(&mut BufReader::new(stream))
+}

@@ -382,6 +382,56 @@ fn wait_for_event(c: &Client, token: &str, path: &str, action: &str) -> Value {
     }
 }
 
+/// A signed download writes nothing durable of its own: its access record goes to the audit
+/// spool (a Redis stream on Spin and the bundled runtime, a Queue message on Workers), which a
+/// consumer with a database drains in batches, woken by the downloads themselves. Every
+/// record arrives, and arrives once: each request id is in the log exactly one time.
+#[test]
+fn every_download_reaches_the_audit_log_once_without_a_reader_asking() {
+    let c = Client::new();
+    let (_, _, token) = c.signed_in_user();
+    let id = file(&c, &token, "downloaded.bin", b"downloaded bytes", json!({}));
+    let url = signed(&c, &token, &id, json!({}));
+    let downloads = 40;
+    for i in 0..downloads {
+        let r = c.send("GET", &url, &[("x-request-id", &format!("dl-{id}-{i}"))], None);
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"downloaded bytes"[..]));
+    }
+    // Where the suite can see the stream, the records leave it with no reader of the log
+    // asking: the downloads woke the drainer.
+    if let Some(redis) = vaultx_e2e::redis_address().filter(|_| target() != "worker") {
+        let started = std::time::Instant::now();
+        loop {
+            let pending = vaultx_e2e::redis(&redis, &["XRANGE", "vaultx-audit", "-", "+"]);
+            let ours = pending.texts().iter().filter(|t| t.windows(id.len()).any(|w| w == id.as_bytes())).count();
+            if ours == 0 {
+                break;
+            }
+            assert!(started.elapsed().as_secs() < 30, "{ours} access records of {id} still in the stream after 30 s");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+    let log = format!("/api/files/{id}/audit?action=file-download&limit=200");
+    let started = std::time::Instant::now();
+    loop {
+        if target() == "worker" {
+            c.get("/__scheduled?cron=*+*+*+*+*", None);
+        }
+        let items = ok(c.get(&log, Some(&token)), 200)["items"].as_array().unwrap().clone();
+        let mut ids: Vec<&str> = items.iter().map(|e| e["requestId"].as_str().unwrap()).collect();
+        ids.sort_unstable();
+        let before = ids.len();
+        ids.dedup();
+        assert_eq!(ids.len(), before, "an access record stored twice: {items:?}");
+        if ids.len() == downloads {
+            assert!(items.iter().all(|e| e["result"] == 200 && e["fileId"] == id.as_str()));
+            break;
+        }
+        assert!(started.elapsed().as_secs() < 60, "{} of {downloads} downloads in the audit log after a minute", ids.len());
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+}
+
 #[test]
 fn every_change_and_download_is_in_the_audit_log_for_admins_and_owners_only() {
     // Tests here check integrity at rest: one at a time.

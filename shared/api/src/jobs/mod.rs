@@ -52,11 +52,21 @@ job_table! {
 }
 
 /// The kind whose sweep also moves the download path's spooled audit events into SQL
-/// (`audit::drain`; one kind, so one consumer per sweep does it).
+/// (`audit::drain`; one kind, so one consumer per sweep does it). The adapters know it by
+/// the same name (`vaultx_core::ports::AUDIT_DRAINER`; a unit test ties the two).
 pub const AUDIT_DRAINER: &str = verify::KIND;
 
 /// The message that asks a consumer to run whatever of its kind is due.
 pub const SWEEP: &[u8] = b"sweep";
+/// The message that asks [`AUDIT_DRAINER`]'s consumer to move the audit spool into SQL now:
+/// the download's wake-up (at most one a second per instance, `vaultx_spin`'s spool).
+pub const AUDIT: &[u8] = vaultx_core::ports::AUDIT_MESSAGE;
+
+#[cfg(test)]
+#[test]
+fn the_adapters_wake_the_kind_that_drains_the_audit_spool() {
+    assert_eq!(vaultx_core::ports::AUDIT_DRAINER, AUDIT_DRAINER);
+}
 /// How jobs run, from configuration: `job_concurrency` (the seed's `BULL_CONCURRENCY`: jobs
 /// of one kind running at once across all consumers), `job_lease_seconds` (how long a claim
 /// holds a job before a sweep hands it to another consumer: longer than the longest run),
@@ -114,6 +124,10 @@ where
 {
     let db = p.metadata().await.map_err(store_failure)?;
     let tuning = Tuning::from_config(p).await;
+    if message == AUDIT {
+        crate::audit::drain(p).await?;
+        return Ok(());
+    }
     let ids = if message == SWEEP {
         crate::blobs::collect_garbage(&db, &p.blobs().await.map_err(store_failure)?, p.now_ms()).await?;
         if kind == AUDIT_DRAINER {
@@ -128,7 +142,7 @@ where
     } else {
         match std::str::from_utf8(message) {
             Ok(id) if vaultx_core::ids::is_id(id) => vec![id.to_owned()],
-            _ => return Err(Problem::new(vaultx_core::problem::ProblemKind::BadRequest, "a job message is a job id or \"sweep\"")),
+            _ => return Err(Problem::new(vaultx_core::problem::ProblemKind::BadRequest, "a job message is a job id, \"sweep\" or \"audit\"")),
         }
     };
     let runs = ids.iter().map(|id| drain(p, &db, kind, id, &tuning, &run));
