@@ -60,7 +60,7 @@ SCHEMAS = {
             "errors": {"type": "array", "items": obj({"field": STRING, "message": STRING})},
         },
         ["type", "title", "status"],
-        description="RFC 9457 problem details; `type` is urn:vaultx:problem:<slug> (README, Errors).",
+        description="RFC 9457 problem details; `type` is urn:vaultx:problem:<slug> (docs/api.md, Errors).",
     ),
     "Credentials": obj({"email": {"type": "string", "maxLength": 320}, "password": {"type": "string", "maxLength": 256}}, ["email", "password"], closed=True),
     "User": obj({"id": STRING, "email": STRING, "createdAt": TIME, "role": STRING}, ["id", "email"]),
@@ -247,7 +247,7 @@ OPS = [
     ("/api/openapi.json", "get", "openapi", "This contract", None, [], None, ok(200, ANY_OBJECT)),
 ]
 
-PROBLEM_RESPONSE = {"description": "A problem document (README, Errors)", "content": {"application/problem+json": {"schema": ref("Problem")}}}
+PROBLEM_RESPONSE = {"description": "A problem document (docs/api.md, Errors)", "content": {"application/problem+json": {"schema": ref("Problem")}}}
 
 
 def render():

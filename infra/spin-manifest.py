@@ -107,22 +107,22 @@ public_url = { default = "" }
 admin_emails = { default = "" }
 # The metadata database: empty for the component's SQLite database "default" (the embedded
 # default), or PostgreSQL as postgres://user:password@host:port/database (the production
-# choice; apply infra/migrations first, see README "PostgreSQL").
+# choice; apply infra/migrations first, see docs/postgresql.md).
 database_url = { default = "", secret = true }
 # The PostgreSQL server components may reach, postgres://host:port: their one outbound grant
 # for metadata (must name database_url's host and port).
 database_host = { default = "postgres://127.0.0.1:5432" }
 # The Redis the job consumers subscribe to and producers publish wake-ups on. Jobs live in
-# the SQL outbox; without Redis they wait for the sweep (see README, "Background jobs").
+# the SQL outbox; without Redis they wait for the sweep (see docs/jobs.md).
 redis_address = { default = "redis://127.0.0.1:6379" }
-# Where the signed download hands its access records (README, "Downloads' access records"):
+# Where the signed download hands its access records (docs/api.md, "Downloads' access records"):
 # redis (a stream at redis_address: no disk sync per download) or key-value (the `audit`
 # store; vaultx-runtime's default, whose key-value writes are group-committed).
 audit_spool = { default = "redis" }
 # The seed's BULL_CONCURRENCY: jobs of one kind running at once across all consumers.
 job_concurrency = { default = "2" }
 # How often the sweep runs by itself (seconds; 0: only from a schedule): the first request or
-# job that finds the last one older starts the next (README, "Background jobs").
+# job that finds the last one older starts the next (docs/jobs.md).
 sweep_interval_seconds = { default = "60" }
 # How long a claim holds a job before the sweep gives it to another consumer (seconds).
 job_lease_seconds = { default = "300" }

@@ -20,7 +20,7 @@ pub fn engine(max_instances: u32) -> Result<Engine> {
     let mut config = wasmtime::Config::new();
     config.wasm_component_model_async(true);
     // For `perf record`: the guests' functions by name in /tmp/perf-<pid>.map (components built
-    // with their name section, i.e. not stripped). README, Benchmarks.
+    // with their name section, i.e. not stripped).
     if std::env::var_os("VAULTX_PERF_MAP").is_some() {
         config.profiler(wasmtime::ProfilingStrategy::PerfMap);
     }
@@ -46,8 +46,8 @@ pub const MAX_INSTANCES: u32 = 1000;
 /// default too), not from fresh mappings: an instance retired after its 128 requests hands
 /// its slot to the next one. On a fresh mapping per instance, each retirement unmapped its
 /// memory and each new instance faulted its pages in again, and every unmapping interrupted
-/// the other serving thread's core to flush its TLB (README, Benchmarks: a fresh instance per
-/// request cost 409 us of CPU on fresh mappings, 220 us from the pool).
+/// the other serving thread's core to flush its TLB (measured: a fresh instance per request cost 409 us
+/// of CPU on fresh mappings, 220 us from the pool).
 /// - A slot's first MiB of memory and its tables stay resident and are reset in place
 ///   (only their dirty pages, found by `PAGEMAP_SCAN` where the kernel has it), not decommitted
 ///   and faulted in again.

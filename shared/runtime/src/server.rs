@@ -24,7 +24,7 @@ pub const MAX_CONCURRENT_PER_INSTANCE: usize = 16;
 /// `--max-instance-reuse-count` says otherwise. A fresh instance starts from the component's
 /// initial memory (no state of earlier requests survives it); each costs its instantiation,
 /// its first requests' page faults and its teardown — about 7 % of a 4 KiB download's CPU time
-/// at 128 (README, Benchmarks).
+/// at 128 (measured with tests/bench/edge).
 pub static INSTANCE_REUSE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(MAX_REQUESTS_PER_INSTANCE);
 /// Requests one instance serves at once: Spin's 16 unless `--instance-concurrency` says
 /// otherwise. An instance is one thread; requests beyond this get an instance of their own,

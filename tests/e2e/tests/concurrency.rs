@@ -225,7 +225,7 @@ struct Seen {
     sent: Vec<Vec<String>>,
     deleted: bool,
     /// A download whose body ended before its Content-Length: allowed only for a file that was
-    /// deleted while it streamed (README: Downloads), which the check at rest requires.
+    /// deleted while it streamed (docs/api.md: Downloads), which the check at rest requires.
     cut_short: bool,
     urls: Vec<String>,
     etag: Option<String>,
