@@ -1,6 +1,15 @@
 //! VaultX as one Cloudflare Worker: the same route handlers the Spin components bind, behind
 //! one router over `vaultx_api::routes::TABLE`, on the Workers adapter (D1, KV, R2); the same
 //! job kinds, as the consumer of the `JOBS` Queue and on a Cron Trigger (the sweep).
+//!
+//! # In detail
+//!
+//! In detail (depends on vaultx-worker, vaultx-api): The one Cloudflare Worker: `#[event(fetch)]`
+//! routes over `vaultx_api::routes::TABLE` (the same table `spin.toml` is checked against) and
+//! calls `routes::dispatch`; `#[event(queue)]` stores a batch's access records in one D1
+//! transaction (`audit::insert_all`) and runs job wake-ups through `jobs::dispatch`;
+//! `#[event(scheduled)]` is the sweep. It counts requests per isolate (`vaultx_core::metrics`) and
+//! appends them to `health-metrics`' answer.
 
 use std::sync::OnceLock;
 use vaultx_api::routes::{TABLE, dispatch};

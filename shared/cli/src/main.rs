@@ -10,6 +10,11 @@
 //! The server URL and access token live in `$XDG_CONFIG_HOME/vaultx/config.json` (or
 //! `~/.config/vaultx/`); `--url` / `VAULTX_URL` override the server. Exit codes: 0 success,
 //! 1 the server or the network said no, 2 bad usage, 3 an upload stopped early (`--max-chunks`).
+//!
+//! # In detail
+//!
+//! In detail (depends on ureq, clap, indicatif): `vaultx`, the command-line client: parallel
+//! resumable `put`, `get` through signed URLs.
 
 mod api;
 mod transfer;

@@ -1,5 +1,48 @@
 //! `vaultx-runtime`: serves a Spin application (spin.toml) on 127.0.0.1 using wasmtime —
 //! the embedded default for running VaultX locally and the runtime the end-to-end tests use.
+//!
+//! # In detail
+//!
+//! In detail (depends on wasmtime, hyper, rusqlite, mimalloc): The local host: reads `spin.toml`,
+//! serves its components on wasmtime 48 (WASIp2 + WASIp3, `wasi:http@0.3`), implements
+//! `spin:sqlite`, `spin:key-value`, `spin:variables`, outbound HTTP (`outbound.rs`:
+//! `allowed_outbound_hosts`; plain HTTP sent by hyper on a socket with `TCP_NODELAY` and
+//! `TCP_QUICKACK`, HTTPS by wasmtime-wasi-http's default sender), outbound `spin:redis` and
+//! `spin:postgres@4.2.0` (`pg_host.rs`: a `tokio-postgres` pool per address, checked against
+//! `allowed_outbound_hosts`) with per-component grants, applies `infra/migrations` to SQLite and,
+//! when `database_url` is set, to PostgreSQL (`migrate.rs`: one source, PostgreSQL's dialect
+//! derived from it), runs the Redis trigger (`redis_host.rs`, a real subscriber per address) and
+//! the sweep timer; keeps key-value data in one SQLite file (`key_value.db`; the audit spool, which
+//! every download writes to, in a file of its own, `key_value-audit.db`, so its commits leave the
+//! read path's page caches alone; its events are appended to a log file, `key_value-audit.log.<n>`,
+//! on the calling thread and answered then, and the writer thread moves them into the database
+//! every 10 ms and before any read of the spool: `AppendLog`) — small values as rows, values over
+//! 16 KiB (blob pieces) in files of their own under `kv-values/` that the row names (written under
+//! a fresh name, then the row, then the old file removed: a reader sees the old value or the new
+//! one) — read on pooled read connections on the calling thread (rows of the shared file also kept
+//! in a 16 MiB read cache, `ReadCache`, which the writer thread clears of each changed key after
+//! committing it and before answering it), written by one writer thread that group-commits whatever
+//! writes are waiting, checkpointed by a thread of its own that never shrinks the log under a
+//! writer, and emptied at stop (`stores.rs`); compiles the components a cold cache lacks before
+//! serving, on every core at once, then loads each component (HTTP or Redis-triggered) when first
+//! needed — its first request or message — and then all of them in the background, finding cached
+//! artefacts through a `stat` index instead of hashing every component at each start (`compile.rs`,
+//! `main.rs::preload`); retires an instance after `--max-instance-reuse-count` requests
+//! (`server::INSTANCE_REUSE`, Spin's 128) and counts the instances it starts
+//! (`vaultx_instances_started_total`); takes every instance's memory and tables from a pool
+//! reserved at start (`compile::instance_pool`: `--max-instances`, Spin's 1000; a retired
+//! instance's slot is reset in place for the next; a request beyond the pool is answered 503
+//! `busy`, `server::pool_exhausted`); serves HTTP on one single-threaded runtime per core
+//! (`--serving-threads`), jobs and the sweep beside them on the main runtime; follows each
+//! component's largest instance memory (`server::MemoryPeak`, `vaultx_instance_memory_peak_bytes`);
+//! validates `Host` (`server.rs`) and answers requests hyper cannot parse with problem+json
+//! (`parse_errors.rs`); counts requests, latency and body bytes per component (`server.rs`,
+//! `vaultx_core::metrics`) and appends them, with the instance pool's slots in use and its
+//! capacity, to `health-metrics`' answer; checks every setting before serving
+//! (`manifest::check_settings`, also `vaultx-runtime check-config`); allocates blocks under 4 KiB
+//! from mimalloc and larger ones from glibc (`alloc.rs`: the per-request objects fast, the bodies'
+//! memory handed back); collects the components' stdout (their log lines) in one buffer, written
+//! out when a serving thread goes idle, at 64 KiB, every 50 ms and at a stop (`guest_stdout.rs`).
 
 mod alloc;
 mod compile;

@@ -3,6 +3,31 @@
 //! publishes. Plus [`route!`], which turns one `vaultx_api::routes::*` module into a Spin HTTP
 //! component, and [`job!`], which turns one `vaultx_api::jobs::*` kind into a Redis-triggered
 //! component.
+//!
+//! # In detail
+//!
+//! In detail (depends on vaultx-core, spin-sdk): The ports on spin-sdk 7: `Sql` on Spin SQLite, or
+//! on PostgreSQL (`spin:postgres@4.2.0`) when the variable `database_url` is set (`SpinSql`),
+//! `Blobs` on a key-value store in ≤ 512 KiB pieces, a blob of one piece inline in its header
+//! (`vaultx_core::kv_blob`; `blobs`, or `blobs_<name>` for a storage node) or on an S3-compatible
+//! bucket over outbound HTTP (`s3.rs`, presigned by `vaultx_core::s3`, transient failures retried);
+//! the home store is the variable `home_blob_store`, a node's store `node_blobs(kind, binding)`,
+//! `Kv` on `manifests`, the audit spool (`spool.rs`: the download's access records appended to the
+//! Redis stream `vaultx-audit` by one `EVAL` that also wakes the drainer at most once a second,
+//! taken with `XRANGE` and removed with `XDEL`; the `audit` key-value store where `audit_spool` is
+//! `key-value`, no Redis is set, or Redis failed in the last 5 s), `Config` on Spin variables (each
+//! variable, like each key-value store the component opens, asked of the host once per instance: an
+//! instance may answer many requests), `Queue` as a publish on outbound Redis (`redis_address`; one
+//! connection kept per instance, `redis_link.rs`), `AuditLog` on stdout, WASI clock and random.
+//! `route!(module)` turns a route module into a Spin HTTP component (under
+//! `vaultx_api::audit::audited`): it exports `wasi:http@0.3`'s handler itself (`wasi_http.rs`: the
+//! WASI request's method, path and header list straight into an `ApiRequest`, a malformed authority
+//! refused with 400 as the bundled runtime's server refuses it, the response's headers to the host
+//! in one `from-list`, bodies written by a task of their own, blob-slice bodies streamed a blob at
+//! a time), not through spin-sdk's `#[http_service]` and its `http` conversions; `job!(module)`
+//! turns a job kind into a Redis-triggered component (`#[redis_subscriber]`).; every component's
+//! global allocator is `vaultx_core::small_blocks` (freed blocks of up to 256 bytes kept per size
+//! class for the next request, the rest wasi-libc's malloc)
 
 use std::sync::Arc;
 use spin_sdk::key_value::Store;

@@ -1,6 +1,15 @@
 //! The VaultX ports on Cloudflare Workers (the `worker` crate): metadata on D1, blobs on an R2
 //! bucket per region, hot metadata (manifests) on KV, configuration from vars and secrets, the
 //! audit log on the Workers console. Plus the request/response translation for the one Worker.
+//!
+//! # In detail
+//!
+//! In detail (depends on vaultx-core, worker): The ports on the `worker` crate: `Sql` on D1,
+//! `Blobs` on R2 (`BLOBS`; `BLOBS_<NAME>` for a storage node), `Kv` on Workers KV (`MANIFESTS`),
+//! the audit spool as a `JOBS` Queue message per download sent after the response (`waitUntil`; the
+//! `AUDIT` KV namespace when the Queue refuses), `Config` on vars/secrets, `Queue` on the `JOBS`
+//! Queue, `AuditLog` on the console; request/response translation with streamed, fixed-length
+//! downloads; answers only `ALLOWED_HOSTS` (workerd builds the URL from `Host`).
 
 use vaultx_core::http::{ApiRequest, ApiResponse, LogLine, LogOnDrop, BlobSlice, Body};
 use vaultx_core::ports::{AuditLog, Blobs, Clock, Config, Entropy, Kv, KvSpool, Platform, Queue, Row, Spool, Sql, SqlValue, Statement, StoreError};

@@ -1,6 +1,22 @@
 //! A tiny HTTP client for the end-to-end suite. Every test talks to the deployment named by
 //! `VAULTX_BASE_URL` (e.g. `http://127.0.0.1:3000`) and nothing else, so the same suite runs
 //! against the local runtime, `spin up` or `wrangler dev`.
+//!
+//! # In detail
+//!
+//! In detail (depends on ureq): The end-to-end suite: plain HTTP to `VAULTX_BASE_URL` (and the
+//! `vaultx` binary), raw sockets for what a client library cannot send (`http_edges.rs`), the
+//! seeded concurrency checker (`concurrency.rs`), the region-outage tests (`outage.rs`, run last
+//! and one at a time by `tests/run`: they stop and start the S3-compatible server,
+//! `infra/local/s3`); `benches/runtime.rs`. `operations.rs`: metrics checked by `promtool`, request
+//! ids, the served contract. `tests/crash` is the crash test (its fifth round a client of the
+//! seed's protocol, `tests/crash-seed-protocol`, that never calls `/complete`);
+//! `tests/access-records` kills the host (the bundled runtime with either spool, the Spin CLI)
+//! under download load and checks that every answered download is in the audit log once;
+//! `tests/redis-jobs` runs jobs on Redis alone (`--sweep-interval 0`) through a Redis outage;
+//! `tests/spin-manifest-schema` checks `spin.toml` against the schema of the Spin CLI that serves
+//! it in `tests/run`; `tests/schemathesis` runs schemathesis against the contract;
+//! `tests/secrets-in-logs` checks a run's log for every secret and token the suite used.
 
 use serde_json::Value;
 use std::sync::atomic::{AtomicU32, Ordering};
