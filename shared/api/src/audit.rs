@@ -229,14 +229,10 @@ const ROWS_PER_INSERT: usize = 11;
 
 /// `INSERT … VALUES (…), (…) …` for `rows` events (1 or [`ROWS_PER_INSERT`]).
 fn insert_sql(rows: usize) -> &'static str {
-    static BULK: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    const ONE: &str = "INSERT INTO audit_events (id, at, user_id, action, file_id, address, result, request_id, detail) \
-                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING";
-    if rows == 1 {
-        return ONE;
-    }
-    BULK.get_or_init(|| {
-        let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; ROWS_PER_INSERT].join(", ");
+    static SQL: [std::sync::OnceLock<String>; 2] = [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
+    let (slot, count) = if rows == 1 { (&SQL[0], 1) } else { (&SQL[1], ROWS_PER_INSERT) };
+    slot.get_or_init(|| {
+        let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; count].join(", ");
         format!("INSERT INTO audit_events (id, at, user_id, action, file_id, address, result, request_id, detail) VALUES {values} ON CONFLICT (id) DO NOTHING")
     })
 }
@@ -453,9 +449,8 @@ mod tests {
     }
 
     fn stored(p: &TestPlatform) -> Vec<Event> {
-        let filter = Filter { user_id: None, file_id: Some("file-1".into()), action: None, from_ms: None, to_ms: None, after: None, limit: 200 };
+        let mut filter = Filter { user_id: None, file_id: Some("file-1".into()), action: None, from_ms: None, to_ms: None, after: None, limit: 200 };
         let mut all = Vec::new();
-        let mut filter = filter;
         loop {
             let db = run(p.metadata()).unwrap();
             let (events, next) = run(page(&db, &filter)).unwrap();

@@ -51,14 +51,6 @@ pub async fn execute(address: &str, command: &str, args: Vec<RedisParameter>) ->
 }
 
 pub async fn publish(address: &str, channel: &str, payload: &[u8]) -> Result<(), StoreError> {
-    let conn = connection(address, false).await?;
-    if conn.publish(channel, payload).await.is_ok() {
-        return Ok(());
-    }
-    forget();
-    let conn = connection(address, true).await?;
-    conn.publish(channel, payload).await.map_err(|e| {
-        forget();
-        error(address, e)
-    })
+    let args = vec![RedisParameter::Binary(channel.as_bytes().to_vec()), RedisParameter::Binary(payload.to_vec())];
+    execute(address, "PUBLISH", args).await.map(drop)
 }

@@ -159,12 +159,8 @@ pub async fn into_response(api: ApiResponse) -> Result<Response, ErrorCode> {
             response
         }
     };
-    finish(response, api.status)
-}
-
-fn finish(response: Response, status: u16) -> Result<Response, ErrorCode> {
     // A new response's status is 200 (wasi:http `response.new`): most answers need no call.
-    if status != 200 && response.set_status_code(status).is_err() {
+    if api.status != 200 && response.set_status_code(api.status).is_err() {
         let _ = response.set_status_code(500);
     }
     Ok(response)

@@ -151,21 +151,26 @@ pub struct WorkerSpool(WorkerPlatform);
 
 impl WorkerSpool {
     fn key_value(&self) -> Result<KvSpool<WorkersKv>, StoreError> {
-        let kv = self.0.env.kv(AUDIT_BINDING).map_err(|e| StoreError::AccessDenied(format!("KV binding {AUDIT_BINDING}: {e}")))?;
-        Ok(KvSpool(WorkersKv(kv)))
+        key_value_spool(&self.0.env)
     }
+}
+
+fn key_value_spool(env: &Env) -> Result<KvSpool<WorkersKv>, StoreError> {
+    let kv = env.kv(AUDIT_BINDING).map_err(|e| StoreError::AccessDenied(format!("KV binding {AUDIT_BINDING}: {e}")))?;
+    Ok(KvSpool(WorkersKv(kv)))
 }
 
 impl Spool for WorkerSpool {
     async fn append(&self, key: &str, record: &[u8]) -> Result<(), StoreError> {
         let queue = self.0.env.queue(JOBS_BINDING).map_err(|e| StoreError::AccessDenied(format!("Queue binding {JOBS_BINDING}: {e}")))?;
         let message = JobMessage { kind: AUDIT_RECORD.to_owned(), id: key.to_owned(), record: Some(String::from_utf8_lossy(record).into_owned()) };
-        let fallback = self.key_value();
+        // The fallback is opened only if the Queue refuses: not on every download.
+        let env = self.0.env.clone();
         let (key, record) = (key.to_owned(), record.to_vec());
         let send = async move {
             if let Err(e) = queue.send(message).await {
                 worker::console_error!("access record {key} not queued ({e}); spooled to KV");
-                let stored = match fallback {
+                let stored = match key_value_spool(&env) {
                     Ok(kv) => kv.append(&key, &record).await,
                     Err(e) => Err(e),
                 };

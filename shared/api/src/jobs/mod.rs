@@ -122,12 +122,12 @@ where
     P: Platform,
     F: AsyncFn(&P, &Lease) -> Result<(), Problem>,
 {
-    let db = p.metadata().await.map_err(store_failure)?;
-    let tuning = Tuning::from_config(p).await;
     if message == AUDIT {
         crate::audit::drain(p).await?;
         return Ok(());
     }
+    let db = p.metadata().await.map_err(store_failure)?;
+    let tuning = Tuning::from_config(p).await;
     let ids = if message == SWEEP {
         crate::blobs::collect_garbage(&db, &p.blobs().await.map_err(store_failure)?, p.now_ms()).await?;
         if kind == AUDIT_DRAINER {
