@@ -78,6 +78,9 @@ impl SpinSpool {
             RedisParameter::Binary(b"COUNT".to_vec()),
             RedisParameter::Int64(limit as i64),
         ];
+        // The wake key goes first: a record appended from now on wakes a drainer again, so
+        // none waits behind a wake-up that this drain has already answered.
+        crate::redis_link::execute(address, "DEL", vec![RedisParameter::Binary(WAKE_KEY.into())]).await?;
         let reply = crate::redis_link::execute(address, "XRANGE", args).await?;
         let mut records = Vec::new();
         for entry in reply.chunks(3) {
