@@ -85,7 +85,7 @@ async fn queue(batch: MessageBatch<JobMessage>, env: Env, _ctx: Context) -> Resu
             .collect();
         let stored = match vaultx_core::ports::Platform::metadata(&platform).await {
             Ok(db) => vaultx_api::audit::insert_all(&db, &events).await,
-            Err(e) => Err(vaultx_api::accounts::store_failure(e)),
+            Err(e) => Err(vaultx_api::store::store_failure(e)),
         };
         match stored {
             Ok(()) => records.iter().for_each(|m| m.ack()),
@@ -114,7 +114,7 @@ async fn queue(batch: MessageBatch<JobMessage>, env: Env, _ctx: Context) -> Resu
 async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     let platform = WorkerPlatform::new(env);
     for kind in vaultx_api::jobs::KINDS {
-        if let Err(problem) = vaultx_api::jobs::dispatch(&platform, kind, vaultx_api::jobs::SWEEP).await {
+        if let Err(problem) = vaultx_api::jobs::dispatch(&platform, kind, vaultx_api::outbox::SWEEP).await {
             worker::console_error!("sweep of {kind} jobs: {problem}");
         }
     }

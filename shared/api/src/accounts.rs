@@ -1,7 +1,5 @@
 //! User accounts in the metadata store.
 
-use vaultx_core::Problem;
-use vaultx_core::problem::ProblemKind;
 use vaultx_core::ports::{Row, Sql, SqlValue, StoreError};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -21,25 +19,6 @@ fn user(row: &Row) -> Result<User, StoreError> {
         password_hash: row.text(2)?.to_owned(),
         created_at_ms: row.int(3)?,
     })
-}
-
-/// Store failures are ours: log the cause, answer with a generic 500.
-pub fn store_failure(e: StoreError) -> Problem {
-    if e == StoreError::Contended {
-        return crate::blobs::busy();
-    }
-    eprintln!("vaultx: {e}");
-    if let StoreError::Invalid(_) = e {
-        return Problem::new(ProblemKind::BadRequest, "the request holds a value that cannot be stored or searched for (such as the character U+0000)");
-    }
-    if let StoreError::Unavailable(_) = e {
-        // A store is down, not a bug here: 503, and the client may try again (the cause
-        // stays in our log).
-        let mut p = Problem::new(ProblemKind::StoreUnavailable, "a store this request needs is unreachable; try again shortly");
-        p.headers.push(("retry-after", "1".into()));
-        return p;
-    }
-    Problem::internal()
 }
 
 pub async fn find_by_email(db: &impl Sql, email: &str) -> Result<Option<User>, StoreError> {

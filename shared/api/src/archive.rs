@@ -8,21 +8,17 @@
 //! manifests the final status calls for. A marker (`archived/<file id>`) lets the download
 //! path, which reads no database, tell "archived" from "deleted" when a manifest is missing.
 
-use crate::accounts::store_failure;
+use crate::store::store_failure;
 use crate::files::{self, ARCHIVED, AVAILABLE, FileRecord};
 use vaultx_core::guard;
 use vaultx_core::ports::{Kv, Sql, SqlValue, Statement, StoreError};
 use vaultx_core::problem::ProblemKind;
 use vaultx_core::Problem;
 
-pub fn archived(file_id: &str) -> Problem {
-    Problem::new(ProblemKind::FileArchived, format!("file {file_id} is archived: its owner can restore it (POST /api/files/{file_id}/restore-archive)"))
-}
-
 /// Archives (`to` = archived) or restores (`to` = available) the caller's file. Idempotent.
 pub async fn set(db: &impl Sql, kv: &impl Kv, owner_id: &str, file_id: &str, to: &str, now_ms: i64) -> Result<FileRecord, Problem> {
     let from = if to == ARCHIVED { AVAILABLE } else { ARCHIVED };
-    for _ in 0..crate::blobs::ATTEMPTS {
+    for _ in 0..crate::store::ATTEMPTS {
         let head = files::find_owned(db, owner_id, file_id).await?;
         if head.version_of.is_some() {
             return Err(Problem::not_found(format!("no file {file_id}")));
@@ -60,7 +56,7 @@ pub async fn set(db: &impl Sql, kv: &impl Kv, owner_id: &str, file_id: &str, to:
             Err(e) => return Err(store_failure(e)),
         }
     }
-    Err(crate::blobs::busy())
+    Err(crate::store::busy())
 }
 
 /// Makes the key-value store agree with the file's rows: the manifests of available rows
@@ -69,7 +65,7 @@ pub async fn set(db: &impl Sql, kv: &impl Kv, owner_id: &str, file_id: &str, to:
 pub async fn converge(db: &impl Sql, kv: &impl Kv, head_id: &str) -> Result<(), Problem> {
     let state = |rows: &[FileRecord]| rows.iter().map(|r| (r.id.clone(), r.row_version, r.status.clone())).collect::<Vec<_>>();
     let mut rows = files::family(db, head_id).await?;
-    for _ in 0..crate::blobs::ATTEMPTS {
+    for _ in 0..crate::store::ATTEMPTS {
         let Some(head) = rows.first() else {
             // Deleted: the delete removed (and re-removes) the manifests; the marker goes too.
             kv.delete(&files::archived_key(head_id)).await.map_err(store_failure)?;
@@ -81,7 +77,7 @@ pub async fn converge(db: &impl Sql, kv: &impl Kv, head_id: &str) -> Result<(), 
         }
         for row in &rows {
             match (row.status.as_str(), &row.manifest_id) {
-                (AVAILABLE, Some(_)) => crate::layout::sync_manifest(db, kv, &row.id).await?,
+                (AVAILABLE, Some(_)) => crate::manifests::sync(db, kv, &row.id).await?,
                 (ARCHIVED, Some(m)) => kv.delete(&row.manifest_key(m)).await.map_err(store_failure)?,
                 _ => {}
             }
@@ -95,5 +91,5 @@ pub async fn converge(db: &impl Sql, kv: &impl Kv, head_id: &str) -> Result<(), 
         }
         rows = now;
     }
-    Err(crate::blobs::busy())
+    Err(crate::store::busy())
 }

@@ -10,7 +10,7 @@
 //! an event is deleted from the spool only after its row committed, and its id makes a
 //! replayed insert land once.
 
-use crate::accounts::store_failure;
+use crate::store::store_failure;
 use serde::{Deserialize, Serialize};
 use vaultx_core::http::{ApiRequest, ApiResponse, LogLine};
 use vaultx_core::ports::{Platform, Spool, Sql, SqlValue, Statement};
@@ -73,8 +73,10 @@ fn file_of(req: &ApiRequest) -> Option<String> {
 /// - its log line ([`ApiResponse::log`]), which the adapter writes once the body went out.
 ///
 /// A request the adapter could not read (a body over the route's limit) still gets its id,
-/// its problem document and its log line.
-pub async fn audited<P, F, Fut>(p: &P, function: &str, read: Result<ApiRequest, Problem>, handler: F) -> ApiResponse
+/// its problem document and its log line. `function` is the component (`file-download`, or
+/// the module's name `file_download`), `route` its path pattern, as the caller's route table
+/// has them.
+pub async fn audited<P, F, Fut>(p: &P, function: &str, route: &'static str, read: Result<ApiRequest, Problem>, handler: F) -> ApiResponse
 where
     P: Platform,
     F: FnOnce(ApiRequest) -> Fut,
@@ -87,7 +89,7 @@ where
         Err(problem) => {
             let id = vaultx_core::ids::new_id(p);
             let mut response = with_request_id(ApiResponse::problem(&problem), &id).with_header("x-content-type-options", "nosniff");
-            let line = log_line(&function, None, &id, &mut response, None, (started_us, p.now_us()));
+            let line = log_line(&function, route, None, &id, &mut response, None, (started_us, p.now_us()));
             return finish(response, line, &id);
         }
     };
@@ -109,11 +111,11 @@ where
     // One clock reading for the line's time and duration and the event's time: each reading
     // is a host call.
     let finished_us = p.now_us();
-    let line = log_line(&function, Some((&method, user_id.as_deref(), bytes_in)), &id, &mut response, address.as_deref(), (started_us, finished_us));
+    let line = log_line(&function, route, Some((&method, user_id.as_deref(), bytes_in)), &id, &mut response, address.as_deref(), (started_us, finished_us));
     // Any request of a function with a database may start an overdue sweep (at most one
     // database check per instance and interval); the edge's functions have none to ask.
     if !WITHOUT_DATABASE.contains(&function.as_str()) {
-        crate::jobs::sweep_if_due(p).await;
+        crate::outbox::sweep_if_due(p).await;
     }
     // A method the route does not have changed nothing and needs no record (and a route
     // without a database, the probes', could not write one).
@@ -177,12 +179,11 @@ fn with_request_id(mut response: ApiResponse, id: &str) -> ApiResponse {
 /// route may have started it (the download adds the file, the range, the client); never a
 /// secret, a token or a signed URL: the route is the pattern (`/api/files/download/:token`),
 /// not the path.
-fn log_line(function: &str, request: Option<(&str, Option<&str>, usize)>, id: &str, response: &mut ApiResponse, address: Option<&str>, (started_us, finished_us): (i64, i64)) -> LogLine {
+fn log_line(function: &str, route: &'static str, request: Option<(&str, Option<&str>, usize)>, id: &str, response: &mut ApiResponse, address: Option<&str>, (started_us, finished_us): (i64, i64)) -> LogLine {
     // The route's members (the download's file, range, client) are kept: the line is the
     // route's, completed.
     let line = response.log.take().unwrap_or_default();
     let response = &*response;
-    let route = crate::routes::TABLE.iter().find(|r| r.function == function).map_or("", |r| r.path);
     let (method, user_id, bytes_in) = request.unwrap_or(("", None, 0));
     LogLine {
         event: "request",

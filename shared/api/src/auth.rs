@@ -30,7 +30,7 @@ pub async fn authenticate<P: Platform>(p: &P, req: &ApiRequest) -> Result<Subjec
 /// for any other account.
 pub async fn require_admin<P: Platform>(p: &P, req: &ApiRequest) -> Result<accounts::User, Problem> {
     let user = current_user(p, req).await?;
-    let admins = p.get(settings::ADMIN_EMAILS).await.map_err(accounts::store_failure)?.unwrap_or_default();
+    let admins = p.get(settings::ADMIN_EMAILS).await.map_err(crate::store::store_failure)?.unwrap_or_default();
     if admins.split(',').map(|e| e.trim().to_ascii_lowercase()).any(|e| !e.is_empty() && e == user.email) {
         Ok(user)
     } else {
@@ -45,6 +45,6 @@ pub async fn current_user<P: Platform>(p: &P, req: &ApiRequest) -> Result<accoun
         TokenError::Expired => Problem::new(ProblemKind::ExpiredToken, "sign in again to get a new access token"),
         TokenError::Invalid(why) => Problem::new(ProblemKind::InvalidToken, why),
     })?;
-    let db = p.metadata().await.map_err(accounts::store_failure)?;
-    accounts::find_by_id(&db, &subject.user_id).await.map_err(accounts::store_failure)?.ok_or_else(account_gone)
+    let db = p.metadata().await.map_err(crate::store::store_failure)?;
+    accounts::find_by_id(&db, &subject.user_id).await.map_err(crate::store::store_failure)?.ok_or_else(account_gone)
 }

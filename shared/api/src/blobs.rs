@@ -17,7 +17,7 @@
 //!   the (absent or tombstoned) row for deletion first, so they are never pulled from under a
 //!   concurrent upload of the same content.
 
-use crate::accounts::store_failure;
+use crate::store::{ATTEMPTS, busy, store_failure};
 use crate::files::UPLOADING;
 use vaultx_core::Problem;
 use vaultx_core::guard;
@@ -27,9 +27,6 @@ use vaultx_core::problem::ProblemKind;
 /// A sweep that has not finished after this long is taken to have died, and is finished by
 /// whoever meets it (well past the longest request).
 pub const STALE_SWEEP_MS: i64 = 5 * 60 * 1000;
-/// Attempts at a guarded change before answering `busy`: a conflict means another request
-/// changed the same rows in the few milliseconds between our read and our write.
-pub const ATTEMPTS: usize = 16;
 
 #[derive(Debug, Clone, PartialEq)]
 struct BlobRow {
@@ -206,13 +203,6 @@ pub async fn discard(db: &impl Sql, blobs: &impl Blobs, now_ms: i64, key: &str) 
         finish_sweep(db, blobs, now_ms, key).await?;
     }
     Ok(())
-}
-
-/// 503 with `Retry-After`: the same rows kept changing under us; trying again will do.
-pub fn busy() -> Problem {
-    let mut p = Problem::new(ProblemKind::Busy, "the same content or file is changing right now; send the request again");
-    p.headers.push(("retry-after", "1".into()));
-    p
 }
 
 /// Which rows a release removes.

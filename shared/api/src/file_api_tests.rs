@@ -199,7 +199,7 @@ fn seed(p: &TestPlatform, owner: &str, n: usize) {
             rusqlite::params![id, owner, format!("file-{i:06}.dat"), mime, (i * 37 % 1000) as i64, 1_700_000_000_000i64 + i as i64 * 1000, 1 + (i % 3) as i64],
         )
         .unwrap();
-        for gram in crate::search::grams(&format!("file-{i:06}.dat")) {
+        for gram in crate::files::grams(&format!("file-{i:06}.dat")) {
             tx.execute("INSERT INTO file_name_grams (owner_id, gram, file_id) VALUES (?1, ?2, ?3)", rusqlite::params![owner, gram, id]).unwrap();
         }
         // Every file has a tag and a metadata pair, as real collections do; a few share rarer ones.
@@ -415,7 +415,7 @@ fn state_changes_and_downloads_are_in_the_audit_log() {
     assert_eq!(r.status, 200);
     // The download went to the spool; the verify job's sweep moves it into SQL.
     assert_eq!(p.spool.0.borrow().len(), 1);
-    run(crate::jobs::consume(&p, crate::jobs::verify::KIND, crate::jobs::SWEEP, crate::jobs::verify::run)).unwrap();
+    run(crate::jobs::consume(&p, crate::outbox::VERIFY, crate::outbox::SWEEP, crate::jobs::verify::run)).unwrap();
     assert!(p.spool.0.borrow().is_empty());
     let log = ok(call(&p, "file-audit", "GET", &format!("/api/files/{id}/audit"), &token, ""), 200);
     let actions: Vec<(String, i64)> = log["items"].as_array().unwrap().iter().map(|e| (e["action"].as_str().unwrap().to_owned(), e["result"].as_i64().unwrap())).collect();

@@ -18,7 +18,8 @@
 //!   byte-identical to the home store's, and no bytes are in such a store without a copy's
 //!   row; copies nothing needs any more are counted as `pendingReplicaSweeps`.
 
-use crate::accounts::store_failure;
+use crate::manifests;
+use crate::store::store_failure;
 use crate::files::{self, AVAILABLE};
 use crate::regions;
 use serde::Serialize;
@@ -108,7 +109,7 @@ pub async fn check(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, now_ms: i64)
         };
         expected_manifests.insert(f.manifest_key(manifest_id));
         let chunks = chunks_of.get(&f.id).cloned().unwrap_or_default();
-        match files::read_manifest(kv, f.key_file(), manifest_id).await? {
+        match manifests::read(kv, f.key_file(), manifest_id).await? {
             None => v.push(format!("file {}: available, but manifest {manifest_id} is missing", f.id)),
             Some(m) => {
                 let named: Vec<String> = m.chunks.iter().map(|(k, _)| k.clone()).collect();

@@ -2,8 +2,11 @@
 //! storage, that downloads never see the difference, and that reference counts stay exact
 //! when jobs meet uploads and deletes.
 
+use crate::lifecycle;
+use crate::outbox;
 use crate::files_tests::*;
-use crate::jobs::{self, Tuning};
+use crate::jobs;
+use crate::outbox::Tuning;
 use crate::layout::{self, Swapped};
 use crate::routes::*;
 use crate::testing::*;
@@ -53,10 +56,10 @@ fn upload(p: &TestPlatform, token: &str, data: &[u8], options: &str) -> String {
 fn run_jobs(p: &TestPlatform) {
     for _ in 0..10 {
         for kind in jobs::KINDS {
-            run(jobs::dispatch(p, kind, jobs::SWEEP)).unwrap();
+            run(jobs::dispatch(p, kind, outbox::SWEEP)).unwrap();
         }
         let db = TestDb(p.conn.clone());
-        if jobs::KINDS.iter().all(|k| run(jobs::due(&db, k, i64::MAX / 2, 1)).unwrap().is_empty()) {
+        if jobs::KINDS.iter().all(|k| run(outbox::due(&db, k, i64::MAX / 2, 1)).unwrap().is_empty()) {
             return;
         }
     }
@@ -102,7 +105,7 @@ fn completion_enqueues_the_first_job_with_the_file_and_wakes_its_consumer() {
     let woken: Vec<(String, String)> = p.woken.borrow().clone();
     let subjects: Vec<(String, String)> = woken
         .iter()
-        .map(|(kind, id)| (kind.clone(), run(jobs::find(&TestDb(p.conn.clone()), id)).unwrap().unwrap().subject))
+        .map(|(kind, id)| (kind.clone(), run(outbox::find(&TestDb(p.conn.clone()), id)).unwrap().unwrap().subject))
         .collect();
     assert_eq!(subjects, [("compress".to_owned(), compressed), ("dedup".to_owned(), deduplicated)]);
     assert!(!subjects.iter().any(|(_, s)| s == &plain), "no job for a file that asked for none");
@@ -138,7 +141,7 @@ fn an_incompressible_file_is_stored_as_it_is() {
     let before = layout_of(&p, &id);
     run_jobs(&p);
     assert_eq!(layout_of(&p, &id), before);
-    let done = run(jobs::list(&TestDb(p.conn.clone()), Some(jobs::DONE), Some("compress"), 10)).unwrap();
+    let done = run(outbox::list(&TestDb(p.conn.clone()), Some(outbox::DONE), Some("compress"), 10)).unwrap();
     assert_eq!(done.len(), 1, "the job ran and found nothing worth compressing");
     assert_reads_back(&p, &token, &id, &data, &[(CHUNK - 3, CHUNK + 3)]);
     assert_intact(&p);
@@ -187,14 +190,14 @@ fn dedup_then_compression_on_one_file() {
     run_jobs(&p);
     let blocks = layout_of(&p, &id);
     assert!(blocks.len() > 5 && blocks.iter().all(|(k, _)| k.ends_with(STORED_SUFFIX)), "{blocks:?}");
-    let kinds: Vec<String> = run(jobs::list(&TestDb(p.conn.clone()), Some(jobs::DONE), None, 10)).unwrap().into_iter().map(|j| j.kind).collect();
+    let kinds: Vec<String> = run(outbox::list(&TestDb(p.conn.clone()), Some(outbox::DONE), None, 10)).unwrap().into_iter().map(|j| j.kind).collect();
     assert_eq!(kinds.len(), 2);
     assert_reads_back(&p, &token, &id, &data, &[(12_345, 300_000)]);
     // Running them again changes nothing: jobs are idempotent.
     let f = run(files::find(&TestDb(p.conn.clone()), &id)).unwrap().unwrap();
     for kind in jobs::KINDS {
         let db = TestDb(p.conn.clone());
-        run(db.batch(vec![jobs::enqueue(&format!("00000000-0000-4000-8000-00000000000{}", kind.len()), kind, &id, p.now.get())])).unwrap();
+        run(db.batch(vec![outbox::enqueue(&format!("00000000-0000-4000-8000-00000000000{}", kind.len()), kind, &id, p.now.get())])).unwrap();
     }
     run_jobs(&p);
     assert_eq!(layout_of(&p, &id), blocks);
@@ -210,7 +213,7 @@ fn a_job_for_a_deleted_file_does_nothing_and_is_done() {
     assert_eq!(run(file::handle(&p, authed("DELETE", &format!("/api/files/{id}"), &token, "application/json", vec![]))).status, 204);
     run_jobs(&p);
     assert!(p.blobs.0.borrow().is_empty() && p.kv.0.borrow().is_empty());
-    assert_eq!(run(jobs::list(&TestDb(p.conn.clone()), Some(jobs::DONE), None, 10)).unwrap().len(), 1);
+    assert_eq!(run(outbox::list(&TestDb(p.conn.clone()), Some(outbox::DONE), None, 10)).unwrap().len(), 1);
     assert_intact(&p);
 }
 
@@ -263,22 +266,22 @@ fn a_job_whose_blocks_are_lost_fails_until_dead_and_a_retry_after_the_fix_finish
     let key = layout_of(&p, &id)[0].0.clone();
     let saved = p.blobs.0.borrow_mut().remove(&key).unwrap();
     let db = TestDb(p.conn.clone());
-    for _ in 0..jobs::MAX_ATTEMPTS {
-        run(jobs::dispatch(&p, "compress", jobs::SWEEP)).unwrap();
-        p.now.set(p.now.get() + jobs::MAX_BACKOFF_MS);
+    for _ in 0..outbox::MAX_ATTEMPTS {
+        run(jobs::dispatch(&p, "compress", outbox::SWEEP)).unwrap();
+        p.now.set(p.now.get() + outbox::MAX_BACKOFF_MS);
     }
-    let dead = run(jobs::list(&db, Some(jobs::DEAD), Some("compress"), 10)).unwrap();
+    let dead = run(outbox::list(&db, Some(outbox::DEAD), Some("compress"), 10)).unwrap();
     assert_eq!(dead.len(), 1);
     assert!(dead[0].last_error.as_deref().unwrap().contains("missing"), "{:?}", dead[0].last_error);
-    assert!(run(jobs::due(&db, "compress", p.now.get(), 10)).unwrap().is_empty(), "dead jobs are not swept");
+    assert!(run(outbox::due(&db, "compress", p.now.get(), 10)).unwrap().is_empty(), "dead jobs are not swept");
     let lines: Vec<_> = p.audit.borrow().iter().filter(|e| e["event"] == "job").cloned().collect();
-    assert_eq!(lines.len() as i64, jobs::MAX_ATTEMPTS);
+    assert_eq!(lines.len() as i64, outbox::MAX_ATTEMPTS);
     assert_eq!(lines.last().unwrap()["outcome"], "dead");
     // The operator restores the bytes and retries.
     p.blobs.0.borrow_mut().insert(key, saved);
-    assert!(run(jobs::retry(&db, &dead[0].id, p.now.get())).unwrap());
+    assert!(run(outbox::retry(&db, &dead[0].id, p.now.get())).unwrap());
     run_jobs(&p);
-    assert_eq!(run(jobs::find(&db, &dead[0].id)).unwrap().unwrap().state, jobs::DONE);
+    assert_eq!(run(outbox::find(&db, &dead[0].id)).unwrap().unwrap().state, outbox::DONE);
     assert_reads_back(&p, &token, &id, &data, &[]);
     assert_intact(&p);
 }
@@ -288,12 +291,12 @@ fn concurrency_bounds_running_jobs_of_a_kind() {
     let p = TestPlatform::new();
     let db = TestDb(p.conn.clone());
     let one = Tuning { concurrency: 1, ..Tuning::default() };
-    run(db.batch(vec![jobs::enqueue("a", "compress", "f1", 0), jobs::enqueue("b", "compress", "f2", 0), jobs::enqueue("c", "dedup", "f3", 0)])).unwrap();
-    let a = run(jobs::claim(&db, "a", "compress", 1, &one)).unwrap().unwrap();
-    assert_eq!(run(jobs::claim(&db, "b", "compress", 1, &one)).unwrap(), None, "one compress job at a time");
-    assert!(run(jobs::claim(&db, "c", "dedup", 1, &one)).unwrap().is_some(), "kinds are counted apart");
-    assert!(run(jobs::succeed(&db, &a, 2)).unwrap());
-    assert!(run(jobs::claim(&db, "b", "compress", 3, &one)).unwrap().is_some());
+    run(db.batch(vec![outbox::enqueue("a", "compress", "f1", 0), outbox::enqueue("b", "compress", "f2", 0), outbox::enqueue("c", "dedup", "f3", 0)])).unwrap();
+    let a = run(outbox::claim(&db, "a", "compress", 1, &one)).unwrap().unwrap();
+    assert_eq!(run(outbox::claim(&db, "b", "compress", 1, &one)).unwrap(), None, "one compress job at a time");
+    assert!(run(outbox::claim(&db, "c", "dedup", 1, &one)).unwrap().is_some(), "kinds are counted apart");
+    assert!(run(outbox::succeed(&db, &a, 2)).unwrap());
+    assert!(run(outbox::claim(&db, "b", "compress", 3, &one)).unwrap().is_some());
 }
 
 #[test]
@@ -313,8 +316,8 @@ fn bytes_a_dead_consumer_wrote_are_swept_unless_a_live_row_owns_them() {
     let data = text(2 * CHUNK, 12);
     let id = upload(&p, &token, &data, r#","deduplicationEnabled":false,"compressionEnabled":true"#);
     let db = TestDb(p.conn.clone());
-    let job = run(jobs::list(&db, Some(jobs::QUEUED), Some("compress"), 1)).unwrap().remove(0);
-    let claimed = run(jobs::claim(&db, &job.id, "compress", p.now.get(), &Tuning::default())).unwrap().unwrap();
+    let job = run(outbox::list(&db, Some(outbox::QUEUED), Some("compress"), 1)).unwrap().remove(0);
+    let claimed = run(outbox::claim(&db, &job.id, "compress", p.now.get(), &Tuning::default())).unwrap().unwrap();
     // The consumer writes one compressed block, then dies (kill -9): no swap.
     let (key, len) = layout_of(&p, &id)[0].clone();
     let packed = vaultx_core::compression::compress_block(&p.blobs.0.borrow()[&key], 0.1).unwrap();
@@ -324,7 +327,7 @@ fn bytes_a_dead_consumer_wrote_are_swept_unless_a_live_row_owns_them() {
     run(crate::blobs::collect_garbage(&db, &p.blobs, p.now.get())).unwrap();
     assert!(p.blobs.0.borrow().contains_key(&twin));
     // Past the lease the sweep removes them; the job runs again and finishes.
-    p.now.set(p.now.get() + jobs::LEASE_MS + 1);
+    p.now.set(p.now.get() + outbox::LEASE_MS + 1);
     run(crate::blobs::collect_garbage(&db, &p.blobs, p.now.get())).unwrap();
     assert!(!p.blobs.0.borrow().contains_key(&twin));
     run_jobs(&p);
@@ -417,12 +420,12 @@ fn a_small_file_that_is_already_one_block_still_gets_compressed() {
     let id = upload(&p, &token, &data, r#","compressionEnabled":true"#);
     run_jobs(&p);
     assert!(layout_of(&p, &id).iter().all(|(k, _)| k.ends_with(STORED_SUFFIX)), "{:?}", layout_of(&p, &id));
-    let kinds: Vec<String> = run(jobs::list(&TestDb(p.conn.clone()), Some(jobs::DONE), None, 10)).unwrap().into_iter().map(|j| j.kind).collect();
+    let kinds: Vec<String> = run(outbox::list(&TestDb(p.conn.clone()), Some(outbox::DONE), None, 10)).unwrap().into_iter().map(|j| j.kind).collect();
     assert_eq!(kinds.iter().filter(|k| *k == "compress").count(), 1, "{kinds:?}");
     // A dedup job run again does not queue a second compression.
-    run(TestDb(p.conn.clone()).batch(vec![jobs::enqueue("00000000-0000-4000-8000-0000000000aa", "dedup", &id, p.now.get())])).unwrap();
+    run(TestDb(p.conn.clone()).batch(vec![outbox::enqueue("00000000-0000-4000-8000-0000000000aa", "dedup", &id, p.now.get())])).unwrap();
     run_jobs(&p);
-    let kinds: Vec<String> = run(jobs::list(&TestDb(p.conn.clone()), Some(jobs::DONE), None, 10)).unwrap().into_iter().map(|j| j.kind).collect();
+    let kinds: Vec<String> = run(outbox::list(&TestDb(p.conn.clone()), Some(outbox::DONE), None, 10)).unwrap().into_iter().map(|j| j.kind).collect();
     assert_eq!(kinds.iter().filter(|k| *k == "compress").count(), 1, "{kinds:?}");
     assert_reads_back(&p, &token, &id, &data, &[(100, 30_000)]);
     assert_intact(&p);
@@ -455,21 +458,21 @@ fn chunks_without_a_stored_crc_are_read_once_for_both_checksums() {
 fn an_overdue_sweep_is_started_once_by_whoever_finds_it() {
     let p = TestPlatform::new();
     p.vars.borrow_mut().insert("sweep_interval_seconds".into(), "1".into());
-    run(jobs::sweep_if_due(&p));
+    run(outbox::sweep_if_due(&p));
     let sweeps = |p: &TestPlatform| p.woken.borrow().iter().filter(|(_, id)| id == "sweep").map(|(k, _)| k.clone()).collect::<Vec<_>>();
     assert_eq!(sweeps(&p), jobs::KINDS);
     // Within the interval: nothing (this instance does not even ask the database).
     p.now.set(p.now.get() + 500);
-    run(jobs::sweep_if_due(&p));
+    run(outbox::sweep_if_due(&p));
     assert_eq!(sweeps(&p).len(), jobs::KINDS.len());
     // Another instance (its own in-memory clock is not this one's) finds the clock moved.
     p.conn.execute("UPDATE sweep_clock SET swept_at = ?", [p.now.get()]).unwrap();
     p.now.set(p.now.get() + 600);
-    run(jobs::sweep_if_due(&p));
+    run(outbox::sweep_if_due(&p));
     assert_eq!(sweeps(&p).len(), jobs::KINDS.len(), "the sweep another instance started is not started again");
     // Past the interval: the next one.
     p.now.set(p.now.get() + 1000);
-    run(jobs::sweep_if_due(&p));
+    run(outbox::sweep_if_due(&p));
     assert_eq!(sweeps(&p).len(), 2 * jobs::KINDS.len());
 }
 
@@ -491,10 +494,10 @@ fn the_sweep_completes_an_upload_whose_completion_never_ran() {
     let status = |p: &TestPlatform| p.conn.query_row("SELECT status FROM files WHERE id = ?", [&id], |r| r.get::<_, String>(0)).unwrap();
     assert_eq!(status(&p), "uploading");
     // Within the grace period a client's own completion may still be on its way.
-    run(jobs::dispatch(&p, "verify", jobs::SWEEP)).unwrap();
+    run(jobs::dispatch(&p, "verify", outbox::SWEEP)).unwrap();
     assert_eq!(status(&p), "uploading");
-    p.now.set(p.now.get() + files::COMPLETION_GRACE_MS + 1);
-    run(jobs::dispatch(&p, "verify", jobs::SWEEP)).unwrap();
+    p.now.set(p.now.get() + lifecycle::COMPLETION_GRACE_MS + 1);
+    run(jobs::dispatch(&p, "verify", outbox::SWEEP)).unwrap();
     assert_eq!(status(&p), "available");
     assert_reads_back(&p, &token, &id, &data, &[(CHUNK - 1, CHUNK + 1)]);
     assert_intact(&p);

@@ -11,7 +11,7 @@
 //! The limits are also checked inside the batch that writes (a guard after the writes), so
 //! two concurrent additions cannot together exceed them.
 
-use crate::accounts::store_failure;
+use crate::store::store_failure;
 use crate::files::{FileRecord, FileView};
 use std::collections::{BTreeMap, BTreeSet};
 use vaultx_core::guard;

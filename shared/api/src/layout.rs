@@ -22,9 +22,10 @@
 //! A crash between 2 and 3 leaves the manifest naming the old blocks (still stored, for the
 //! grace period); the job's next attempt finds nothing left to change and runs step 3.
 
-use crate::accounts::store_failure;
+use crate::store::store_failure;
 use crate::blobs::{self, STALE_SWEEP_MS};
-use crate::files::{self, AVAILABLE, FileRecord, Manifest};
+use crate::files::{self, FileRecord};
+use crate::manifests;
 use vaultx_core::Problem;
 use vaultx_core::guard;
 use vaultx_core::ports::{Blobs, Kv, Sql, SqlValue, Statement, StoreError};
@@ -89,7 +90,7 @@ pub async fn store_block(db: &impl Sql, store: &impl Blobs, now_ms: i64, job_id:
         .map_err(store_failure)?;
     let generation = match row {
         Some((state, _, _)) if state == "live" => return Ok(Staged::kept(key, len)),
-        Some((state, _, changed_at)) if state == "deleting" && now_ms - changed_at < STALE_SWEEP_MS => return Err(blobs::busy()),
+        Some((state, _, changed_at)) if state == "deleting" && now_ms - changed_at < STALE_SWEEP_MS => return Err(crate::store::busy()),
         Some((state, g, _)) if state == "deleting" => {
             // A sweep that died: finish it (the row becomes a tombstone at the same `gen`).
             blobs::finish_sweep(db, store, now_ms, key).await?;
@@ -210,7 +211,7 @@ pub async fn swap(
     ];
     match db.batch(statements).await {
         Ok(()) => {
-            sync_manifest(db, kv, &f.id).await?;
+            manifests::sync(db, kv, &f.id).await?;
             Ok(Swapped::Done)
         }
         Err(StoreError::Conflict | StoreError::Contended) => {
@@ -263,7 +264,7 @@ static STAGE_SQL: [&str; STAGE_ROWS] = {
 /// replicated (else there is none).
 pub async fn after_swap<P: vaultx_core::ports::Platform>(p: &P, db: &impl Sql, file_id: &str, replicate_job: &str) -> Result<(), Problem> {
     if crate::replication::is_replicated(db, file_id).await? {
-        crate::jobs::wake(p, &[(crate::jobs::replicate::KIND, replicate_job)]).await;
+        crate::outbox::wake(p, &[(crate::outbox::REPLICATE, replicate_job)]).await;
         // A strongly replicated file's new blocks go to every target now, and its manifest
         // names them there (if a target is down this run fails and is retried; the
         // replicate job catches up too).
@@ -272,7 +273,7 @@ pub async fn after_swap<P: vaultx_core::ports::Platform>(p: &P, db: &impl Sql, f
         if crate::replication::ensure_strong(p, db, f.key_file(), &blocks).await? > 0 {
             // The swap's own manifest sync ran before these copies existed.
             let kv = p.kv().await.map_err(store_failure)?;
-            sync_manifest(db, &kv, &f.id).await?;
+            manifests::sync(db, &kv, &f.id).await?;
         }
     }
     Ok(())
@@ -286,28 +287,3 @@ fn each_staging_statement_binds_six_parameters_per_row() {
     }
 }
 
-/// Makes the file's published manifest name exactly its current blocks (its rows) and the
-/// other regions' copies of them, keeping its id, size and ETag. Idempotent. Like every
-/// manifest writer it checks the file after writing: a delete that ran meanwhile had removed
-/// the manifest before our write, so the write is undone — a deleted file's manifest never
-/// comes back.
-pub async fn sync_manifest(db: &impl Sql, kv: &impl Kv, file_id: &str) -> Result<(), Problem> {
-    let Some(f) = files::find(db, file_id).await? else { return Ok(()) };
-    let (Some(manifest_id), Some(etag)) = (f.manifest_id.clone(), f.etag.clone()) else { return Ok(()) };
-    if f.status != AVAILABLE {
-        return Ok(());
-    }
-    let chunks = current(db, &f.id).await?;
-    let (stores, replicas) = crate::replication::placement(db, f.key_file(), &chunks).await?;
-    let manifest = Manifest { id: f.key_file().to_owned(), size: f.size, etag, chunks, stores, replicas };
-    if files::read_manifest(kv, f.key_file(), &manifest_id).await?.as_ref() == Some(&manifest) {
-        return Ok(());
-    }
-    let bytes = serde_json::to_vec(&manifest).map_err(|_| Problem::internal())?;
-    let key = f.manifest_key(&manifest_id);
-    kv.set(&key, &bytes).await.map_err(store_failure)?;
-    if files::find(db, file_id).await?.is_none_or(|now| now.manifest_id.as_deref() != Some(&manifest_id) || now.status != AVAILABLE) {
-        kv.delete(&key).await.map_err(store_failure)?;
-    }
-    Ok(())
-}

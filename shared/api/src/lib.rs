@@ -31,23 +31,38 @@
 //! `settings`. Written against the ports only; tested natively on real SQLite, races replayed
 //! deterministically (`race_tests.rs`).
 
+// Layers, bottom first: a module uses only modules declared before it (tests/module-graph
+// checks it). Each numbered group is one layer.
+
+// 0. Stores and settings.
+pub mod store;
+pub mod settings;
+// 1. Who is calling.
 pub mod accounts;
-pub mod archive;
-pub mod audit;
-pub mod labels;
+pub mod auth;
+// 2. Limits, places, and the outbox (jobs by name only).
 pub mod quotas;
 pub mod regions;
-pub mod replication;
-pub mod auth;
-pub mod blobs;
+pub mod outbox;
+// 3. A file's rows, and what hangs off them.
 pub mod files;
-pub mod integrity;
-pub mod jobs;
-pub mod layout;
-pub mod routes;
+pub mod blobs;
+pub mod labels;
+pub mod replication;
+// 4. What the edge reads, and how rows are found.
+pub mod manifests;
 pub mod search;
-pub mod settings;
+// 5. Operations on a file's content and history.
+pub mod layout;
 pub mod versions;
+pub mod archive;
+pub mod lifecycle;
+// 6. Cross-cutting records and checks.
+pub mod audit;
+pub mod integrity;
+// 7. The doors: background work and the REST routes (the S3 operations will sit beside them).
+pub mod jobs;
+pub mod routes;
 
 #[cfg(test)]
 pub(crate) mod testing;

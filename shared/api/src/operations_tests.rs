@@ -48,7 +48,7 @@ fn metrics_count_files_dedup_hits_and_jobs_from_the_stores() {
     assert_eq!(after["vaultx_compression_saved_bytes"], 0.0);
     // Every kind and state is a series, zero or not; each completion queued its dedup job.
     for kind in crate::jobs::KINDS {
-        for state in crate::jobs::STATES {
+        for state in crate::outbox::STATES {
             assert!(after.contains_key(&format!("vaultx_jobs{{kind=\"{kind}\",state=\"{state}\"}}")), "{kind} {state}");
         }
     }

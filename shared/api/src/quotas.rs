@@ -9,7 +9,7 @@
 //! nothing behind. Limits: `quota_bytes` and `quota_files` (0 = unlimited), overridden per user
 //! by an admin (`PUT /api/admin/users/:id/quota`).
 
-use crate::accounts::store_failure;
+use crate::store::store_failure;
 use serde::Serialize;
 use vaultx_core::guard;
 use vaultx_core::ports::{Config, Sql, SqlValue, Statement};

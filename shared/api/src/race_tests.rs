@@ -4,8 +4,10 @@
 //! Before guarded batches each of these ended in changed content, a resurrected manifest, a
 //! 500, or a leaked blob.
 
+use crate::manifests;
 use crate::blobs::{self, Attached};
-use crate::files::{self, Completion};
+use crate::files;
+use crate::lifecycle::{self, Completion};
 use crate::files_tests::*;
 use crate::routes::*;
 use crate::testing::*;
@@ -115,7 +117,7 @@ fn a_delete_is_final_against_a_completion_in_flight() {
         assert!(matches!(run(blobs::attach(&db, &p.blobs, p.now(), &id, i as u64, &key, part, None)), Ok(Attached::Stored { .. })));
     }
     let hooked = Hooked::new(&p, async { assert_eq!(file::handle(&p, delete_request(&token, &id)).await.status, 204) });
-    let r = run(files::complete(&hooked, &p.blobs, &p.kv, &p, p.now(), &id));
+    let r = run(lifecycle::complete(&hooked, &p.blobs, &p.kv, &p, p.now(), &id));
     assert_eq!(r.unwrap_err().status(), 404);
     assert!(p.kv.0.borrow().is_empty(), "the losing completion's manifest is gone: {:?}", p.kv.0.borrow().keys().collect::<Vec<_>>());
     assert!(p.blobs.0.borrow().is_empty());
@@ -215,7 +217,7 @@ fn completing_with_chunks_missing_lists_them() {
     let r = run(file_complete::handle(&p, authed("POST", &format!("/api/files/{id}/complete"), &token, "application/json", vec![])));
     assert_eq!((r.status, body_json(&r)["type"].as_str()), (409, Some("urn:vaultx:problem:chunks-missing")));
     assert!(body_json(&r)["detail"].as_str().unwrap().contains("0, 2"));
-    assert!(matches!(run(files::complete(&TestDb(p.conn.clone()), &p.blobs, &p.kv, &p, p.now(), &id)).unwrap(), Completion::Missing(m) if m == [0, 2]));
+    assert!(matches!(run(lifecycle::complete(&TestDb(p.conn.clone()), &p.blobs, &p.kv, &p, p.now(), &id)).unwrap(), Completion::Missing(m) if m == [0, 2]));
 }
 
 /// Finding 7: a valid token whose account is gone is a 401, on reads and writes.
@@ -265,13 +267,13 @@ fn manifests_of_dead_completions_are_removed() {
         let key = key_for(&p, &id, &data);
         run(blobs::attach(&db, &p.blobs, p.now(), &id, 0, &key, &data, None)).unwrap();
         let f = run(files::find(&db, &id)).unwrap().unwrap();
-        let (dead, _) = run(files::write_manifest(&db, &p.kv, &p, p.now(), &f, vec![(key, 100)])).unwrap();
+        let (dead, _) = run(manifests::write(&db, &p.kv, &p, p.now(), &f, vec![(key, 100)])).unwrap();
         let dead_key = files::manifest_key(&id, &dead);
         let report = run(crate::integrity::check(&db, &p.blobs, &p.kv, p.now.get())).unwrap();
         assert!(report.ok && report.pending_manifests == 1, "{report:?}");
         p.now.set(p.now.get() + blobs::STALE_SWEEP_MS + 1);
         match finish {
-            "complete" => assert!(matches!(run(files::complete(&db, &p.blobs, &p.kv, &p, p.now(), &id)).unwrap(), Completion::Available(_))),
+            "complete" => assert!(matches!(run(lifecycle::complete(&db, &p.blobs, &p.kv, &p, p.now(), &id)).unwrap(), Completion::Available(_))),
             _ => assert_eq!(run(file::handle(&p, delete_request(&token, &id))).status, 204),
         }
         assert!(!p.kv.0.borrow().contains_key(&dead_key), "{finish} removes the dead manifest");

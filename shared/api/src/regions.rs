@@ -4,7 +4,7 @@
 //! may only name one that opens ([`Platform::node_blobs`]) — and these rows say which region
 //! each serves. Administrators only (`admin_emails`).
 
-use crate::accounts::store_failure;
+use crate::store::store_failure;
 use serde::Serialize;
 use vaultx_core::guard;
 use vaultx_core::ports::{Blobs, Kv, Platform, Row, Sql, SqlValue, Statement, StoreError};

@@ -8,7 +8,7 @@
 //! stays while its block is live and some file targeting its region references it; the
 //! job's sweep removes the rest ([`collect`]), bytes before rows.
 
-use crate::accounts::store_failure;
+use crate::store::store_failure;
 use crate::files::{self, AVAILABLE};
 use vaultx_core::Problem;
 use vaultx_core::guard;
@@ -154,7 +154,7 @@ pub async fn set_policy<P: Platform>(p: &P, db: &impl Sql, owner_id: &str, file_
         }
         Err(e) => return Err(store_failure(e)),
     }
-    crate::jobs::wake(p, &[(crate::jobs::replicate::KIND, job.as_str())]).await;
+    crate::outbox::wake(p, &[(crate::outbox::REPLICATE, job.as_str())]).await;
     policy(db, &f.id).await?.ok_or_else(|| Problem::not_found(format!("no file {file_id}")))
 }
 
@@ -283,7 +283,7 @@ async fn copy_now<P: Platform>(p: &P, db: &impl Sql, head_id: &str, targets: &[T
             return Err(failed(e).await);
         }
         if !copied.being_removed.is_empty() {
-            return Err(crate::blobs::busy());
+            return Err(crate::store::busy());
         }
         recorded += copied.recorded;
         let _ = vaultx_core::breaker::succeeded(kv, kind, store, &breaker).await;
@@ -388,16 +388,6 @@ pub async fn placement(db: &impl Sql, head_id: &str, chunks: &[(String, u64)]) -
     }
     let replicas = chunks.iter().map(|(key, _)| holders.get(key).cloned().unwrap_or_default()).collect();
     Ok((stores, replicas))
-}
-
-/// Rewrites the published manifests of the file and its versions so they name the copies
-/// there are now (after a `replicate` run recorded some).
-pub async fn sync_manifests(db: &impl Sql, kv: &impl vaultx_core::ports::Kv, head_id: &str) -> Result<(), Problem> {
-    let rows = db.query("SELECT id FROM files WHERE id = ? OR version_of = ? ORDER BY id", vec![head_id.into(), head_id.into()]).await.map_err(store_failure)?;
-    for r in &rows {
-        crate::layout::sync_manifest(db, kv, r.text(0).map_err(store_failure)?).await?;
-    }
-    Ok(())
 }
 
 /// What [`record`] did with a copy whose bytes were just written.

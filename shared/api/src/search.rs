@@ -28,23 +28,6 @@ pub const MAX_LIMIT: u64 = 100;
 /// A criterion matching at most this many of the user's files is looked up in its own index.
 pub const RARE: i64 = 10_000;
 
-/// The distinct trigrams of a name, ASCII letters lower-cased (as SQL's `LOWER` does on
-/// every backend for ASCII).
-pub fn grams(name: &str) -> std::collections::BTreeSet<String> {
-    let chars: Vec<char> = name.to_ascii_lowercase().chars().collect();
-    chars.windows(3).map(|w| w.iter().collect()).collect()
-}
-
-/// The statements that index a head's name (for the batch that writes the name).
-pub fn name_gram_rows(owner_id: &str, file_id: &str, name: &str) -> Vec<vaultx_core::ports::Statement> {
-    grams(name)
-        .into_iter()
-        .map(|g| vaultx_core::ports::Statement {
-            sql: "INSERT INTO file_name_grams (owner_id, gram, file_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-            params: vec![owner_id.into(), g.into(), file_id.into()],
-        })
-        .collect()
-}
 
 /// Which criteria match more than [`RARE`] files (so are checked along the sort index).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -323,8 +306,8 @@ async fn capped_count(db: &impl vaultx_core::ports::Sql, sql: &str, params: Vec<
     let rows = db
         .query(&format!("SELECT count(*) FROM ({sql} LIMIT {}) capped", RARE + 1), params)
         .await
-        .map_err(crate::accounts::store_failure)?;
-    rows.first().map(|r| r.int(0)).transpose().map_err(crate::accounts::store_failure).map(|n| n.unwrap_or(0))
+        .map_err(crate::store::store_failure)?;
+    rows.first().map(|r| r.int(0)).transpose().map_err(crate::store::store_failure).map(|n| n.unwrap_or(0))
 }
 
 /// Which of the query's criteria are common for this user (one capped index count each).
@@ -332,7 +315,7 @@ pub async fn density(db: &impl vaultx_core::ports::Sql, owner_id: &str, q: &Quer
     let mut d = Density::default();
     if let Some(name) = &q.name {
         let mut rarest: Option<(i64, String)> = None;
-        for gram in grams(name) {
+        for gram in files::grams(name) {
             let n = capped_count(db, "SELECT 1 FROM file_name_grams WHERE owner_id = ? AND gram = ?", vec![owner_id.into(), gram.clone().into()]).await?;
             if rarest.as_ref().is_none_or(|(m, _)| n < *m) {
                 rarest = Some((n, gram));

@@ -7,7 +7,7 @@
 //! - A new version starts as an `uploading` version row (`POST /api/files/:id/versions`,
 //!   which answers its `uploadId`); its chunks go to `/api/files/<uploadId>/chunks/:index`
 //!   with the same protocol and checks as a new file. One version uploads at a time.
-//! - Its completion ([`crate::files::complete`] → [`publish`]) and a rollback ([`restore`])
+//! - Its completion ([`crate::lifecycle::complete`] → [`publish`]) and a rollback ([`restore`])
 //!   *swap* the contents of the head and the version row — their chunk rows and content
 //!   columns, in one guarded batch on both rows' `row_version`. Reference counts do not change
 //!   (the same chunk rows still name the same blobs), so nothing is copied or re-counted.
@@ -17,7 +17,8 @@
 //!   blob goes only when no other version or file references it. `version_retention` (keep
 //!   at most N versions, 0 = all) prunes the oldest after each new version.
 
-use crate::accounts::store_failure;
+use crate::manifests;
+use crate::store::store_failure;
 use crate::files::{self, AVAILABLE, FileRecord, UPLOADING};
 use vaultx_core::guard;
 use vaultx_core::ports::{Blobs, Config, Kv, Sql, SqlValue, Statement, StoreError};
@@ -134,10 +135,10 @@ pub async fn publish(db: &impl Sql, now_ms: i64, head_id: &str, done: &FileRecor
     statements.extend(swap_statements(&head, done, AVAILABLE, AVAILABLE, now_ms));
     statements.push(Statement { sql: "UPDATE files SET version_count = version_count + 1 WHERE id = ?", params: vec![head_id.into()] });
     if let Some(m) = &done.manifest_id {
-        statements.push(files::published(head_id, m));
+        statements.push(manifests::published(head_id, m));
     }
     // The new content's jobs are the head's now.
-    statements.extend(jobs.iter().map(|(kind, id)| crate::jobs::enqueue(id, kind, head_id, now_ms)));
+    statements.extend(jobs.iter().map(|(kind, id)| crate::outbox::enqueue(id, kind, head_id, now_ms)));
     match db.batch(statements).await {
         Ok(()) => Ok(files::find(db, head_id).await?),
         Err(StoreError::Conflict | StoreError::Contended) => Ok(None),
@@ -148,7 +149,7 @@ pub async fn publish(db: &impl Sql, now_ms: i64, head_id: &str, done: &FileRecor
 /// Makes version `number` current again (a rollback): swaps its content with the head's.
 /// No byte is copied and no manifest written; the version it replaces keeps its number.
 pub async fn restore(db: &impl Sql, owner_id: &str, file_id: &str, number: i64, now_ms: i64) -> Result<FileRecord, Problem> {
-    for _ in 0..crate::blobs::ATTEMPTS {
+    for _ in 0..crate::store::ATTEMPTS {
         let head = files::find_owned(db, owner_id, file_id).await?;
         if head.version_of.is_some() {
             return Err(Problem::not_found(format!("no file {file_id}")));
@@ -174,13 +175,13 @@ pub async fn restore(db: &impl Sql, owner_id: &str, file_id: &str, number: i64, 
             Err(e) => return Err(store_failure(e)),
         }
     }
-    Err(crate::blobs::busy())
+    Err(crate::store::busy())
 }
 
 /// Deletes version `number` of the caller's file. The current version cannot go (restore
 /// another first, or delete the file); an uploading version can (that abandons the upload).
 pub async fn delete(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, owner_id: &str, file_id: &str, number: i64, now_ms: i64) -> Result<(), Problem> {
-    for _ in 0..crate::blobs::ATTEMPTS {
+    for _ in 0..crate::store::ATTEMPTS {
         let head = files::find_owned(db, owner_id, file_id).await?;
         let Some(v) = find(db, &head, number).await? else {
             return Err(Problem::not_found(format!("file {file_id} has no version {number}")));
@@ -191,22 +192,14 @@ pub async fn delete(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, owner_id: &
                 format!("version {number} is the current version of file {file_id}: restore another version first, or delete the file"),
             ));
         }
-        if files::delete_version(db, blobs, kv, now_ms, &v).await? {
+        if delete_version(db, blobs, kv, now_ms, &v).await? {
             return Ok(());
         }
         // The row changed (a restore swapped contents) after its manifest was unpublished:
         // put back whatever the rows publish now, then try again.
-        republish(db, kv, &head.id).await?;
+        crate::manifests::sync_family(db, kv, &head.id).await?;
     }
-    Err(crate::blobs::busy())
-}
-
-/// Makes the key-value store hold exactly the manifests the file's rows publish.
-pub async fn republish(db: &impl Sql, kv: &impl Kv, head_id: &str) -> Result<(), Problem> {
-    for row in files::family(db, head_id).await? {
-        crate::layout::sync_manifest(db, kv, &row.id).await?;
-    }
-    Ok(())
+    Err(crate::store::busy())
 }
 
 /// Keeps at most `version_retention` versions (0: all), deleting the oldest non-current ones.
@@ -224,8 +217,8 @@ pub async fn prune(config: &impl Config, db: &impl Sql, blobs: &impl Blobs, kv: 
     let excess = complete.len() - keep as usize;
     for old in complete.into_iter().filter(|r| r.version_of.is_some()).take(excess) {
         // A row that changed meanwhile is left for the next version's pruning.
-        if !files::delete_version(db, blobs, kv, now_ms, old).await? {
-            republish(db, kv, head_id).await?;
+        if !delete_version(db, blobs, kv, now_ms, old).await? {
+            crate::manifests::sync_family(db, kv, head_id).await?;
         }
     }
     Ok(())
@@ -244,10 +237,10 @@ pub struct NewVersion {
 /// the row; its chunks go to `/api/files/<row id>/chunks/:index`.
 pub async fn create<P: vaultx_core::ports::Platform>(p: &P, db: &impl Sql, owner_id: &str, file_id: &str, new: NewVersion) -> Result<FileRecord, Problem> {
     let quota = crate::quotas::of(p, db, owner_id).await?;
-    for _ in 0..crate::blobs::ATTEMPTS {
+    for _ in 0..crate::store::ATTEMPTS {
         let head = files::find_head(db, owner_id, file_id).await?;
         if head.status == files::ARCHIVED {
-            return Err(crate::archive::archived(file_id));
+            return Err(crate::files::archived(file_id));
         }
         if head.status != AVAILABLE {
             return Err(Problem::new(ProblemKind::FileNotAvailable, format!("file {file_id} is {}: a new version can only follow a complete file", head.status)));
@@ -310,5 +303,32 @@ pub async fn create<P: vaultx_core::ports::Platform>(p: &P, db: &impl Sql, owner
             Err(problem) => return Err(problem),
         }
     }
-    Err(crate::blobs::busy())
+    Err(crate::store::busy())
+}
+
+/// Deletes one version of a file (not its current one: restore another first). Its blobs
+/// go unless another version or file still references them.
+pub async fn delete_version(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, now_ms: i64, v: &FileRecord) -> Result<bool, Problem> {
+    let Some(head) = v.version_of.as_deref() else { return Ok(false) };
+    let manifests = crate::manifests::keys(std::slice::from_ref(v));
+    crate::manifests::delete_all(kv, &manifests).await?;
+    let release = crate::blobs::Release::Version { head, id: &v.id, row_version: v.row_version, complete: v.status != UPLOADING };
+    let released = match crate::blobs::release(db, now_ms, release).await {
+        Ok(released) => released,
+        Err(problem) => {
+            // The version is still there (busy, or the store failed): publish it again.
+            if let Err(e) = crate::manifests::sync(db, kv, &v.id).await {
+                eprintln!("vaultx: deleting version {} gave up and could not publish its manifest again: {}", v.id, e.detail);
+            }
+            return Err(problem);
+        }
+    };
+    match released {
+        Some(released) => {
+            crate::manifests::delete_all(kv, &manifests).await?;
+            crate::blobs::sweep(db, blobs, now_ms, &released).await?;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
 }

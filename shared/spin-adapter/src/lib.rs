@@ -87,7 +87,7 @@ macro_rules! route {
                     request: ::spin_sdk::wasip3::http::types::Request,
                 ) -> ::core::result::Result<::spin_sdk::wasip3::http::types::Response, ::spin_sdk::wasip3::http::types::ErrorCode> {
                     $crate::serve_route(request, $($module)::+::MAX_BODY, |read| {
-                        ::vaultx_api::audit::audited(&$crate::SpinPlatform, $crate::__last_ident!($($module)::+), read, |request| {
+                        ::vaultx_api::audit::audited(&$crate::SpinPlatform, $crate::__last_ident!($($module)::+), ::vaultx_api::routes::pattern($crate::__last_ident!($($module)::+)), read, |request| {
                             $($module)::+::handle(&$crate::SpinPlatform, request)
                         })
                     })

@@ -5,15 +5,16 @@
 //! the way out (`BlobSlice::read`), one block at a time, byte-exact at any `Range`; size and
 //! ETag never change. The swap is `layout::swap`: a compare-and-set like every state change.
 
-use crate::accounts::store_failure;
+use crate::manifests;
+use crate::store::store_failure;
 use crate::files::{self, AVAILABLE};
-use crate::jobs::Lease;
+use crate::outbox::Lease;
 use crate::layout::{self, Staged, Swapped};
 use vaultx_core::Problem;
 use vaultx_core::compression::{self, STORED_SUFFIX};
 use vaultx_core::ports::{Blobs, Config, Platform};
 
-pub const KIND: &str = "compress";
+pub const KIND: &str = crate::outbox::COMPRESS;
 
 /// `compression_min_saving`: the fraction a block must shrink by to be stored compressed.
 async fn min_saving(p: &impl Config) -> f64 {
@@ -29,7 +30,7 @@ pub async fn run<P: Platform>(p: &P, lease: &Lease) -> Result<(), Problem> {
     let store = p.blobs().await.map_err(store_failure)?;
     let kv = p.kv().await.map_err(store_failure)?;
     let min_saving = min_saving(p).await;
-    for _ in 0..crate::blobs::ATTEMPTS {
+    for _ in 0..crate::store::ATTEMPTS {
         let Some(f) = files::find(&db, &job.subject).await? else { return Ok(()) };
         if f.status != AVAILABLE || !f.compression_enabled {
             return Ok(());
@@ -70,7 +71,7 @@ pub async fn run<P: Platform>(p: &P, lease: &Lease) -> Result<(), Problem> {
         }
         if !changed {
             // Nothing (more) to compress; a previous attempt may have died before its manifest.
-            return layout::sync_manifest(&db, &kv, &f.id).await;
+            return manifests::sync(&db, &kv, &f.id).await;
         }
         let replicate_job = vaultx_core::ids::new_id(p);
         match layout::swap(&db, &store, &kv, p.now_ms(), &job.id, &f, &blocks, &replicate_job).await? {
@@ -78,6 +79,6 @@ pub async fn run<P: Platform>(p: &P, lease: &Lease) -> Result<(), Problem> {
             Swapped::Lost => continue,
         }
     }
-    Err(crate::blobs::busy())
+    Err(crate::store::busy())
 }
 

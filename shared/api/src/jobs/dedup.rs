@@ -11,9 +11,12 @@
 //! maximum block; a cut is made only once `BLOCK_MAX` bytes past it are known (or at the end),
 //! so the blocks are exactly those FastCDC finds on the whole content at once.
 
-use crate::accounts::store_failure;
+use crate::manifests;
+use crate::outbox;
+use crate::store::store_failure;
 use crate::files::{self, AVAILABLE, FileRecord};
-use crate::jobs::{self, Lease, compress};
+use crate::jobs::compress;
+use crate::outbox::Lease;
 use crate::layout::{self, Staged, Swapped};
 use vaultx_core::Problem;
 use vaultx_core::cdc::{BLOCK_MAX, first_block};
@@ -22,7 +25,7 @@ use vaultx_core::digest::sha256;
 use vaultx_core::http::BlobSlice;
 use vaultx_core::ports::{Blobs, Platform, Sql};
 
-pub const KIND: &str = "dedup";
+pub const KIND: &str = crate::outbox::DEDUP;
 
 /// The content of one file, re-cut as it streams through: a buffer of at most one stored
 /// block plus one maximum block, and the blocks cut so far (stored, or found stored).
@@ -75,12 +78,12 @@ async fn hand_over<P: Platform>(p: &P, db: &impl Sql, file_id: &str) -> Result<(
     let result = db
         .batch(vec![
             vaultx_core::guard!("NOT EXISTS (SELECT 1 FROM jobs WHERE kind = 'compress' AND subject = ?)", file_id),
-            jobs::enqueue(&id, compress::KIND, file_id, p.now_ms()),
+            outbox::enqueue(&id, compress::KIND, file_id, p.now_ms()),
         ])
         .await;
     match result {
         Ok(()) => {
-            jobs::wake(p, &[(compress::KIND, id.as_str())]).await;
+            outbox::wake(p, &[(compress::KIND, id.as_str())]).await;
             Ok(())
         }
         Err(vaultx_core::ports::StoreError::Conflict) => Ok(()),
@@ -93,7 +96,7 @@ pub async fn run<P: Platform>(p: &P, lease: &Lease) -> Result<(), Problem> {
     let db = p.metadata().await.map_err(store_failure)?;
     let store = p.blobs().await.map_err(store_failure)?;
     let kv = p.kv().await.map_err(store_failure)?;
-    'attempt: for _ in 0..crate::blobs::ATTEMPTS {
+    'attempt: for _ in 0..crate::store::ATTEMPTS {
         let Some(f) = files::find(&db, &job.subject).await? else { return Ok(()) };
         if f.status != AVAILABLE || !f.deduplication_enabled {
             return Ok(());
@@ -119,7 +122,7 @@ pub async fn run<P: Platform>(p: &P, lease: &Lease) -> Result<(), Problem> {
         if unchanged {
             // Already cut (a small file is one block; or an earlier attempt swapped, then died
             // before its manifest or its handover).
-            layout::sync_manifest(&db, &kv, &f.id).await?;
+            manifests::sync(&db, &kv, &f.id).await?;
         } else {
             let replicate_job = vaultx_core::ids::new_id(p);
             if layout::swap(&db, &store, &kv, p.now_ms(), &job.id, &f, &blocks, &replicate_job).await? == Swapped::Lost {
@@ -132,5 +135,5 @@ pub async fn run<P: Platform>(p: &P, lease: &Lease) -> Result<(), Problem> {
         }
         return Ok(());
     }
-    Err(crate::blobs::busy())
+    Err(crate::store::busy())
 }

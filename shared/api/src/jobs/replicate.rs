@@ -6,14 +6,15 @@
 //! that cannot be written fails the run, which retries with backoff (the outbox's rules) and
 //! says so in the file's replication status. Its sweep also removes copies nothing needs.
 
-use crate::accounts::store_failure;
-use crate::jobs::Lease;
+use crate::manifests;
+use crate::store::store_failure;
+use crate::outbox::Lease;
 use crate::{files, regions, replication};
 use vaultx_core::Problem;
 use vaultx_core::ports::Platform;
 use vaultx_core::problem::ProblemKind;
 
-pub const KIND: &str = "replicate";
+pub const KIND: &str = crate::outbox::REPLICATE;
 
 pub async fn run<P: Platform>(p: &P, lease: &Lease) -> Result<(), Problem> {
     let job = &lease.job;
@@ -25,7 +26,7 @@ pub async fn run<P: Platform>(p: &P, lease: &Lease) -> Result<(), Problem> {
     }
     let Some((_, targets)) = replication::policy(&db, &job.subject).await? else {
         let kv = p.kv().await.map_err(store_failure)?;
-        return replication::sync_manifests(&db, &kv, &job.subject).await;
+        return manifests::sync_family(&db, &kv, &job.subject).await;
     };
     let home = p.blobs().await.map_err(store_failure)?;
     let blocks = replication::blocks(&db, &job.subject).await?;
@@ -75,6 +76,6 @@ pub async fn run<P: Platform>(p: &P, lease: &Lease) -> Result<(), Problem> {
     // The edge reads copies only through the manifests: name the ones there are now (also
     // after a partial run — what is recorded is there).
     let kv = p.kv().await.map_err(store_failure)?;
-    replication::sync_manifests(&db, &kv, &job.subject).await?;
+    manifests::sync_family(&db, &kv, &job.subject).await?;
     if failures.is_empty() { Ok(()) } else { Err(Problem::new(ProblemKind::Busy, failures.join("; "))) }
 }

@@ -6,9 +6,9 @@
 //! SHA-256 says (the declared checksums contradict each other), makes the file `invalid`: its
 //! manifest goes, so no signed URL serves it, and only a delete remains.
 
-use crate::accounts::store_failure;
+use crate::store::store_failure;
 use crate::files::{self, AVAILABLE, INVALID};
-use crate::jobs::Lease;
+use crate::outbox::Lease;
 use crate::layout;
 use vaultx_core::Problem;
 use vaultx_core::digest::hex;
@@ -16,14 +16,14 @@ use vaultx_core::guard;
 use vaultx_core::http::BlobSlice;
 use vaultx_core::ports::{Kv, Platform, Sql, SqlValue, Statement, StoreError};
 
-pub const KIND: &str = "verify";
+pub const KIND: &str = crate::outbox::VERIFY;
 
 pub async fn run<P: Platform>(p: &P, lease: &Lease) -> Result<(), Problem> {
     let job = &lease.job;
     let db = p.metadata().await.map_err(store_failure)?;
     let kv = p.kv().await.map_err(store_failure)?;
     let store = p.blobs().await.map_err(store_failure)?;
-    'attempt: for _ in 0..crate::blobs::ATTEMPTS {
+    'attempt: for _ in 0..crate::store::ATTEMPTS {
         let Some(f) = files::find(&db, &job.subject).await? else { return Ok(()) };
         if f.status == INVALID {
             // Finish what an attempt that died after the transition started.
@@ -67,7 +67,7 @@ pub async fn run<P: Platform>(p: &P, lease: &Lease) -> Result<(), Problem> {
             Err(e) => return Err(store_failure(e)),
         }
     }
-    Err(crate::blobs::busy())
+    Err(crate::store::busy())
 }
 
 async fn unpublish(kv: &impl Kv, f: &files::FileRecord) -> Result<(), Problem> {

@@ -4,7 +4,7 @@
 //! function (`file-tags`) or a function and method (`file-tags POST`); `from`/`to` are RFC
 //! 3339 or epoch ms. → `{"items": [...], "nextCursor"}`.
 
-use crate::accounts::store_failure;
+use crate::store::store_failure;
 use crate::{audit, auth};
 use vaultx_core::http::{ApiRequest, ApiResponse, respond};
 use vaultx_core::ports::Platform;

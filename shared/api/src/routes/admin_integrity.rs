@@ -4,7 +4,7 @@
 //! `200 {ok, violations: [...], ...counts}`; `ok` is false when any invariant is broken. It
 //! lists every store, so it is an audit to run at rest, not a health probe.
 
-use crate::accounts::store_failure;
+use crate::store::store_failure;
 use crate::{auth, integrity};
 use vaultx_core::http::{ApiRequest, ApiResponse, respond};
 use vaultx_core::ports::Platform;

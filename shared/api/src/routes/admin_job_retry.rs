@@ -3,8 +3,9 @@
 //! `404` for no such job; `409 job-not-dead` for a job that is not dead (a queued or running
 //! job is already being tried). Administrators only (`admin_emails`).
 
-use crate::accounts::store_failure;
-use crate::{auth, jobs};
+use crate::outbox;
+use crate::store::store_failure;
+use crate::auth;
 use vaultx_core::Problem;
 use vaultx_core::http::{ApiRequest, ApiResponse, respond};
 use vaultx_core::ports::Platform;
@@ -25,12 +26,12 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
         return Err(not_found());
     }
     let db = p.metadata().await.map_err(store_failure)?;
-    if !jobs::retry(&db, &id, p.now_ms()).await? {
-        let job = jobs::find(&db, &id).await?.ok_or_else(not_found)?;
+    if !outbox::retry(&db, &id, p.now_ms()).await? {
+        let job = outbox::find(&db, &id).await?.ok_or_else(not_found)?;
         return Err(Problem::new(ProblemKind::JobNotDead, format!("job {id} is {}; only a dead job can be retried", job.state)));
     }
-    let job = jobs::find(&db, &id).await?.ok_or_else(not_found)?;
-    jobs::wake(p, &[(job.kind.as_str(), job.id.as_str())]).await;
+    let job = outbox::find(&db, &id).await?.ok_or_else(not_found)?;
+    outbox::wake(p, &[(job.kind.as_str(), job.id.as_str())]).await;
     Ok(ApiResponse::json(200, &serde_json::json!({"id": job.id, "kind": job.kind, "subject": job.subject, "state": job.state, "attempts": job.attempts}))
         .with_header("cache-control", "no-store"))
 }

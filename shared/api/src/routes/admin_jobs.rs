@@ -4,7 +4,8 @@
 //! counts}` where `counts` is per state and kind over all jobs. Administrators only
 //! (`admin_emails`); an unknown filter is `400 invalid-query`.
 
-use crate::accounts::store_failure;
+use crate::outbox;
+use crate::store::store_failure;
 use crate::{auth, jobs};
 use serde::Serialize;
 use vaultx_core::Problem;
@@ -35,7 +36,7 @@ struct JobView {
     updated_at: String,
 }
 
-fn view(j: jobs::Job) -> JobView {
+fn view(j: outbox::Job) -> JobView {
     let at = vaultx_core::time::rfc3339;
     JobView {
         lease_until: j.lease_until.map(at),
@@ -61,8 +62,8 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
     let (mut state, mut kind, mut limit) = (None, None, DEFAULT_LIMIT);
     for (name, value) in req.query_params() {
         match name.as_str() {
-            "state" if jobs::STATES.contains(&value.as_str()) => state = Some(value),
-            "state" => return Err(invalid(format!("state must be one of {}", jobs::STATES.join(", ")))),
+            "state" if outbox::STATES.contains(&value.as_str()) => state = Some(value),
+            "state" => return Err(invalid(format!("state must be one of {}", outbox::STATES.join(", ")))),
             "kind" if jobs::KINDS.contains(&value.as_str()) => kind = Some(value),
             "kind" => return Err(invalid(format!("kind must be one of {}", jobs::KINDS.join(", ")))),
             "limit" => {
@@ -72,7 +73,7 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
         }
     }
     let db = p.metadata().await.map_err(store_failure)?;
-    let listed = jobs::list(&db, state.as_deref(), kind.as_deref(), limit).await?;
+    let listed = outbox::list(&db, state.as_deref(), kind.as_deref(), limit).await?;
     let rows = db.query("SELECT state, kind, count(*) FROM jobs GROUP BY state, kind ORDER BY state, kind", vec![]).await.map_err(store_failure)?;
     let mut counts = serde_json::Map::new();
     for r in &rows {

@@ -4,7 +4,7 @@
 //! a user already stores deletes nothing: new files, versions and chunks are refused (`507`)
 //! until they are under it again.
 
-use crate::accounts::store_failure;
+use crate::store::store_failure;
 use crate::{auth, quotas};
 use serde::Deserialize;
 use vaultx_core::http::{ApiRequest, ApiResponse, respond};

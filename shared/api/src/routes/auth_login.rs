@@ -45,8 +45,8 @@ async fn login<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Probl
     }
     let signer = auth::signer(p).await?;
     let ttl = settings::jwt_ttl_secs(p).await?;
-    let db = p.metadata().await.map_err(accounts::store_failure)?;
-    let user = accounts::find_by_email(&db, &email).await.map_err(accounts::store_failure)?;
+    let db = p.metadata().await.map_err(crate::store::store_failure)?;
+    let user = accounts::find_by_email(&db, &email).await.map_err(crate::store::store_failure)?;
     let stored = user.as_ref().map_or(DECOY_HASH, |u| u.password_hash.as_str());
     let matches = password::verify(&body.password, stored);
     let user = match user {

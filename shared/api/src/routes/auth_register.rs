@@ -47,10 +47,10 @@ async fn register<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Pr
     }
     let email = email.expect("checked above");
 
-    let db = p.metadata().await.map_err(accounts::store_failure)?;
+    let db = p.metadata().await.map_err(crate::store::store_failure)?;
     let taken = || Problem::new(ProblemKind::EmailTaken, format!("{email} already has an account; sign in instead"));
     // Checked before hashing so a duplicate costs no Argon2 work; the insert re-checks.
-    if accounts::find_by_email(&db, &email).await.map_err(accounts::store_failure)?.is_some() {
+    if accounts::find_by_email(&db, &email).await.map_err(crate::store::store_failure)?.is_some() {
         return Err(taken());
     }
     let mut salt = [0u8; 16];
@@ -60,7 +60,7 @@ async fn register<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Pr
         Problem::internal()
     })?;
     let user = User { id: ids::new_id(p), email: email.clone(), password_hash, created_at_ms: p.now_ms() };
-    if !accounts::insert(&db, &user).await.map_err(accounts::store_failure)? {
+    if !accounts::insert(&db, &user).await.map_err(crate::store::store_failure)? {
         return Err(taken());
     }
     Ok(ApiResponse::json(201, &Account::from(&user)).with_header("location", "/api/users/me"))

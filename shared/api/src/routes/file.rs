@@ -2,7 +2,8 @@
 //! name or media type, `DELETE` it with every version (their chunks are released; a blob goes
 //! when nothing references it).
 
-use crate::accounts::store_failure;
+use crate::lifecycle;
+use crate::store::store_failure;
 use crate::auth;
 use crate::files;
 use serde::Deserialize;
@@ -55,7 +56,7 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
             if let Some(name) = &name {
                 // The name's search index changes with it.
                 statements.push(Statement { sql: "DELETE FROM file_name_grams WHERE file_id = ?", params: vec![id.clone().into()] });
-                statements.extend(crate::search::name_gram_rows(&user.user_id, &id, name));
+                statements.extend(crate::files::name_gram_rows(&user.user_id, &id, name));
             }
             match db.batch(statements).await {
                 Ok(()) => {}
@@ -68,7 +69,7 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
         "DELETE" => {
             let kv = p.kv().await.map_err(store_failure)?;
             let store = p.blobs().await.map_err(store_failure)?;
-            files::delete(&db, &store, &kv, p.now_ms(), &user.user_id, &id).await?;
+            lifecycle::delete(&db, &store, &kv, p.now_ms(), &user.user_id, &id).await?;
             Ok(ApiResponse::empty(204))
         }
         _ => {

@@ -3,7 +3,7 @@
 //! versions until `POST /api/files/:id/restore-archive`. Only an `available` file can be
 //! archived, and not while a version uploads. Idempotent; answers the file.
 
-use crate::accounts::store_failure;
+use crate::store::store_failure;
 use crate::files::ARCHIVED;
 use crate::{archive, auth, labels};
 use vaultx_core::http::{ApiRequest, ApiResponse, respond};

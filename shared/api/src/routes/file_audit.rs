@@ -2,7 +2,7 @@
 //! caller's files (calls on it and downloads of it, by anyone), newest first, as
 //! `/api/admin/audit` shows it. Another user's file is `404`.
 
-use crate::accounts::store_failure;
+use crate::store::store_failure;
 use crate::{audit, auth, files};
 use vaultx_core::http::{ApiRequest, ApiResponse, respond};
 use vaultx_core::ports::Platform;

@@ -9,7 +9,8 @@
 //! Response: `201` (stored) or `200` (already had it) with `{fileId, index, size, sha256,
 //! digest, status, receivedChunks, totalChunks}`; `digest` is the server's `sha-256=:…:`.
 
-use crate::accounts::store_failure;
+use crate::lifecycle;
+use crate::store::store_failure;
 use crate::files::{self, UPLOADING};
 use crate::{auth, blobs};
 use bytes::Bytes;
@@ -168,7 +169,7 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
     if received == file.plan().count() {
         // Also when this chunk was already there: re-sending one is how a client whose
         // completion was interrupted (a crash between the last chunk and the flip) finishes.
-        if let files::Completion::Available(done) = files::complete(&db, &store, &kv, p, now, &file.id).await? {
+        if let lifecycle::Completion::Available(done) = lifecycle::complete(&db, &store, &kv, p, now, &file.id).await? {
             status = done.status;
         }
     }

@@ -1,7 +1,7 @@
 //! `GET /api/files/:id/chunks` — upload progress: which chunks have arrived and which are
 //! still missing, so a client can resume a broken upload.
 
-use crate::accounts::store_failure;
+use crate::store::store_failure;
 use crate::{auth, files};
 use vaultx_core::http::{ApiRequest, ApiResponse, respond};
 use vaultx_core::ports::Platform;

@@ -5,7 +5,8 @@
 //! last chunk and the flip), and for clients that prefer an explicit final step (as S3's
 //! CompleteMultipartUpload). `409 chunks-missing` lists what is still missing.
 
-use crate::accounts::store_failure;
+use crate::lifecycle;
+use crate::store::store_failure;
 use crate::{auth, files};
 use vaultx_core::http::{ApiRequest, ApiResponse, respond};
 use vaultx_core::ports::Platform;
@@ -26,9 +27,9 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
     let file = files::find_owned(&db, &user.user_id, &id).await?;
     let blobs = p.blobs().await.map_err(store_failure)?;
     let kv = p.kv().await.map_err(store_failure)?;
-    match files::complete(&db, &blobs, &kv, p, p.now_ms(), &file.id).await? {
-        files::Completion::Available(done) => Ok(ApiResponse::json(200, &crate::labels::view(&db, &done).await?).with_header("cache-control", "private, no-store")),
-        files::Completion::Missing(missing) => {
+    match lifecycle::complete(&db, &blobs, &kv, p, p.now_ms(), &file.id).await? {
+        lifecycle::Completion::Available(done) => Ok(ApiResponse::json(200, &crate::labels::view(&db, &done).await?).with_header("cache-control", "private, no-store")),
+        lifecycle::Completion::Missing(missing) => {
             let shown: Vec<String> = missing.iter().take(20).map(u64::to_string).collect();
             let more = if missing.len() > 20 { format!(" and {} more", missing.len() - 20) } else { String::new() };
             Err(Problem::new(

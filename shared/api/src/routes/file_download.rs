@@ -6,6 +6,7 @@
 //! carries, and a `Cache-Control` that never outlives the token. Every request is written to
 //! the audit log, with the bytes actually sent.
 
+use crate::manifests;
 use crate::{files, settings};
 use vaultx_core::chunks::slices;
 use vaultx_core::http::{ApiRequest, ApiResponse, Body, LogLine, percent_encode, respond};
@@ -36,12 +37,12 @@ pub async fn handle<P: Platform>(p: &P, req: ApiRequest) -> ApiResponse {
 /// The slices of `[start, end]`, each naming where to read it when the file has copies in
 /// other regions: the home store first, then the copies in the manifest's order
 /// (`vaultx_core::failover` skips a deactivated or broken store at read time).
-async fn sourced_slices<P: Platform>(p: &P, manifest: &files::Manifest, start: u64, end: u64) -> Result<Vec<vaultx_core::http::BlobSlice>, Problem> {
+async fn sourced_slices<P: Platform>(p: &P, manifest: &manifests::Manifest, start: u64, end: u64) -> Result<Vec<vaultx_core::http::BlobSlice>, Problem> {
     let mut cut = slices(&manifest.chunks, start, end);
     if manifest.replicas.is_empty() {
         return Ok(cut);
     }
-    let home = p.home_store().await.map_err(crate::accounts::store_failure)?;
+    let home = p.home_store().await.map_err(crate::store::store_failure)?;
     let mut sources: std::collections::HashMap<&str, Vec<(String, String)>> = std::collections::HashMap::new();
     for ((key, _), holders) in manifest.chunks.iter().zip(&manifest.replicas) {
         let from = std::iter::once(home.clone()).chain(holders.iter().filter_map(|&i| manifest.stores.get(i as usize).cloned()));
@@ -72,16 +73,16 @@ async fn run<P: Platform>(p: &P, req: &ApiRequest) -> Result<ApiResponse, Proble
     if !grant.permissions.contains(&Permission::Read) {
         return Err(Problem::new(ProblemKind::InvalidUrl, "this URL does not grant read"));
     }
-    let kv = p.kv().await.map_err(crate::accounts::store_failure)?;
-    let manifest = files::read_manifest(&kv, &grant.file_id, &grant.manifest_id)
+    let kv = p.kv().await.map_err(crate::store::store_failure)?;
+    let manifest = manifests::read(&kv, &grant.file_id, &grant.manifest_id)
         .await?
         .filter(|m| m.id == grant.file_id)
         .ok_or(());
     let manifest = match manifest {
         Ok(m) => m,
         // Only on a miss: is the file archived rather than gone?
-        Err(()) if kv.get(&files::archived_key(&grant.file_id)).await.map_err(crate::accounts::store_failure)?.is_some() => {
-            return Err(crate::archive::archived(&grant.file_id));
+        Err(()) if kv.get(&files::archived_key(&grant.file_id)).await.map_err(crate::store::store_failure)?.is_some() => {
+            return Err(crate::files::archived(&grant.file_id));
         }
         Err(()) => return Err(Problem::new(ProblemKind::FileGone, "the file (or this version of it) was deleted; ask the owner for a new link")),
     };

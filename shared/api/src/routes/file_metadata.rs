@@ -9,7 +9,7 @@
 //! together at most 2048 bytes (S3's user-metadata limit). Otherwise `422` with `errors[]`,
 //! and nothing changes.
 
-use crate::accounts::store_failure;
+use crate::store::store_failure;
 use crate::labels::{self, MAX_METADATA_BYTES};
 use crate::{auth, files};
 use serde::Deserialize;

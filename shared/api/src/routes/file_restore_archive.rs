@@ -3,7 +3,7 @@
 //! to new versions. Only an `archived` file can be restored; an `available` one answers as it
 //! is (idempotent). Answers the file.
 
-use crate::accounts::store_failure;
+use crate::store::store_failure;
 use crate::files::AVAILABLE;
 use crate::{archive, auth, labels};
 use vaultx_core::http::{ApiRequest, ApiResponse, respond};

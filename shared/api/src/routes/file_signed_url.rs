@@ -7,7 +7,7 @@
 //! file-archived`). Only an `available` file gets one (`409 file-not-available` while
 //! uploading, `403 file-archived` when archived).
 
-use crate::accounts::store_failure;
+use crate::store::store_failure;
 use crate::files::{self, AVAILABLE};
 use crate::{auth, settings};
 use serde::Deserialize;
@@ -77,7 +77,7 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
     let db = p.metadata().await.map_err(store_failure)?;
     let head = files::find_head(&db, &user.user_id, &id).await?;
     if head.status == files::ARCHIVED {
-        return Err(crate::archive::archived(&id));
+        return Err(crate::files::archived(&id));
     }
     let file = match body.version {
         None => head.clone(),

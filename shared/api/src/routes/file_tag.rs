@@ -1,7 +1,7 @@
 //! `DELETE /api/files/:id/tags/:tag` — remove one tag (percent-encoded in the path) → `204`;
 //! `404` if the file does not have it.
 
-use crate::accounts::store_failure;
+use crate::store::store_failure;
 use crate::{auth, files, labels};
 use vaultx_core::http::{ApiRequest, ApiResponse, percent_decode, respond};
 use vaultx_core::ports::Platform;

@@ -3,7 +3,7 @@
 //! tags per file, each 1–128 letters, digits, spaces or `+ - = . _ : / @` (S3's tag rules);
 //! anything else is `422` with `errors[]` and adds nothing.
 
-use crate::accounts::store_failure;
+use crate::store::store_failure;
 use crate::labels::{self, MAX_TAGS};
 use crate::{auth, files};
 use serde::Deserialize;

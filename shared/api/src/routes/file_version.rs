@@ -3,7 +3,7 @@
 //! The current version cannot be deleted (`409 conflict`: restore another first, or delete
 //! the file); deleting an uploading version abandons its upload.
 
-use crate::accounts::store_failure;
+use crate::store::store_failure;
 use crate::{auth, files, versions};
 use vaultx_core::http::{ApiRequest, ApiResponse, respond};
 use vaultx_core::ports::Platform;

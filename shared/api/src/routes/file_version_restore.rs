@@ -3,7 +3,7 @@
 //! one replaced keeps its number and stays in the history). Answers the file. Signed URLs
 //! already issued keep serving what they were issued for.
 
-use crate::accounts::store_failure;
+use crate::store::store_failure;
 use crate::{auth, labels, versions};
 use vaultx_core::http::{ApiRequest, ApiResponse, respond};
 use vaultx_core::ports::Platform;

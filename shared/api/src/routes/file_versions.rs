@@ -12,7 +12,8 @@
 //! an archived file takes none (`403 file-archived`); the declared size counts against the
 //! quota from now on (`507 quota-exceeded`).
 
-use crate::accounts::store_failure;
+use crate::lifecycle;
+use crate::store::store_failure;
 use crate::files;
 use crate::versions::{self, NewVersion};
 use crate::{auth, settings};
@@ -76,10 +77,10 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
         // An empty version has no chunks to wait for: it completes now (checksums included).
         let blobs = p.blobs().await.map_err(store_failure)?;
         let kv = p.kv().await.map_err(store_failure)?;
-        let outcome = files::complete(&db, &blobs, &kv, p, p.now_ms(), &row.id).await;
+        let outcome = lifecycle::complete(&db, &blobs, &kv, p, p.now_ms(), &row.id).await;
         if let Err(problem) = outcome {
             // Nothing of it may stay behind.
-            let _ = files::delete_version(&db, &blobs, &kv, p.now_ms(), &row).await;
+            let _ = versions::delete_version(&db, &blobs, &kv, p.now_ms(), &row).await;
             return Err(problem);
         }
         status = files::AVAILABLE.into();

@@ -7,7 +7,8 @@
 //! `GET ?page=1&limit=20&sort=createdAt|updatedAt|name|size&order=asc|desc[&status=…]` →
 //! `{"items": [...], "page", "limit", "total"}`.
 
-use crate::accounts::store_failure;
+use crate::manifests;
+use crate::store::store_failure;
 use crate::files::{self, AVAILABLE, FileRecord, UPLOADING};
 use crate::{auth, settings};
 use serde::Deserialize;
@@ -123,7 +124,7 @@ async fn create<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Prob
         }
         // Its manifest is written before the row that publishes it, as for any completion.
         let kv = p.kv().await.map_err(store_failure)?;
-        let (manifest_id, manifest) = files::write_manifest(&db, &kv, p, now, &file, Vec::new()).await?;
+        let (manifest_id, manifest) = manifests::write(&db, &kv, p, now, &file, Vec::new()).await?;
         file.status = AVAILABLE.into();
         file.etag = Some(manifest.etag);
         file.manifest_id = Some(manifest_id);

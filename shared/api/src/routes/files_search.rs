@@ -17,7 +17,7 @@
 //! with the same criteria for the next page (`nextCursor` is null on the last). Pages never
 //! repeat or skip a file, even when files are added or deleted between them.
 
-use crate::accounts::store_failure;
+use crate::store::store_failure;
 use crate::search::Query;
 use crate::{auth, files, labels};
 use vaultx_core::http::{ApiRequest, ApiResponse, respond};

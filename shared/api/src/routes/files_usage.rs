@@ -14,7 +14,7 @@
 //! what their distinct blobs occupy after deduplication and compression. `remaining` is null
 //! where the quota is unlimited.
 
-use crate::accounts::store_failure;
+use crate::store::store_failure;
 use crate::{auth, quotas};
 use vaultx_core::http::{ApiRequest, ApiResponse, respond};
 use vaultx_core::ports::{Platform, Sql};

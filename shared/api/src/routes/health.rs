@@ -22,7 +22,7 @@ pub async fn handle<P: Platform>(p: &P, req: ApiRequest) -> ApiResponse {
     if metadata.is_ok() {
         let probed = match p.metadata().await {
             Ok(db) => regions::probed(p, &db).await,
-            Err(e) => Err(crate::accounts::store_failure(e)),
+            Err(e) => Err(crate::store::store_failure(e)),
         };
         match probed {
             Ok(listed) => {

@@ -8,7 +8,8 @@
 //! Always `200` while the function runs: a store that fails is `vaultx_up{store=…} 0`, and
 //! the figures it would have given are left out, not zero.
 
-use crate::accounts::store_failure;
+use crate::outbox;
+use crate::store::store_failure;
 use crate::{jobs, regions};
 use prometheus::{IntGauge, IntGaugeVec, Opts, Registry};
 use vaultx_core::http::{ApiRequest, ApiResponse, Body, respond};
@@ -115,7 +116,7 @@ async fn domain<P: Platform>(p: &P, db: &impl Sql, g: &Gauges) -> Result<(), Sto
     let oldest = g.vec("vaultx_job_oldest_age_seconds", "Age of the oldest queued or running job, 0 when none.", &["kind"]);
     let failed = g.vec("vaultx_job_failed_attempts", "Attempts that failed, over the jobs still recorded.", &["kind"]);
     for kind in jobs::KINDS {
-        for state in jobs::STATES {
+        for state in outbox::STATES {
             depth.with_label_values(&[kind, state]).set(0);
         }
         oldest.with_label_values(&[kind]).set(0);
@@ -126,9 +127,9 @@ async fn domain<P: Platform>(p: &P, db: &impl Sql, g: &Gauges) -> Result<(), Sto
         let (kind, state, count, first, attempts) = (r.text(0)?, r.text(1)?, r.int(2)?, r.int(3)?, r.int(4)?);
         depth.with_label_values(&[kind, state]).set(count);
         // Every attempt of a queued or dead job failed; a done or running job's last did not (yet).
-        let failures = if state == jobs::DONE || state == jobs::RUNNING { attempts - count } else { attempts };
+        let failures = if state == outbox::DONE || state == outbox::RUNNING { attempts - count } else { attempts };
         failed.with_label_values(&[kind]).add(failures.max(0));
-        if state == jobs::QUEUED || state == jobs::RUNNING {
+        if state == outbox::QUEUED || state == outbox::RUNNING {
             let age = ((now - first).max(0) + 999) / 1000;
             let gauge = oldest.with_label_values(&[kind]);
             gauge.set(gauge.get().max(age));

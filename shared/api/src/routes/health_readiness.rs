@@ -1,7 +1,6 @@
 //! `GET /health/readiness` — the function can serve: the metadata store answers and its
 //! schema is in place. `503 not-ready` otherwise.
 
-use crate::accounts;
 use vaultx_core::Problem;
 use vaultx_core::http::{ApiRequest, ApiResponse, respond};
 use vaultx_core::ports::{Platform, Sql, StoreError};
@@ -22,7 +21,7 @@ pub async fn handle<P: Platform>(p: &P, req: ApiRequest) -> ApiResponse {
 async fn readiness<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem> {
     req.expect_method(&["GET"])?;
     check_metadata(p).await.map_err(|e| {
-        let _ = accounts::store_failure(e.clone());
+        let _ = crate::store::store_failure(e.clone());
         Problem::new(ProblemKind::NotReady, format!("metadata store: {}", short(&e)))
     })?;
     Ok(ApiResponse::json(200, &serde_json::json!({"status": "ready", "checks": {"metadata": "ok"}}))

@@ -44,6 +44,14 @@ use vaultx_core::http::{ApiRequest, ApiResponse};
 use vaultx_core::ports::Platform;
 use vaultx_core::Problem;
 
+/// The path pattern of a route, by its function's name (`file-download`) or its module's
+/// (`file_download`); `""` for the catch-all. The Spin components, which know their module,
+/// name their log lines' route with it.
+pub fn pattern(function: &str) -> &'static str {
+    let same = |name: &str| name.len() == function.len() && name.bytes().zip(function.bytes()).all(|(a, b)| a == b || (a == b'-' && b == b'_'));
+    TABLE.iter().find(|r| same(r.function)).map_or("", |r| r.path)
+}
+
 /// The body limit of routes that take a small JSON document.
 pub const JSON_BODY_LIMIT: usize = 16 * 1024;
 
@@ -64,8 +72,8 @@ macro_rules! route_table {
         /// read, under [`crate::audit::audited`]; unknown names are the catch-all's.
         pub async fn dispatch<P: Platform>(function: &str, p: &P, read: Result<ApiRequest, Problem>) -> ApiResponse {
             match function {
-                $($function => crate::audit::audited(p, $function, read, |req| $module::handle(p, req)).await,)*
-                _ => crate::audit::audited(p, "not-found", read, |req| not_found::handle(p, req)).await,
+                $($function => crate::audit::audited(p, $function, $path, read, |req| $module::handle(p, req)).await,)*
+                _ => crate::audit::audited(p, "not-found", "", read, |req| not_found::handle(p, req)).await,
             }
         }
     };

@@ -5,7 +5,7 @@
 //! (422 naming `targetRegions` otherwise). Eventual: the `replicate` job copies the file's
 //! blocks after this and after every later change; `GET …/status` says how far it is.
 
-use crate::accounts::store_failure;
+use crate::store::store_failure;
 use crate::{auth, replication};
 use serde::Deserialize;
 use vaultx_core::Problem;

@@ -2,7 +2,7 @@
 //! `{fileId, policy: {consistency, targetRegions} | null, regions: [{region, regionStatus,
 //! state: pending | replicating | in-sync | failed, bytesPresent, bytesTotal, lagMs}]}`.
 
-use crate::accounts::store_failure;
+use crate::store::store_failure;
 use crate::{auth, replication};
 use vaultx_core::Problem;
 use vaultx_core::http::{ApiRequest, ApiResponse, respond};

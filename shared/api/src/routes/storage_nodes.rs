@@ -5,7 +5,7 @@
 //! `422` for a store that does not exist (or is not a blob store), `409` for one already
 //! serving a node or a deactivated region.
 
-use crate::accounts::store_failure;
+use crate::store::store_failure;
 use crate::{auth, regions};
 use serde::Deserialize;
 use vaultx_core::Problem;

@@ -2,7 +2,7 @@
 //! `POST {"code": "eu-central-1", "name": "Frankfurt"}` creates one (`201`, active; `409` if
 //! the code is taken, `422` for a malformed code or name).
 
-use crate::accounts::store_failure;
+use crate::store::store_failure;
 use crate::{auth, regions};
 use serde::Deserialize;
 use vaultx_core::Problem;
