@@ -45,7 +45,7 @@ use vaultx_core::ports::Platform;
 use vaultx_core::Problem;
 
 /// The path pattern of a route, by its function's name (`file-download`) or its module's
-/// (`file_download`); `""` for the catch-all. The Spin components, which know their module,
+/// (`file_download`); `""` for a name no route has. The Spin components, which know their module,
 /// name their log lines' route with it.
 pub fn pattern(function: &str) -> &'static str {
     let same = |name: &str| name.len() == function.len() && name.bytes().zip(function.bytes()).all(|(a, b)| a == b || (a == b'-' && b == b'_'));
@@ -73,7 +73,7 @@ macro_rules! route_table {
         pub async fn dispatch<P: Platform>(function: &str, p: &P, read: Result<ApiRequest, Problem>) -> ApiResponse {
             match function {
                 $($function => crate::audit::audited(p, $function, $path, read, |req| $module::handle(p, req)).await,)*
-                _ => crate::audit::audited(p, "not-found", "", read, |req| not_found::handle(p, req)).await,
+                _ => crate::audit::audited(p, "not-found", pattern("not-found"), read, |req| not_found::handle(p, req)).await,
             }
         }
     };
@@ -177,5 +177,15 @@ mod tests {
             let module = route.function.replace('-', "_");
             assert_eq!(binding.trim(), format!("vaultx_spin::route!(vaultx_api::routes::{module});"), "{dir}");
         }
+    }
+
+    #[test]
+    fn a_component_finds_its_route_pattern_by_its_module_name() {
+        for route in super::TABLE {
+            assert_eq!(super::pattern(route.function), route.path);
+            assert_eq!(super::pattern(&route.function.replace('-', "_")), route.path, "{}", route.function);
+        }
+        assert_eq!(super::pattern("file_downloads"), "");
+        assert_eq!(super::pattern("not_found"), "/...");
     }
 }
