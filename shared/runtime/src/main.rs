@@ -51,10 +51,9 @@ mod manifest;
 mod migrate;
 mod outbound;
 mod parse_errors;
-mod pg_host;
-mod redis_host;
+mod host;
+mod redis_trigger;
 mod server;
-mod spin_host;
 mod stores;
 
 use anyhow::{Context, Result, bail};
@@ -237,7 +236,7 @@ async fn run() -> Result<()> {
     // every request it serves would fail: say so now, once.
     for c in app.components.values() {
         if let Some(url) = c.variables.get("database_url").filter(|u| !u.is_empty()) {
-            pg_host::permitted(&c.allowed_outbound_hosts, url)
+            host::postgres::permitted(&c.allowed_outbound_hosts, url)
                 .map_err(|e| anyhow::anyhow!("component {}: database_url: {e} (set database_host to postgres://host:port)", c.id))?;
         }
     }
@@ -258,8 +257,8 @@ async fn run() -> Result<()> {
 
     let engine = compile::engine(args.max_instances)?;
     let linker = server::linker(&engine)?;
-    let redis_clients = Arc::new(redis_host::Clients::default());
-    let pg_pools = Arc::new(pg_host::Pools::default());
+    let redis_clients = Arc::new(host::redis::Clients::default());
+    let pg_pools = Arc::new(host::postgres::Pools::default());
     let subscribed: std::collections::HashSet<&str> = app.redis.iter().map(|t| t.component.as_str()).collect();
     let mut index = std::collections::HashMap::new();
     let mut handlers = Vec::new();
@@ -321,25 +320,25 @@ async fn run() -> Result<()> {
             }
             Some(pre)
         };
-        let grants = Arc::new(spin_host::Grants {
+        let grants = Arc::new(host::Grants {
             sqlite_databases: c.sqlite_databases.clone(),
             key_value_stores: c.key_value_stores.clone(),
             variables: c.variables.clone(),
             allowed_outbound_hosts: c.allowed_outbound_hosts.clone(),
         });
         let (shared, redis, pg) = (stores.clone(), redis_clients.clone(), pg_pools.clone());
-        let make_spin = move || spin_host::SpinCtx { grants: grants.clone(), stores: shared.clone(), redis: redis.clone(), pg: pg.clone() };
+        let make_spin = move || host::SpinCtx { grants: grants.clone(), stores: shared.clone(), redis: redis.clone(), pg: pg.clone() };
         let allowed_outbound_hosts = Arc::new(c.allowed_outbound_hosts.clone());
         if subscribed.contains(id.as_str()) {
             let loaded = match pre {
-                Some(pre) => tokio::sync::OnceCell::new_with(Some(redis_host::subscriber_pre(pre).with_context(|| format!("component {id}"))?)),
+                Some(pre) => tokio::sync::OnceCell::new_with(Some(redis_trigger::subscriber_pre(pre).with_context(|| format!("component {id}"))?)),
                 None => tokio::sync::OnceCell::new(),
             };
             let id_l = id.clone();
-            let load = move || -> Result<redis_host::SubscriberPre> { redis_host::subscriber_pre(link()?.0).with_context(|| format!("component {id_l}")) };
+            let load = move || -> Result<redis_trigger::SubscriberPre> { redis_trigger::subscriber_pre(link()?.0).with_context(|| format!("component {id_l}")) };
             subscribers.insert(
                 id.clone(),
-                Arc::new(redis_host::Subscriber {
+                Arc::new(redis_trigger::Subscriber {
                     component: id.clone(),
                     pre: loaded,
                     load: Box::new(load),
@@ -407,7 +406,7 @@ async fn run() -> Result<()> {
         .collect::<Result<_>>()?;
 
     // The Redis trigger: one subscriber per address, each channel to its components.
-    let mut by_address: std::collections::HashMap<String, std::collections::HashMap<String, Vec<Arc<redis_host::Subscriber>>>> = Default::default();
+    let mut by_address: std::collections::HashMap<String, std::collections::HashMap<String, Vec<Arc<redis_trigger::Subscriber>>>> = Default::default();
     for t in app.redis.iter().filter(|t| {
         let skip = t.address.is_empty();
         if skip {
@@ -418,7 +417,7 @@ async fn run() -> Result<()> {
         by_address.entry(t.address.clone()).or_default().entry(t.channel.clone()).or_default().push(subscribers[&t.component].clone());
     }
     for (address, channels) in by_address {
-        tokio::spawn(redis_host::listen(engine.clone(), address, channels));
+        tokio::spawn(redis_trigger::listen(engine.clone(), address, channels));
     }
     if args.sweep_interval > 0 && !subscribers.is_empty() {
         tokio::spawn(sweep(engine.clone(), subscribers.values().cloned().collect(), std::time::Duration::from_secs(args.sweep_interval)));
@@ -490,7 +489,7 @@ pub fn background_priority() {
 /// Loads, once serving has begun, every component not loaded yet, one at a time, on a
 /// low-priority thread of its own (a request for one still loading waits for it). A component that cannot be loaded stops the runtime,
 /// as it would have stopped it at start.
-async fn preload(served: Arc<server::App>, triggered: Vec<Arc<redis_host::Subscriber>>) {
+async fn preload(served: Arc<server::App>, triggered: Vec<Arc<redis_trigger::Subscriber>>) {
     for handler in &served.handlers {
         tokio::task::yield_now().await;
         if let Err(e) = handler.state().ready().await {
@@ -519,7 +518,7 @@ async fn preload(served: Arc<server::App>, triggered: Vec<Arc<redis_host::Subscr
 
 /// The runtime's timer: every `every`, each Redis-triggered component gets the message
 /// `sweep`, delivered directly (no Redis needed) and never twice at once per component.
-async fn sweep(engine: wasmtime::Engine, subscribers: Vec<Arc<redis_host::Subscriber>>, every: std::time::Duration) {
+async fn sweep(engine: wasmtime::Engine, subscribers: Vec<Arc<redis_trigger::Subscriber>>, every: std::time::Duration) {
     let busy: Vec<Arc<std::sync::atomic::AtomicBool>> = subscribers.iter().map(|_| Default::default()).collect();
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -5,7 +5,7 @@
 use crate::outbound::{Outbound, full};
 use vaultx_core::http::valid_host;
 use vaultx_core::router::Router;
-use crate::spin_host::{HasSpin, SpinCtx, SpinView};
+use crate::host::{HasSpin, SpinCtx, SpinView};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -115,7 +115,7 @@ pub fn linker(engine: &Engine) -> anyhow::Result<wasmtime::component::Linker<Hos
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi::p3::add_to_linker(&mut linker)?;
     wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
-    crate::spin_host::add_to_linker(&mut linker)?;
+    crate::host::add_to_linker(&mut linker)?;
     Ok(linker)
 }
 

@@ -17,18 +17,22 @@
 //! sees.
 
 use crate::outbound::is_allowed;
-use crate::spin_host::spin::postgres::postgres as pg;
-use crate::spin_host::{Spin, SpinView, finished_stream};
+use super::spin::postgres::postgres as pg;
+use super::{HasSpin, Spin, SpinView, finished_stream};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 use wasmtime::Result;
-use wasmtime::component::{Accessor, FutureReader, Resource, StreamReader};
+use wasmtime::component::{Accessor, FutureReader, Linker, Resource, StreamReader};
 
 /// Clients per address, across all components: well under PostgreSQL's default of 100
 /// connections, and more than a 2-core host keeps busy.
 const POOL_SIZE: usize = 32;
+
+pub fn add_to_linker<T: HasSpin>(linker: &mut Linker<T>) -> Result<()> {
+    pg::add_to_linker::<_, Spin>(linker, T::spin)
+}
 
 /// One pool per address, shared by every instance of every component.
 #[derive(Default)]
