@@ -4,8 +4,8 @@
 //! function (`file-tags`) or a function and method (`file-tags POST`); `from`/`to` are RFC
 //! 3339 or epoch ms. → `{"items": [...], "nextCursor"}`.
 
-use crate::store::store_failure;
-use crate::{audit, auth};
+use super::{Call, private_json};
+use crate::audit;
 use vaultx_core::http::{ApiRequest, ApiResponse, respond};
 use vaultx_core::ports::Platform;
 use vaultx_core::Problem;
@@ -17,12 +17,10 @@ pub async fn handle<P: Platform>(p: &P, req: ApiRequest) -> ApiResponse {
 }
 
 async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem> {
-    req.expect_method(&["GET"])?;
-    auth::require_admin(p, &req).await?;
-    let filter = audit::filter(&req)?;
-    let db = p.metadata().await.map_err(store_failure)?;
+    let call = Call::admin(p, req, &["GET"]).await?;
+    let filter = audit::filter(&call.req)?;
     audit::catch_up(p).await;
-    let (events, next) = audit::page(&db, &filter).await?;
+    let (events, next) = audit::page(&call.db, &filter).await?;
     let items: Vec<_> = events.iter().map(audit::view).collect();
-    Ok(ApiResponse::json(200, &serde_json::json!({"items": items, "nextCursor": next})).with_header("cache-control", "private, no-store"))
+    Ok(private_json(200, &serde_json::json!({"items": items, "nextCursor": next})))
 }

@@ -3,9 +3,8 @@
 //! `404` for no such job; `409 job-not-dead` for a job that is not dead (a queued or running
 //! job is already being tried). Administrators only (`admin_emails`).
 
+use super::Call;
 use crate::outbox;
-use crate::store::store_failure;
-use crate::auth;
 use vaultx_core::Problem;
 use vaultx_core::http::{ApiRequest, ApiResponse, respond};
 use vaultx_core::ports::Platform;
@@ -18,19 +17,17 @@ pub async fn handle<P: Platform>(p: &P, req: ApiRequest) -> ApiResponse {
 }
 
 async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem> {
-    req.expect_method(&["POST"])?;
-    auth::require_admin(p, &req).await?;
-    let id = req.segments().get(3).copied().unwrap_or("").to_owned();
+    let call = Call::admin(p, req, &["POST"]).await?;
+    let id = call.segment(3);
     let not_found = || Problem::not_found(format!("no job {id}"));
     if !vaultx_core::ids::is_id(&id) {
         return Err(not_found());
     }
-    let db = p.metadata().await.map_err(store_failure)?;
-    if !outbox::retry(&db, &id, p.now_ms()).await? {
-        let job = outbox::find(&db, &id).await?.ok_or_else(not_found)?;
+    if !outbox::retry(&call.db, &id, p.now_ms()).await? {
+        let job = outbox::find(&call.db, &id).await?.ok_or_else(not_found)?;
         return Err(Problem::new(ProblemKind::JobNotDead, format!("job {id} is {}; only a dead job can be retried", job.state)));
     }
-    let job = outbox::find(&db, &id).await?.ok_or_else(not_found)?;
+    let job = outbox::find(&call.db, &id).await?.ok_or_else(not_found)?;
     outbox::wake(p, &[(job.kind.as_str(), job.id.as_str())]).await;
     Ok(ApiResponse::json(200, &serde_json::json!({"id": job.id, "kind": job.kind, "subject": job.subject, "state": job.state, "attempts": job.attempts}))
         .with_header("cache-control", "no-store"))

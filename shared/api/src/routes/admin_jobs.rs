@@ -4,9 +4,10 @@
 //! counts}` where `counts` is per state and kind over all jobs. Administrators only
 //! (`admin_emails`); an unknown filter is `400 invalid-query`.
 
+use super::Call;
 use crate::outbox;
 use crate::store::store_failure;
-use crate::{auth, jobs};
+use crate::jobs;
 use serde::Serialize;
 use vaultx_core::Problem;
 use vaultx_core::http::{ApiRequest, ApiResponse, respond};
@@ -57,10 +58,9 @@ fn invalid(detail: String) -> Problem {
 }
 
 async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem> {
-    req.expect_method(&["GET"])?;
-    auth::require_admin(p, &req).await?;
+    let call = Call::admin(p, req, &["GET"]).await?;
     let (mut state, mut kind, mut limit) = (None, None, DEFAULT_LIMIT);
-    for (name, value) in req.query_params() {
+    for (name, value) in call.req.query_params() {
         match name.as_str() {
             "state" if outbox::STATES.contains(&value.as_str()) => state = Some(value),
             "state" => return Err(invalid(format!("state must be one of {}", outbox::STATES.join(", ")))),
@@ -72,9 +72,8 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
             other => return Err(invalid(format!("unknown query parameter {other:?}; use state, kind, limit"))),
         }
     }
-    let db = p.metadata().await.map_err(store_failure)?;
-    let listed = outbox::list(&db, state.as_deref(), kind.as_deref(), limit).await?;
-    let rows = db.query("SELECT state, kind, count(*) FROM jobs GROUP BY state, kind ORDER BY state, kind", vec![]).await.map_err(store_failure)?;
+    let listed = outbox::list(&call.db, state.as_deref(), kind.as_deref(), limit).await?;
+    let rows = call.db.query("SELECT state, kind, count(*) FROM jobs GROUP BY state, kind ORDER BY state, kind", vec![]).await.map_err(store_failure)?;
     let mut counts = serde_json::Map::new();
     for r in &rows {
         let (state, kind, n) = (r.text(0).map_err(store_failure)?, r.text(1).map_err(store_failure)?, r.int(2).map_err(store_failure)?);

@@ -4,8 +4,9 @@
 //! a user already stores deletes nothing: new files, versions and chunks are refused (`507`)
 //! until they are under it again.
 
+use super::{Call, private_json};
 use crate::store::store_failure;
-use crate::{auth, quotas};
+use crate::quotas;
 use serde::Deserialize;
 use vaultx_core::http::{ApiRequest, ApiResponse, respond};
 use vaultx_core::ports::{Platform, Sql, SqlValue};
@@ -25,25 +26,23 @@ pub async fn handle<P: Platform>(p: &P, req: ApiRequest) -> ApiResponse {
 }
 
 async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem> {
-    req.expect_method(&["GET", "PUT", "DELETE"])?;
-    auth::require_admin(p, &req).await?;
-    let user_id = req.segments().get(3).copied().unwrap_or("").to_owned();
-    let db = p.metadata().await.map_err(store_failure)?;
+    let call = Call::admin(p, req, &["GET", "PUT", "DELETE"]).await?;
+    let user_id = call.segment(3);
     let not_found = || Problem::not_found(format!("no user {user_id}"));
     if !vaultx_core::ids::is_id(&user_id) {
         return Err(not_found());
     }
-    if crate::accounts::find_by_id(&db, &user_id).await.map_err(store_failure)?.is_none() {
+    if crate::accounts::find_by_id(&call.db, &user_id).await.map_err(store_failure)?.is_none() {
         return Err(not_found());
     }
-    match req.method.as_str() {
+    match call.req.method.as_str() {
         "PUT" => {
-            let body: Body = req.json()?;
+            let body: Body = call.req.json()?;
             let (bytes, files) = (i64::try_from(body.max_bytes), i64::try_from(body.max_files));
             let (Ok(bytes), Ok(files)) = (bytes, files) else {
                 return Err(Problem::validation(vec![vaultx_core::problem::FieldError { field: "maxBytes".into(), message: "too large".into() }]));
             };
-            db.execute(
+            call.db.execute(
                 "INSERT INTO user_quotas (user_id, max_bytes, max_files) VALUES (?, ?, ?) \
                  ON CONFLICT (user_id) DO UPDATE SET max_bytes = excluded.max_bytes, max_files = excluded.max_files",
                 vec![user_id.clone().into(), SqlValue::Integer(bytes), SqlValue::Integer(files)],
@@ -52,11 +51,11 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
             .map_err(store_failure)?;
         }
         "DELETE" => {
-            db.execute("DELETE FROM user_quotas WHERE user_id = ?", vec![user_id.clone().into()]).await.map_err(store_failure)?;
+            call.db.execute("DELETE FROM user_quotas WHERE user_id = ?", vec![user_id.clone().into()]).await.map_err(store_failure)?;
         }
         _ => {}
     }
-    let quota = quotas::of(p, &db, &user_id).await?;
-    let used = quotas::used(&db, &user_id).await?;
-    Ok(ApiResponse::json(200, &serde_json::json!({"userId": user_id, "quota": quota, "used": used})).with_header("cache-control", "private, no-store"))
+    let quota = quotas::of(p, &call.db, &user_id).await?;
+    let used = quotas::used(&call.db, &user_id).await?;
+    Ok(private_json(200, &serde_json::json!({"userId": user_id, "quota": quota, "used": used})))
 }

@@ -2,10 +2,9 @@
 //! name or media type, `DELETE` it with every version (their chunks are released; a blob goes
 //! when nothing references it).
 
+use super::{Call, private_json};
 use crate::lifecycle;
 use crate::store::store_failure;
-use crate::auth;
-use crate::files;
 use serde::Deserialize;
 use vaultx_core::http::{ApiRequest, ApiResponse, respond};
 use vaultx_core::ports::{Platform, Sql, SqlValue, Statement};
@@ -26,13 +25,11 @@ pub async fn handle<P: Platform>(p: &P, req: ApiRequest) -> ApiResponse {
 }
 
 async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem> {
-    req.expect_method(&["GET", "PATCH", "DELETE"])?;
-    let user = auth::authenticate(p, &req).await?;
-    let id = req.segments().get(2).copied().unwrap_or("").to_owned();
-    let db = p.metadata().await.map_err(store_failure)?;
-    match req.method.as_str() {
+    let call = Call::user(p, req, &["GET", "PATCH", "DELETE"]).await?;
+    let id = call.segment(2);
+    match call.req.method.as_str() {
         "PATCH" => {
-            let changes: Changes = req.json()?;
+            let changes: Changes = call.req.json()?;
             let mut errors = Vec::new();
             // A field sent and valid: Some(value); sent and invalid: its error, and None.
             let mut keep = |checked: Option<Result<String, _>>| checked.and_then(|r| r.map_err(|e| errors.push(e)).ok());
@@ -46,7 +43,7 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
             // both apply. Downloads are not touched: a signed URL carries the name and type it
             // was issued with, and the content is immutable.
             let mut statements = vec![
-                vaultx_core::guard!("EXISTS (SELECT 1 FROM files WHERE id = ? AND owner_id = ? AND version_of IS NULL)", &id, &user.user_id),
+                vaultx_core::guard!("EXISTS (SELECT 1 FROM files WHERE id = ? AND owner_id = ? AND version_of IS NULL)", &id, &call.user.user_id),
                 Statement {
                     sql: "UPDATE files SET name = COALESCE(?, name), original_name = COALESCE(?, original_name), \
                           mime_type = COALESCE(?, mime_type), updated_at = ? WHERE id = ?",
@@ -56,25 +53,25 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
             if let Some(name) = &name {
                 // The name's search index changes with it.
                 statements.push(Statement { sql: "DELETE FROM file_name_grams WHERE file_id = ?", params: vec![id.clone().into()] });
-                statements.extend(crate::files::name_gram_rows(&user.user_id, &id, name));
+                statements.extend(crate::files::name_gram_rows(&call.user.user_id, &id, name));
             }
-            match db.batch(statements).await {
+            match call.db.batch(statements).await {
                 Ok(()) => {}
                 Err(vaultx_core::ports::StoreError::Conflict) => return Err(Problem::not_found(format!("no file {id}"))),
                 Err(e) => return Err(store_failure(e)),
             }
-            let updated = files::find_head(&db, &user.user_id, &id).await?;
-            Ok(ApiResponse::json(200, &crate::labels::view(&db, &updated).await?).with_header("cache-control", "private, no-store"))
+            let updated = call.file(2).await?;
+            Ok(private_json(200, &crate::labels::view(&call.db, &updated).await?))
         }
         "DELETE" => {
             let kv = p.kv().await.map_err(store_failure)?;
             let store = p.blobs().await.map_err(store_failure)?;
-            lifecycle::delete(&db, &store, &kv, p.now_ms(), &user.user_id, &id).await?;
+            lifecycle::delete(&call.db, &store, &kv, p.now_ms(), &call.user.user_id, &id).await?;
             Ok(ApiResponse::empty(204))
         }
         _ => {
-            let file = files::find_head(&db, &user.user_id, &id).await?;
-            Ok(ApiResponse::json(200, &crate::labels::view(&db, &file).await?).with_header("cache-control", "private, no-store"))
+            let file = call.file(2).await?;
+            Ok(private_json(200, &crate::labels::view(&call.db, &file).await?))
         }
     }
 }

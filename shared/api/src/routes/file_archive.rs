@@ -3,9 +3,10 @@
 //! versions until `POST /api/files/:id/restore-archive`. Only an `available` file can be
 //! archived, and not while a version uploads. Idempotent; answers the file.
 
+use super::{Call, private_json};
 use crate::store::store_failure;
 use crate::files::ARCHIVED;
-use crate::{archive, auth, labels};
+use crate::{archive, labels};
 use vaultx_core::http::{ApiRequest, ApiResponse, respond};
 use vaultx_core::ports::Platform;
 use vaultx_core::Problem;
@@ -17,11 +18,9 @@ pub async fn handle<P: Platform>(p: &P, req: ApiRequest) -> ApiResponse {
 }
 
 async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem> {
-    req.expect_method(&["POST"])?;
-    let user = auth::authenticate(p, &req).await?;
-    let id = req.segments().get(2).copied().unwrap_or("").to_owned();
-    let db = p.metadata().await.map_err(store_failure)?;
+    let call = Call::user(p, req, &["POST"]).await?;
+    let id = call.segment(2);
     let kv = p.kv().await.map_err(store_failure)?;
-    let file = archive::set(&db, &kv, &user.user_id, &id, ARCHIVED, p.now_ms()).await?;
-    Ok(ApiResponse::json(200, &labels::view(&db, &file).await?).with_header("cache-control", "private, no-store"))
+    let file = archive::set(&call.db, &kv, &call.user.user_id, &id, ARCHIVED, p.now_ms()).await?;
+    Ok(private_json(200, &labels::view(&call.db, &file).await?))
 }

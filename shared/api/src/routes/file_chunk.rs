@@ -9,10 +9,11 @@
 //! Response: `201` (stored) or `200` (already had it) with `{fileId, index, size, sha256,
 //! digest, status, receivedChunks, totalChunks}`; `digest` is the server's `sha-256=:…:`.
 
+use super::Call;
 use crate::lifecycle;
 use crate::store::store_failure;
 use crate::files::{self, UPLOADING};
-use crate::{auth, blobs};
+use crate::blobs;
 use bytes::Bytes;
 use serde::Serialize;
 use vaultx_core::chunks::MAX_CHUNK_SIZE;
@@ -94,12 +95,10 @@ async fn chunk_bytes(req: ApiRequest) -> Result<Bytes, Problem> {
 }
 
 async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem> {
-    req.expect_method(&["POST", "PUT"])?;
-    let user = auth::authenticate(p, &req).await?;
-    let segments = req.segments();
+    let call = Call::user(p, req, &["POST", "PUT"]).await?;
+    let segments = call.req.segments();
     let (id, index_text) = (segments.get(2).copied().unwrap_or(""), segments.get(4).copied().unwrap_or(""));
-    let db = p.metadata().await.map_err(store_failure)?;
-    let file = files::find_owned(&db, &user.user_id, id).await?;
+    let file = files::find_owned(&call.db, &call.user.user_id, id).await?;
     if file.status != UPLOADING {
         return Err(Problem::new(ProblemKind::FileNotUploading, format!("file {id} is {}; its chunks can no longer change", file.status)));
     }
@@ -109,18 +108,18 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
 
     // Content-Digest covers the request content as sent (RFC 9530). For a raw body that is
     // the chunk itself, so one hash serves both checks; a multipart body is hashed as sent.
-    let claimed = match req.header("content-digest") {
+    let claimed = match call.req.header("content-digest") {
         Some(field) => match parse_sha256_member(field).map_err(|m| Problem::new(ProblemKind::DigestMismatch, format!("Content-Digest: {m}")))? {
             Some(claimed) => Some(claimed),
             None => return Err(Problem::new(ProblemKind::DigestMismatch, "Content-Digest must include sha-256")),
         },
         None => None,
     };
-    let raw = is_raw(&req);
+    let raw = is_raw(&call.req);
     if let Some(claimed) = claimed.filter(|_| !raw) {
-        check_digest(sha256(&req.body), claimed)?;
+        check_digest(sha256(&call.req.body), claimed)?;
     }
-    let data = chunk_bytes(req).await?;
+    let data = chunk_bytes(call.req).await?;
     let digest = sha256(&data);
     if let Some(claimed) = claimed.filter(|_| raw) {
         check_digest(digest, claimed)?;
@@ -133,7 +132,7 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
     }
     // The file reserved its size at creation; this stops uploads when a quota was lowered
     // since (before a byte is stored).
-    crate::quotas::check_chunk(p, &db, &user.user_id).await?;
+    crate::quotas::check_chunk(p, &call.db, &call.user.user_id).await?;
     let key = file.blob_key(&digest);
     let now = p.now_ms();
     // A deactivated region takes no new blocks, the home region included: the upload waits
@@ -149,18 +148,18 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
     let store = p.blobs().await.map_err(store_failure)?;
     // Only when the file declared a full-object CRC: completion combines these.
     let crc = file.checksum_crc64nvme.is_some().then(|| vaultx_core::digest::crc64nvme(&data));
-    let had_it = match blobs::attach(&db, &store, now, &file.id, index, &key, &data, crc).await? {
+    let had_it = match blobs::attach(&call.db, &store, now, &file.id, index, &key, &data, crc).await? {
         blobs::Attached::Already => true,
         blobs::Attached::Stored { released } => {
-            blobs::sweep(&db, &store, now, &released).await?;
+            blobs::sweep(&call.db, &store, now, &released).await?;
             false
         }
     };
 
     // Strong replication: the chunk is acknowledged only once every target region holds it.
-    crate::replication::ensure_strong(p, &db, file.key_file(), &[(key.clone(), data.len() as i64)]).await?;
+    crate::replication::ensure_strong(p, &call.db, file.key_file(), &[(key.clone(), data.len() as i64)]).await?;
 
-    let count = db
+    let count = call.db
         .query("SELECT count(*) FROM file_chunks WHERE file_id = ?", vec![SqlValue::Text(file.id.clone())])
         .await
         .map_err(store_failure)?;
@@ -169,7 +168,7 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
     if received == file.plan().count() {
         // Also when this chunk was already there: re-sending one is how a client whose
         // completion was interrupted (a crash between the last chunk and the flip) finishes.
-        if let lifecycle::Completion::Available(done) = lifecycle::complete(&db, &store, &kv, p, now, &file.id).await? {
+        if let lifecycle::Completion::Available(done) = lifecycle::complete(&call.db, &store, &kv, p, now, &file.id).await? {
             status = done.status;
         }
     }

@@ -1,8 +1,8 @@
 //! `GET /api/files/:id/chunks` — upload progress: which chunks have arrived and which are
 //! still missing, so a client can resume a broken upload.
 
-use crate::store::store_failure;
-use crate::{auth, files};
+use super::{Call, private_json};
+use crate::files;
 use vaultx_core::http::{ApiRequest, ApiResponse, respond};
 use vaultx_core::ports::Platform;
 use vaultx_core::Problem;
@@ -14,18 +14,15 @@ pub async fn handle<P: Platform>(p: &P, req: ApiRequest) -> ApiResponse {
 }
 
 async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem> {
-    req.expect_method(&["GET"])?;
-    let user = auth::authenticate(p, &req).await?;
-    let id = req.segments().get(2).copied().unwrap_or("").to_owned();
-    let db = p.metadata().await.map_err(store_failure)?;
-    let file = files::find_owned(&db, &user.user_id, &id).await?;
+    let call = Call::user(p, req, &["GET"]).await?;
+    let file = call.upload(2).await?;
     let total = file.plan().count();
     // Once available, every chunk arrived (and background jobs may have re-cut the stored
     // blocks, which are not the upload's chunks).
     let have: Vec<u64> = if file.status == files::AVAILABLE {
         (0..total).collect()
     } else {
-        files::received(&db, &file.id).await?.into_iter().map(|c| c.0).collect()
+        files::received(&call.db, &file.id).await?.into_iter().map(|c| c.0).collect()
     };
     let mut it = have.iter().peekable();
     let missing: Vec<u64> = (0..total)
@@ -36,7 +33,7 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
             it.peek() != Some(&i)
         })
         .collect();
-    Ok(ApiResponse::json(
+    Ok(private_json(
         200,
         &serde_json::json!({
             "fileId": file.id,
@@ -47,6 +44,5 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
             "received": have,
             "missing": missing,
         }),
-    )
-    .with_header("cache-control", "private, no-store"))
+    ))
 }

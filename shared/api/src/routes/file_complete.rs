@@ -5,9 +5,9 @@
 //! last chunk and the flip), and for clients that prefer an explicit final step (as S3's
 //! CompleteMultipartUpload). `409 chunks-missing` lists what is still missing.
 
+use super::{Call, private_json};
 use crate::lifecycle;
 use crate::store::store_failure;
-use crate::{auth, files};
 use vaultx_core::http::{ApiRequest, ApiResponse, respond};
 use vaultx_core::ports::Platform;
 use vaultx_core::problem::ProblemKind;
@@ -20,15 +20,13 @@ pub async fn handle<P: Platform>(p: &P, req: ApiRequest) -> ApiResponse {
 }
 
 async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem> {
-    req.expect_method(&["POST"])?;
-    let user = auth::authenticate(p, &req).await?;
-    let id = req.segments().get(2).copied().unwrap_or("").to_owned();
-    let db = p.metadata().await.map_err(store_failure)?;
-    let file = files::find_owned(&db, &user.user_id, &id).await?;
+    let call = Call::user(p, req, &["POST"]).await?;
+    let id = call.segment(2);
+    let file = call.upload(2).await?;
     let blobs = p.blobs().await.map_err(store_failure)?;
     let kv = p.kv().await.map_err(store_failure)?;
-    match lifecycle::complete(&db, &blobs, &kv, p, p.now_ms(), &file.id).await? {
-        lifecycle::Completion::Available(done) => Ok(ApiResponse::json(200, &crate::labels::view(&db, &done).await?).with_header("cache-control", "private, no-store")),
+    match lifecycle::complete(&call.db, &blobs, &kv, p, p.now_ms(), &file.id).await? {
+        lifecycle::Completion::Available(done) => Ok(private_json(200, &crate::labels::view(&call.db, &done).await?)),
         lifecycle::Completion::Missing(missing) => {
             let shown: Vec<String> = missing.iter().take(20).map(u64::to_string).collect();
             let more = if missing.len() > 20 { format!(" and {} more", missing.len() - 20) } else { String::new() };

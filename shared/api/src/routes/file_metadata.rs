@@ -9,9 +9,8 @@
 //! together at most 2048 bytes (S3's user-metadata limit). Otherwise `422` with `errors[]`,
 //! and nothing changes.
 
-use crate::store::store_failure;
+use super::{Call, private_json};
 use crate::labels::{self, MAX_METADATA_BYTES};
-use crate::{auth, files};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use vaultx_core::http::{ApiRequest, ApiResponse, respond};
@@ -38,15 +37,12 @@ fn too_large(bytes: usize) -> Problem {
 }
 
 async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem> {
-    req.expect_method(&["GET", "POST"])?;
-    let user = auth::authenticate(p, &req).await?;
-    let id = req.segments().get(2).copied().unwrap_or("").to_owned();
-    let db = p.metadata().await.map_err(store_failure)?;
-    let file = files::find_head(&db, &user.user_id, &id).await?;
-    if req.method == "GET" {
-        return Ok(ApiResponse::json(200, &serde_json::json!({"metadata": labels::metadata(&db, &file.id).await?})).with_header("cache-control", "private, no-store"));
+    let call = Call::user(p, req, &["GET", "POST"]).await?;
+    let file = call.file(2).await?;
+    if call.req.method == "GET" {
+        return Ok(private_json(200, &serde_json::json!({"metadata": labels::metadata(&call.db, &file.id).await?})));
     }
-    let body: Body = req.json()?;
+    let body: Body = call.req.json()?;
     let mut errors = Vec::new();
     let replace = body.replace.is_some();
     if replace && (body.set.is_some() || body.remove.is_some()) {
@@ -74,7 +70,7 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
     if !errors.is_empty() {
         return Err(Problem::validation(errors));
     }
-    let mut result = if replace { BTreeMap::new() } else { labels::metadata(&db, &file.id).await? };
+    let mut result = if replace { BTreeMap::new() } else { labels::metadata(&call.db, &file.id).await? };
     for k in &remove {
         result.remove(k);
     }
@@ -83,11 +79,11 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
     if bytes > MAX_METADATA_BYTES {
         return Err(too_large(bytes));
     }
-    if !labels::change_metadata(&db, &file, replace, &set, &remove).await? {
-        let file = files::find_head(&db, &user.user_id, &id).await?;
-        let mut now = labels::metadata(&db, &file.id).await?;
+    if !labels::change_metadata(&call.db, &file, replace, &set, &remove).await? {
+        let file = call.file(2).await?;
+        let mut now = labels::metadata(&call.db, &file.id).await?;
         now.extend(set);
         return Err(too_large(labels::metadata_bytes(&now)));
     }
-    Ok(ApiResponse::json(200, &labels::view(&db, &file).await?).with_header("cache-control", "private, no-store"))
+    Ok(private_json(200, &labels::view(&call.db, &file).await?))
 }

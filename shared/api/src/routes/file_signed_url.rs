@@ -7,9 +7,10 @@
 //! file-archived`). Only an `available` file gets one (`409 file-not-available` while
 //! uploading, `403 file-archived` when archived).
 
+use super::Call;
 use crate::store::store_failure;
 use crate::files::{self, AVAILABLE};
-use crate::{auth, settings};
+use crate::settings;
 use serde::Deserialize;
 use vaultx_core::http::{ApiRequest, ApiResponse, respond};
 use vaultx_core::ports::Platform;
@@ -51,9 +52,8 @@ async fn public_origin<P: Platform>(p: &P) -> Result<Option<String>, Problem> {
 }
 
 async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem> {
-    req.expect_method(&["POST"])?;
-    let user = auth::authenticate(p, &req).await?;
-    let body: Request = if req.body.is_empty() { Request::default() } else { req.json()? };
+    let call = Call::user(p, req, &["POST"]).await?;
+    let body: Request = if call.req.body.is_empty() { Request::default() } else { call.req.json()? };
     let mut errors = Vec::new();
     let expiry = body.expiration_seconds.unwrap_or(DEFAULT_EXPIRY_SECS);
     if !(1..=MAX_EXPIRY_SECS).contains(&expiry) {
@@ -73,15 +73,14 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
     if !errors.is_empty() {
         return Err(Problem::validation(errors));
     }
-    let id = req.segments().get(2).copied().unwrap_or("").to_owned();
-    let db = p.metadata().await.map_err(store_failure)?;
-    let head = files::find_head(&db, &user.user_id, &id).await?;
+    let id = call.segment(2);
+    let head = call.file(2).await?;
     if head.status == files::ARCHIVED {
         return Err(crate::files::archived(&id));
     }
     let file = match body.version {
         None => head.clone(),
-        Some(n) => crate::versions::find(&db, &head, n).await?.ok_or_else(|| Problem::not_found(format!("file {id} has no version {n}")))?,
+        Some(n) => crate::versions::find(&call.db, &head, n).await?.ok_or_else(|| Problem::not_found(format!("file {id} has no version {n}")))?,
     };
     if file.status != AVAILABLE {
         return Err(Problem::new(ProblemKind::FileNotAvailable, format!("file {id} is {}: upload every chunk first", file.status)));

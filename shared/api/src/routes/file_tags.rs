@@ -3,9 +3,8 @@
 //! tags per file, each 1–128 letters, digits, spaces or `+ - = . _ : / @` (S3's tag rules);
 //! anything else is `422` with `errors[]` and adds nothing.
 
-use crate::store::store_failure;
+use super::{Call, private_json};
 use crate::labels::{self, MAX_TAGS};
-use crate::{auth, files};
 use serde::Deserialize;
 use std::collections::BTreeSet;
 use vaultx_core::http::{ApiRequest, ApiResponse, respond};
@@ -30,15 +29,12 @@ fn too_many(have: usize) -> Problem {
 }
 
 async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem> {
-    req.expect_method(&["GET", "POST"])?;
-    let user = auth::authenticate(p, &req).await?;
-    let id = req.segments().get(2).copied().unwrap_or("").to_owned();
-    let db = p.metadata().await.map_err(store_failure)?;
-    let file = files::find_head(&db, &user.user_id, &id).await?;
-    if req.method == "GET" {
-        return Ok(ApiResponse::json(200, &serde_json::json!({"tags": labels::tags(&db, &file.id).await?})).with_header("cache-control", "private, no-store"));
+    let call = Call::user(p, req, &["GET", "POST"]).await?;
+    let file = call.file(2).await?;
+    if call.req.method == "GET" {
+        return Ok(private_json(200, &serde_json::json!({"tags": labels::tags(&call.db, &file.id).await?})));
     }
-    let body: Body = req.json()?;
+    let body: Body = call.req.json()?;
     let mut errors = Vec::new();
     if body.tags.is_empty() {
         errors.push(FieldError { field: "tags".into(), message: "name at least one tag".into() });
@@ -52,16 +48,16 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
         return Err(Problem::validation(errors));
     }
     let new: BTreeSet<String> = body.tags.into_iter().collect();
-    let existing: BTreeSet<String> = labels::tags(&db, &file.id).await?.into_iter().collect();
+    let existing: BTreeSet<String> = labels::tags(&call.db, &file.id).await?.into_iter().collect();
     let total = existing.union(&new).count();
     if total > MAX_TAGS {
         return Err(too_many(total));
     }
-    if !labels::add_tags(&db, &file, &new).await? {
+    if !labels::add_tags(&call.db, &file, &new).await? {
         // Deleted meanwhile, or concurrent additions took the room.
-        let file = files::find_head(&db, &user.user_id, &id).await?;
-        let now: BTreeSet<String> = labels::tags(&db, &file.id).await?.into_iter().collect();
+        let file = call.file(2).await?;
+        let now: BTreeSet<String> = labels::tags(&call.db, &file.id).await?.into_iter().collect();
         return Err(too_many(now.union(&new).count()));
     }
-    Ok(ApiResponse::json(200, &labels::view(&db, &file).await?).with_header("cache-control", "private, no-store"))
+    Ok(private_json(200, &labels::view(&call.db, &file).await?))
 }

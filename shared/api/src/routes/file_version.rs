@@ -3,8 +3,9 @@
 //! The current version cannot be deleted (`409 conflict`: restore another first, or delete
 //! the file); deleting an uploading version abandons its upload.
 
+use super::{Call, private_json};
 use crate::store::store_failure;
-use crate::{auth, files, versions};
+use crate::{files, versions};
 use vaultx_core::http::{ApiRequest, ApiResponse, respond};
 use vaultx_core::ports::Platform;
 use vaultx_core::Problem;
@@ -16,19 +17,17 @@ pub async fn handle<P: Platform>(p: &P, req: ApiRequest) -> ApiResponse {
 }
 
 async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem> {
-    req.expect_method(&["GET", "DELETE"])?;
-    let user = auth::authenticate(p, &req).await?;
-    let segments = req.segments();
+    let call = Call::user(p, req, &["GET", "DELETE"]).await?;
+    let segments = call.req.segments();
     let id = segments.get(2).copied().unwrap_or("").to_owned();
     let number = versions::number(segments.get(4).copied().unwrap_or(""))?;
-    let db = p.metadata().await.map_err(store_failure)?;
-    if req.method == "DELETE" {
+    if call.req.method == "DELETE" {
         let blobs = p.blobs().await.map_err(store_failure)?;
         let kv = p.kv().await.map_err(store_failure)?;
-        versions::delete(&db, &blobs, &kv, &user.user_id, &id, number, p.now_ms()).await?;
+        versions::delete(&call.db, &blobs, &kv, &call.user.user_id, &id, number, p.now_ms()).await?;
         return Ok(ApiResponse::empty(204));
     }
-    let head = files::find_head(&db, &user.user_id, &id).await?;
-    let v = versions::find(&db, &head, number).await?.ok_or_else(|| Problem::not_found(format!("file {id} has no version {number}")))?;
-    Ok(ApiResponse::json(200, &versions::view(&head, &v)).with_header("cache-control", "private, no-store"))
+    let head = files::find_head(&call.db, &call.user.user_id, &id).await?;
+    let v = versions::find(&call.db, &head, number).await?.ok_or_else(|| Problem::not_found(format!("file {id} has no version {number}")))?;
+    Ok(private_json(200, &versions::view(&head, &v)))
 }

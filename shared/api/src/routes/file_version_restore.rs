@@ -3,8 +3,8 @@
 //! one replaced keeps its number and stays in the history). Answers the file. Signed URLs
 //! already issued keep serving what they were issued for.
 
-use crate::store::store_failure;
-use crate::{auth, labels, versions};
+use super::{Call, private_json};
+use crate::{labels, versions};
 use vaultx_core::http::{ApiRequest, ApiResponse, respond};
 use vaultx_core::ports::Platform;
 use vaultx_core::Problem;
@@ -16,12 +16,10 @@ pub async fn handle<P: Platform>(p: &P, req: ApiRequest) -> ApiResponse {
 }
 
 async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem> {
-    req.expect_method(&["POST"])?;
-    let user = auth::authenticate(p, &req).await?;
-    let segments = req.segments();
+    let call = Call::user(p, req, &["POST"]).await?;
+    let segments = call.req.segments();
     let id = segments.get(2).copied().unwrap_or("").to_owned();
     let number = versions::number(segments.get(4).copied().unwrap_or(""))?;
-    let db = p.metadata().await.map_err(store_failure)?;
-    let file = versions::restore(&db, &user.user_id, &id, number, p.now_ms()).await?;
-    Ok(ApiResponse::json(200, &labels::view(&db, &file).await?).with_header("cache-control", "private, no-store"))
+    let file = versions::restore(&call.db, &call.user.user_id, &id, number, p.now_ms()).await?;
+    Ok(private_json(200, &labels::view(&call.db, &file).await?))
 }

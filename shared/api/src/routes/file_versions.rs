@@ -12,11 +12,12 @@
 //! an archived file takes none (`403 file-archived`); the declared size counts against the
 //! quota from now on (`507 quota-exceeded`).
 
+use super::{Call, private_json};
 use crate::lifecycle;
 use crate::store::store_failure;
 use crate::files;
 use crate::versions::{self, NewVersion};
-use crate::{auth, settings};
+use crate::settings;
 use serde::Deserialize;
 use vaultx_core::chunks::{ChunkPlan, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
 use vaultx_core::http::{ApiRequest, ApiResponse, respond};
@@ -40,19 +41,16 @@ pub async fn handle<P: Platform>(p: &P, req: ApiRequest) -> ApiResponse {
 }
 
 async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem> {
-    req.expect_method(&["GET", "POST"])?;
-    let user = auth::authenticate(p, &req).await?;
-    let id = req.segments().get(2).copied().unwrap_or("").to_owned();
-    let db = p.metadata().await.map_err(store_failure)?;
-    if req.method == "GET" {
-        let head = files::find_head(&db, &user.user_id, &id).await?;
-        let mut rows = files::family(&db, &head.id).await?;
+    let call = Call::user(p, req, &["GET", "POST"]).await?;
+    let id = call.segment(2);
+    if call.req.method == "GET" {
+        let head = call.file(2).await?;
+        let mut rows = files::family(&call.db, &head.id).await?;
         rows.sort_by_key(|r| r.version);
         let items: Vec<_> = rows.iter().map(|r| versions::view(&head, r)).collect();
-        return Ok(ApiResponse::json(200, &serde_json::json!({"items": items, "current": head.version, "count": head.version_count}))
-            .with_header("cache-control", "private, no-store"));
+        return Ok(private_json(200, &serde_json::json!({"items": items, "current": head.version, "count": head.version_count})));
     }
-    let body: Body = req.json()?;
+    let body: Body = call.req.json()?;
     let mut errors = Vec::new();
     let checksum = match &body.checksum {
         Some(c) => digest::parse_checksum(c).map(Some).map_err(|m| errors.push(FieldError { field: "checksum".into(), message: m })).ok().flatten(),
@@ -71,16 +69,16 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
         return Err(Problem::validation(errors));
     }
     let new = NewVersion { size: body.size, chunk_size, checksum, checksum_crc64nvme: body.checksum_crc64nvme.clone() };
-    let row = versions::create(p, &db, &user.user_id, &id, new).await?;
+    let row = versions::create(p, &call.db, &call.user.user_id, &id, new).await?;
     let mut status = row.status.clone();
     if plan.expect("validated").count() == 0 {
         // An empty version has no chunks to wait for: it completes now (checksums included).
         let blobs = p.blobs().await.map_err(store_failure)?;
         let kv = p.kv().await.map_err(store_failure)?;
-        let outcome = lifecycle::complete(&db, &blobs, &kv, p, p.now_ms(), &row.id).await;
+        let outcome = lifecycle::complete(&call.db, &blobs, &kv, p, p.now_ms(), &row.id).await;
         if let Err(problem) = outcome {
             // Nothing of it may stay behind.
-            let _ = versions::delete_version(&db, &blobs, &kv, p.now_ms(), &row).await;
+            let _ = versions::delete_version(&call.db, &blobs, &kv, p.now_ms(), &row).await;
             return Err(problem);
         }
         status = files::AVAILABLE.into();

@@ -17,9 +17,10 @@
 //! with the same criteria for the next page (`nextCursor` is null on the last). Pages never
 //! repeat or skip a file, even when files are added or deleted between them.
 
+use super::{Call, private_json};
 use crate::store::store_failure;
 use crate::search::Query;
-use crate::{auth, files, labels};
+use crate::{files, labels};
 use vaultx_core::http::{ApiRequest, ApiResponse, respond};
 use vaultx_core::ports::{Platform, Sql};
 use vaultx_core::Problem;
@@ -31,13 +32,11 @@ pub async fn handle<P: Platform>(p: &P, req: ApiRequest) -> ApiResponse {
 }
 
 async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem> {
-    req.expect_method(&["GET"])?;
-    let user = auth::authenticate(p, &req).await?;
-    let query = Query::from_request(&req)?;
-    let db = p.metadata().await.map_err(store_failure)?;
-    let density = crate::search::density(&db, &user.user_id, &query).await?;
-    let (sql, params) = query.sql(&user.user_id, &density);
-    let rows = db.query(&sql, params).await.map_err(store_failure)?;
+    let call = Call::user(p, req, &["GET"]).await?;
+    let query = Query::from_request(&call.req)?;
+    let density = crate::search::density(&call.db, &call.user.user_id, &query).await?;
+    let (sql, params) = query.sql(&call.user.user_id, &density);
+    let rows = call.db.query(&sql, params).await.map_err(store_failure)?;
     let mut found = rows.iter().map(files::from_row).collect::<Result<Vec<_>, _>>().map_err(store_failure)?;
     let next = if found.len() as u64 > query.limit {
         found.truncate(query.limit as usize);
@@ -45,6 +44,6 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
     } else {
         None
     };
-    let items = labels::views(&db, &found).await?;
-    Ok(ApiResponse::json(200, &serde_json::json!({"items": items, "limit": query.limit, "nextCursor": next})).with_header("cache-control", "private, no-store"))
+    let items = labels::views(&call.db, &found).await?;
+    Ok(private_json(200, &serde_json::json!({"items": items, "limit": query.limit, "nextCursor": next})))
 }

@@ -14,8 +14,9 @@
 //! what their distinct blobs occupy after deduplication and compression. `remaining` is null
 //! where the quota is unlimited.
 
+use super::{Call, private_json};
 use crate::store::store_failure;
-use crate::{auth, quotas};
+use crate::quotas;
 use vaultx_core::http::{ApiRequest, ApiResponse, respond};
 use vaultx_core::ports::{Platform, Sql};
 use vaultx_core::Problem;
@@ -27,11 +28,9 @@ pub async fn handle<P: Platform>(p: &P, req: ApiRequest) -> ApiResponse {
 }
 
 async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem> {
-    req.expect_method(&["GET"])?;
-    let user = auth::authenticate(p, &req).await?;
-    let db = p.metadata().await.map_err(store_failure)?;
-    let owner = || vec![user.user_id.clone().into()];
-    let rows = db
+    let call = Call::user(p, req, &["GET"]).await?;
+    let owner = || vec![call.user.user_id.clone().into()];
+    let rows = call.db
         .query(
             // CASE, not a bare comparison: PostgreSQL would answer a boolean.
             "SELECT CASE WHEN version_of IS NULL THEN 1 ELSE 0 END AS head, status, count(*), COALESCE(SUM(size), 0) FROM files WHERE owner_id = ? GROUP BY 1, status",
@@ -55,7 +54,7 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
             version_bytes += bytes;
         }
     }
-    let stored = db
+    let stored = call.db
         .query(
             "SELECT COALESCE(SUM(size), 0) FROM blobs WHERE blob_key IN \
              (SELECT c.blob_key FROM file_chunks c JOIN files f ON f.id = c.file_id WHERE f.owner_id = ?)",
@@ -64,9 +63,9 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
         .await
         .map_err(store_failure)?;
     let stored = stored.first().map(|r| r.int(0)).transpose().map_err(store_failure)?.unwrap_or(0);
-    let quota = quotas::of(p, &db, &user.user_id).await?;
+    let quota = quotas::of(p, &call.db, &call.user.user_id).await?;
     let remaining = |max: u64, used: i64| (max > 0).then(|| max.saturating_sub(used.max(0) as u64));
-    Ok(ApiResponse::json(
+    Ok(private_json(
         200,
         &serde_json::json!({
             "files": files,
@@ -81,6 +80,5 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
             "quota": quota,
             "remaining": {"bytes": remaining(quota.max_bytes, logical), "files": remaining(quota.max_files, files)},
         }),
-    )
-    .with_header("cache-control", "private, no-store"))
+    ))
 }

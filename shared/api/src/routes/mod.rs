@@ -1,5 +1,9 @@
 //! One module per route. `functions/<name>` binds `routes::<name>` and nothing else.
 
+/// The prologue the signed-in routes share.
+pub mod call;
+pub use call::{Call, private_json};
+
 pub mod admin_audit;
 pub mod admin_integrity;
 pub mod admin_job_retry;

@@ -5,8 +5,8 @@
 //! (422 naming `targetRegions` otherwise). Eventual: the `replicate` job copies the file's
 //! blocks after this and after every later change; `GET …/status` says how far it is.
 
-use crate::store::store_failure;
-use crate::{auth, replication};
+use super::Call;
+use crate::replication;
 use serde::Deserialize;
 use vaultx_core::Problem;
 use vaultx_core::http::{ApiRequest, ApiResponse, respond};
@@ -27,13 +27,11 @@ pub async fn handle<P: Platform>(p: &P, req: ApiRequest) -> ApiResponse {
 }
 
 async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem> {
-    req.expect_method(&["POST"])?;
-    let user = auth::authenticate(p, &req).await?;
-    let id = req.segments().get(3).copied().unwrap_or("").to_owned();
-    let body: Body = req.json()?;
-    let db = p.metadata().await.map_err(store_failure)?;
+    let call = Call::user(p, req, &["POST"]).await?;
+    let id = call.segment(3);
+    let body: Body = call.req.json()?;
     let consistency = body.consistency.as_deref().unwrap_or(replication::EVENTUAL);
-    let (consistency, targets) = replication::set_policy(p, &db, &user.user_id, &id, &body.target_regions, consistency).await?;
+    let (consistency, targets) = replication::set_policy(p, &call.db, &call.user.user_id, &id, &body.target_regions, consistency).await?;
     let codes: Vec<&str> = targets.iter().map(|t| t.code.as_str()).collect();
     Ok(ApiResponse::json(201, &serde_json::json!({ "fileId": id, "consistency": consistency, "targetRegions": codes })))
 }

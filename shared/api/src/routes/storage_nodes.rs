@@ -5,8 +5,8 @@
 //! `422` for a store that does not exist (or is not a blob store), `409` for one already
 //! serving a node or a deactivated region.
 
-use crate::store::store_failure;
-use crate::{auth, regions};
+use super::Call;
+use crate::regions;
 use serde::Deserialize;
 use vaultx_core::Problem;
 use vaultx_core::http::{ApiRequest, ApiResponse, respond};
@@ -29,22 +29,20 @@ pub async fn handle<P: Platform>(p: &P, req: ApiRequest) -> ApiResponse {
 }
 
 async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem> {
-    req.expect_method(&["GET", "POST"])?;
-    auth::require_admin(p, &req).await?;
-    let db = p.metadata().await.map_err(store_failure)?;
-    if req.method == "POST" {
-        let body: Body = req.json()?;
+    let call = Call::admin(p, req, &["GET", "POST"]).await?;
+    if call.req.method == "POST" {
+        let body: Body = call.req.json()?;
         let new = regions::NewNode { region: &body.region_id, name: &body.name, kind: &body.kind, store: &body.store, capacity_bytes: body.capacity_bytes };
-        let node = regions::add_node(p, &db, new).await?;
-        let region = regions::find(&db, &node.region_id).await?;
-        let view = regions::node_view(p, &db, &node, &region.code).await?;
+        let node = regions::add_node(p, &call.db, new).await?;
+        let region = regions::find(&call.db, &node.region_id).await?;
+        let view = regions::node_view(p, &call.db, &node, &region.code).await?;
         return Ok(ApiResponse::json(201, &view));
     }
-    let codes: std::collections::HashMap<String, String> = regions::list(&db).await?.into_iter().map(|r| (r.id, r.code)).collect();
+    let codes: std::collections::HashMap<String, String> = regions::list(&call.db).await?.into_iter().map(|r| (r.id, r.code)).collect();
     let mut listed = Vec::new();
-    for n in regions::nodes(&db, None).await? {
+    for n in regions::nodes(&call.db, None).await? {
         let code = codes.get(&n.region_id).cloned().unwrap_or_default();
-        listed.push(regions::node_view(p, &db, &n, &code).await?);
+        listed.push(regions::node_view(p, &call.db, &n, &code).await?);
     }
     Ok(ApiResponse::json(200, &serde_json::json!({ "nodes": listed })).with_header("cache-control", "no-store"))
 }

@@ -2,8 +2,8 @@
 //! `POST {"code": "eu-central-1", "name": "Frankfurt"}` creates one (`201`, active; `409` if
 //! the code is taken, `422` for a malformed code or name).
 
-use crate::store::store_failure;
-use crate::{auth, regions};
+use super::Call;
+use crate::regions;
 use serde::Deserialize;
 use vaultx_core::Problem;
 use vaultx_core::http::{ApiRequest, ApiResponse, respond};
@@ -23,15 +23,13 @@ pub async fn handle<P: Platform>(p: &P, req: ApiRequest) -> ApiResponse {
 }
 
 async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem> {
-    req.expect_method(&["GET", "POST"])?;
-    auth::require_admin(p, &req).await?;
-    let db = p.metadata().await.map_err(store_failure)?;
-    if req.method == "POST" {
-        let body: Body = req.json()?;
-        let created = regions::create(p, &db, &body.code, &body.name).await?;
-        let view = regions::region_view(p, &db, &created).await?;
+    let call = Call::admin(p, req, &["GET", "POST"]).await?;
+    if call.req.method == "POST" {
+        let body: Body = call.req.json()?;
+        let created = regions::create(p, &call.db, &body.code, &body.name).await?;
+        let view = regions::region_view(p, &call.db, &created).await?;
         return Ok(ApiResponse::json(201, &view).with_header("location", format!("/api/storage/regions/{}", created.id)));
     }
-    let listed = regions::views(p, &db).await?;
+    let listed = regions::views(p, &call.db).await?;
     Ok(ApiResponse::json(200, &serde_json::json!({ "regions": listed })).with_header("cache-control", "no-store"))
 }
