@@ -14,7 +14,7 @@
 //!    moves every reference from the old blocks to the new ones and bumps `row_version`.
 //!    A job that lost to a delete or any other change applies nothing and discards
 //!    the bytes it wrote; it reads the file again.
-//! 3. The published manifest is rewritten from the rows ([`sync_manifest`]: same id, same
+//! 3. The published manifest is rewritten from the rows ([`crate::manifests::sync`]: same id, same
 //!    ETag, so signed URLs already handed out keep working). The old blocks nothing references
 //!    any more stay stored for `blobs::REPLACED_GRACE_MS`, so a download that read the old
 //!    manifest finishes; the periodic sweep removes them after that (`blobs::collect_garbage`).

@@ -4,32 +4,41 @@
 //!
 //! # In detail
 //!
-//! In detail (depends on vaultx-core, multer): One module per route in `routes/` (`handle` +
-//! `MAX_BODY`; `health_metrics` reads the store's figures for Prometheus, `openapi` serves
-//! `shared/api/openapi.json`, the contract `infra/openapi.py` writes and a unit test checks against
-//! the route table), plus `accounts`, `files` (file rows, immutable manifests, completion and
-//! deletion as compare-and-sets), `blobs` (reference counting, guarded attach, sweeps, discards,
-//! the periodic garbage collection), `integrity` (every cross-store invariant, checked against the
-//! stores), `jobs/` (the outbox — enqueue, leased claims within `job_concurrency`, backoff, dead,
-//! sweep, `consume` — and one module per job kind: `dedup.rs`, `compress.rs`), `layout` (how a
-//! file's blocks are stored, and the one compare-and-set that changes it), `versions` (versions as
-//! rows whose contents swap with the file's, never copied), `archive` (status change, then the
-//! key-value store made to agree), `labels` (tags and metadata, limits re-checked inside the
-//! write), `search` (criteria → SQL over partial indexes, keyset cursors, rare-or-common planning),
-//! `quotas` (reservation at creation inside the insert's batch, re-check per chunk), `audit` (the
-//! wrapper every route runs in: the request id, the problem document's `requestId`, the request's
-//! log line, and the audit event — SQL, or for the download the audit spool (`ports::Spool`), which
-//! `drain` moves into SQL 500 rows a transaction when the verify consumer gets `audit` or `sweep`,
-//! and the audit log's readers before they read), `replication` (policies and the default policy,
-//! the copies each target region must hold, strong copies before an acknowledgement
-//! (`ensure_strong`) and the completion guard that checks them, where the copies are for the
-//! manifests (`placement`), the conditional enqueue every block-changing batch carries, the sweep
-//! of unneeded copies, and the revival of replication jobs that died in an outage), `regions`
-//! (regions and storage nodes: a node names one of the deployment's blob stores by kind and
-//! binding, checked by opening it through `Platform::node_blobs`, and probed for its health;
-//! deactivation writes the edge's `deactivated/` markers), `auth` (incl. `admin_emails`),
-//! `settings`. Written against the ports only; tested natively on real SQLite, races replayed
-//! deterministically (`race_tests.rs`).
+//! In detail (depends on vaultx-core, multer): the domain in layers, declared below bottom first
+//! (a module uses only those above it; `tests/module-graph` checks it), then its doors:
+//!
+//! - `store`: how a store failure becomes an answer (`store_failure`, `busy`, `ATTEMPTS`);
+//!   `settings`: named configuration.
+//! - `accounts`, `auth` (incl. `admin_emails`).
+//! - `quotas` (reservation at creation inside the insert's batch, re-check per chunk);
+//!   `regions` (regions and storage nodes: a node names one of the deployment's blob stores by
+//!   kind and binding, probed for its health; deactivation writes the edge's `deactivated/`
+//!   markers); `outbox` (enqueue, leased claims within `job_concurrency`, backoff, dead, the
+//!   traffic-driven sweep; job kinds by name only).
+//! - `files` (a file's rows, statuses, lookups, and its keys in the key-value store); `blobs`
+//!   (reference counting, guarded attach, sweeps, discards, the periodic garbage collection);
+//!   `labels` (tags and metadata, limits re-checked inside the write); `replication` (policies,
+//!   the copies each target region must hold, strong copies before an acknowledgement, where
+//!   the copies are for the manifests (`placement`), the conditional enqueue every
+//!   block-changing batch carries, the sweep of unneeded copies, the revival of jobs that died
+//!   in an outage).
+//! - `manifests` (immutable manifests written before the transition that publishes them,
+//!   `sync` to name where the blocks are now); `search` (criteria → SQL over partial indexes,
+//!   keyset cursors, rare-or-common planning).
+//! - `layout` (how a file's blocks are stored, and the one compare-and-set that changes it);
+//!   `versions` (versions as rows whose contents swap with the file's, never copied); `archive`
+//!   (status change, then the key-value store made to agree); `lifecycle` (completion and
+//!   deletion as compare-and-sets, and the sweep's stalled completions).
+//! - `audit` (the wrapper every route runs in: the request id, the problem document's
+//!   `requestId`, the request's log line, and the audit event — SQL, or for the download the
+//!   audit spool (`ports::Spool`), which `drain` moves into SQL 500 rows a transaction);
+//!   `integrity` (every cross-store invariant, checked against the stores).
+//! - The doors: `jobs/` (the consumer, `consume`, and one module per kind) and `routes/` (one
+//!   module per route, `handle` + `MAX_BODY`; `routes::Call` is the signed-in prologue;
+//!   `openapi` serves `shared/api/openapi.json`, which a unit test checks against the route
+//!   table).
+//!
+//! Tested natively on real SQLite, races replayed deterministically (`race_tests.rs`).
 
 // Layers, bottom first: a module uses only modules declared before it (tests/module-graph
 // checks it). Each numbered group is one layer.

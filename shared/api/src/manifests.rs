@@ -5,7 +5,7 @@
 //! same size, same ETag, so signed URLs already handed out keep working).
 //!
 //! A manifest is written under a new id *before* the transition that publishes it
-//! ([`write`], recorded in `manifest_writes`); a transition that loses its race discards it
+//! ([`write()`], recorded in `manifest_writes`); a transition that loses its race discards it
 //! ([`remove_dead`]); every writer checks the row after writing, so a deleted file's manifest
 //! never comes back.
 

@@ -5,13 +5,14 @@
 //!
 //! In detail (depends on wasmtime, hyper, rusqlite, mimalloc): The local host: reads `spin.toml`,
 //! serves its components on wasmtime 48 (WASIp2 + WASIp3, `wasi:http@0.3`), implements
-//! `spin:sqlite`, `spin:key-value`, `spin:variables`, outbound HTTP (`outbound.rs`:
+//! `spin:sqlite`, `spin:key-value`, `spin:variables` (one module each under `host/`, as Spin's
+//! factors: resource types, state, linker registration), outbound HTTP (`outbound.rs`:
 //! `allowed_outbound_hosts`; plain HTTP sent by hyper on a socket with `TCP_NODELAY` and
 //! `TCP_QUICKACK`, HTTPS by wasmtime-wasi-http's default sender), outbound `spin:redis` and
-//! `spin:postgres@4.2.0` (`pg_host.rs`: a `tokio-postgres` pool per address, checked against
+//! `spin:postgres@4.2.0` (`host/postgres.rs`: a `tokio-postgres` pool per address, checked against
 //! `allowed_outbound_hosts`) with per-component grants, applies `infra/migrations` to SQLite and,
 //! when `database_url` is set, to PostgreSQL (`migrate.rs`: one source, PostgreSQL's dialect
-//! derived from it), runs the Redis trigger (`redis_host.rs`, a real subscriber per address) and
+//! derived from it), runs the Redis trigger (`redis_trigger.rs`, a real subscriber per address) and
 //! the sweep timer; keeps key-value data in one SQLite file (`key_value.db`; the audit spool, which
 //! every download writes to, in a file of its own, `key_value-audit.db`, so its commits leave the
 //! read path's page caches alone; its events are appended to a log file, `key_value-audit.log.<n>`,
