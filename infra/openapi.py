@@ -64,6 +64,11 @@ SCHEMAS = {
     ),
     "Credentials": obj({"email": {"type": "string", "maxLength": 320}, "password": {"type": "string", "maxLength": 256}}, ["email", "password"], closed=True),
     "User": obj({"id": STRING, "email": STRING, "createdAt": TIME, "role": STRING}, ["id", "email"]),
+    "AccessKeyCreate": obj({"name": {"type": "string", "maxLength": 64}}, closed=True),
+    "AccessKey": obj({"accessKeyId": {"type": "string", "pattern": "^VX[A-Z2-7]{18}$"}, "name": STRING, "createdAt": TIME}, ["accessKeyId", "name", "createdAt"]),
+    "NewAccessKey": obj({"accessKeyId": {"type": "string", "pattern": "^VX[A-Z2-7]{18}$"}, "secretAccessKey": {"type": "string", "minLength": 40, "maxLength": 40}, "name": STRING, "createdAt": TIME},
+                        ["accessKeyId", "secretAccessKey", "name", "createdAt"], description="The secret is shown this once."),
+    "AccessKeys": obj({"items": {"type": "array", "items": ref("AccessKey")}}, ["items"]),
     "AccessToken": obj({"accessToken": STRING, "tokenType": {"const": "Bearer"}, "expiresIn": INT}, ["accessToken", "tokenType", "expiresIn"]),
     "File": obj(
         {
@@ -185,6 +190,9 @@ OPS = [
     ("/api/auth/register", "post", "register", "Create an account", None, [], body(ref("Credentials")), ok(201, ref("User"), "Created")),
     ("/api/auth/login", "post", "login", "Sign in: an HS256 access token", None, [], body(ref("Credentials")), ok(200, ref("AccessToken"))),
     ("/api/users/me", "get", "me", "The account of the bearer token", "user", [], None, ok(200, ref("User"))),
+    ("/api/users/me/access-keys", "get", "listAccessKeys", "The caller's S3 access keys, without their secrets", "user", [], None, ok(200, ref("AccessKeys"))),
+    ("/api/users/me/access-keys", "post", "createAccessKey", "A new S3 access key; its secret is shown this once (at most 5 per account)", "user", [], body(ref("AccessKeyCreate"), required=False), ok(201, ref("NewAccessKey"), "Created")),
+    ("/api/users/me/access-keys/{keyId}", "delete", "deleteAccessKey", "Revoke one of the caller's access keys", "user", [path_param("keyId", "An access key id.")], None, ok(204, description="Deleted")),
     ("/api/files", "post", "createFile", "Create a file entry (status uploading; an empty file is available at once)", "user", [], body(ref("FileCreate")), ok(201, ref("File"), "Created")),
     ("/api/files", "get", "listFiles", "The caller's files, a page at a time", "user",
      [query("page", {"type": "integer", "minimum": 1}), query("limit", {"type": "integer", "minimum": 1, "maximum": 100}), SORT, ORDER, STATUS], None, ok(200, ref("FilePage"))),

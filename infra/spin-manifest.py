@@ -14,6 +14,9 @@ ROUTES = [
     ("auth-register", "/api/auth/register", "POST: create an account", True, [], []),
     ("auth-login", "/api/auth/login", "POST: email + password -> access token", True, [], ["jwt_secret", "jwt_expiration_time"]),
     ("users-me", "/api/users/me", "GET: the signed-in account", True, [], ["jwt_secret"]),
+    # S3 access keys: only this component reads the sealing key (it seals new secrets).
+    ("access-keys", "/api/users/me/access-keys", "GET: the caller's S3 access keys; POST: a new one, its secret shown once", True, [], ["jwt_secret", "access_key_sealing_key"]),
+    ("access-key", "/api/users/me/access-keys/:keyId", "DELETE: revoke one of the caller's access keys", True, [], ["jwt_secret"]),
     ("files", "/api/files", "POST: create a file entry; GET: list the caller's files", True, ["manifests"], ["jwt_secret", "chunk_size", "quota_bytes", "quota_files", "replication_default_regions", "replication_default_consistency"]),
     ("files-usage", "/api/files/stats/usage", "GET: the caller's storage usage and quota", True, [], ["jwt_secret", "quota_bytes", "quota_files"]),
     ("files-search", "/api/files/search", "GET: search the caller's files (cursor-paginated)", True, [], ["jwt_secret"]),
@@ -105,6 +108,9 @@ url_signing_key_id = { default = "k1" }
 public_url = { default = "" }
 # Emails of administrator accounts, comma-separated (the only way to the admin role).
 admin_emails = { default = "" }
+# The key S3 access-key secrets are sealed under at rest (ChaCha20-Poly1305; at least 32
+# bytes). Empty: no access key can be created. Changing it makes every existing key unusable.
+access_key_sealing_key = { default = "", secret = true }
 # The metadata database: empty for the component's SQLite database "default" (the embedded
 # default), or PostgreSQL as postgres://user:password@host:port/database (the production
 # choice; apply infra/migrations first, see docs/postgresql.md).

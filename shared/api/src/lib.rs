@@ -9,7 +9,8 @@
 //!
 //! - `store`: how a store failure becomes an answer (`store_failure`, `busy`, `ATTEMPTS`);
 //!   `settings`: named configuration.
-//! - `accounts`, `auth` (incl. `admin_emails`).
+//! - `accounts`, `auth` (incl. `admin_emails`), `access_keys` (S3 access keys: created, listed and
+//!   revoked by their owner; secrets sealed under `access_key_sealing_key`).
 //! - `quotas` (reservation at creation inside the insert's batch, re-check per chunk);
 //!   `regions` (regions and storage nodes: a node names one of the deployment's blob stores by
 //!   kind and binding, probed for its health; deactivation writes the edge's `deactivated/`
@@ -49,6 +50,7 @@ pub mod settings;
 // 1. Who is calling.
 pub mod accounts;
 pub mod auth;
+pub mod access_keys;
 // 2. Limits, places, and the outbox (jobs by name only).
 pub mod quotas;
 pub mod regions;

@@ -13,6 +13,9 @@ pub const DEFAULT_JWT_EXPIRATION_SECS: i64 = 3600;
 pub const ADMIN_EMAILS: &str = "admin_emails";
 /// The origin signed URLs are built on (`https://files.example.com`); empty: relative URLs.
 pub const PUBLIC_URL: &str = "public_url";
+/// The key S3 access-key secrets are sealed under (`vaultx_core::sealed`): at least 32 bytes;
+/// empty, and no access key can be created.
+pub const ACCESS_KEY_SEALING_KEY: &str = "access_key_sealing_key";
 
 /// A required setting. Missing configuration is the operator's fault, not the client's, so
 /// it is a 500 whose detail stays generic; the adapter's log names the variable.

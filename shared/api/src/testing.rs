@@ -156,6 +156,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("../../../infra/migrations/0008_regions.sql"),
     include_str!("../../../infra/migrations/0009_replication.sql"),
     include_str!("../../../infra/migrations/0010_sweep_clock.sql"),
+    include_str!("../../../infra/migrations/0011_access_keys.sql"),
 ];
 
 impl Clock for TestPlatform {

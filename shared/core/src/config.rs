@@ -61,6 +61,12 @@ pub fn check(get: &dyn Fn(&str) -> Option<String>, declared: &dyn Fn(&str) -> bo
         Some(s) if s.len() < 32 => problems.push(format!("jwt_secret is {} bytes; it must be at least 32", s.len())),
         Some(_) => {}
     }
+    // Optional: without it no access key can be created; a short one is a mistake.
+    if let Some(s) = value("access_key_sealing_key")
+        && s.len() < crate::sealed::MIN_KEY_BYTES
+    {
+        problems.push(format!("access_key_sealing_key is {} bytes; it must be at least {} (or empty: no access keys)", s.len(), crate::sealed::MIN_KEY_BYTES));
+    }
     if let Some(v) = value("jwt_expiration_time") {
         if let Err(e) = parse_duration_secs(&v) {
             problems.push(format!("jwt_expiration_time: {e}"));
@@ -175,11 +181,12 @@ mod tests {
         vars.insert("admin_emails", "ops@example.com, not an email");
         vars.insert("replication_default_consistency", "sometimes");
         vars.insert("public_url", "files.example.com");
+        vars.insert("access_key_sealing_key", "too-short");
         let found = problems(&vars);
-        for name in ["jwt_secret", "url_signing_keys", "chunk_size", "job_concurrency", "jwt_expiration_time", "circuit_breaker_reset_timeout", "home_blob_store", "admin_emails", "replication_default_consistency", "public_url"] {
+        for name in ["jwt_secret", "url_signing_keys", "chunk_size", "job_concurrency", "jwt_expiration_time", "circuit_breaker_reset_timeout", "home_blob_store", "admin_emails", "replication_default_consistency", "public_url", "access_key_sealing_key"] {
             assert!(found.iter().any(|p| p.starts_with(name)), "{name} not reported: {found:#?}");
         }
-        assert_eq!(found.len(), 10, "{found:#?}");
+        assert_eq!(found.len(), 11, "{found:#?}");
         assert!(!found.iter().any(|p| p.contains("short")), "a secret is never quoted back");
     }
 

@@ -46,6 +46,7 @@ pub mod range;
 pub mod router;
 #[cfg(feature = "s3")]
 pub mod s3;
+pub mod sealed;
 pub mod signed_url;
 pub mod small_blocks;
 pub mod token;

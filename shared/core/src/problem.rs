@@ -49,6 +49,10 @@ pub enum ProblemKind {
     Conflict,
     FileArchived,
     QuotaExceeded,
+    /// A per-account limit other than the storage quota (e.g. access keys).
+    LimitExceeded,
+    /// The deployment has not configured what this request needs.
+    NotConfigured,
 }
 
 impl ProblemKind {
@@ -84,6 +88,8 @@ impl ProblemKind {
             Self::FileArchived => 403,
             // Insufficient Storage (RFC 4918 §11.5): the request is fine, the account is full.
             Self::QuotaExceeded => 507,
+            Self::LimitExceeded => 409,
+            Self::NotConfigured => 503,
         }
     }
 
@@ -126,6 +132,8 @@ impl ProblemKind {
             Self::Conflict => "conflict",
             Self::FileArchived => "file-archived",
             Self::QuotaExceeded => "quota-exceeded",
+            Self::LimitExceeded => "limit-exceeded",
+            Self::NotConfigured => "not-configured",
         }
     }
 
@@ -168,6 +176,8 @@ impl ProblemKind {
             Self::Conflict => "The request conflicts with the file's state",
             Self::FileArchived => "The file is archived",
             Self::QuotaExceeded => "The account's storage quota would be exceeded",
+            Self::LimitExceeded => "A limit of the account is reached",
+            Self::NotConfigured => "This deployment has not configured what the request needs",
         }
     }
 

@@ -495,8 +495,10 @@ pub mod secrets {
             }
         }
         if let Some(v) = json(&reply.body) {
-            if let Some(t) = v["accessToken"].as_str() {
-                remember(t);
+            for field in ["accessToken", "secretAccessKey"] {
+                if let Some(t) = v[field].as_str() {
+                    remember(t);
+                }
             }
             for field in ["url", "path"] {
                 if let Some(token) = v[field].as_str().and_then(download_token) {

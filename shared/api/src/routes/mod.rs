@@ -4,6 +4,8 @@
 pub mod call;
 pub use call::{Call, private_json};
 
+pub mod access_key;
+pub mod access_keys;
 pub mod admin_audit;
 pub mod admin_integrity;
 pub mod admin_job_retry;
@@ -87,6 +89,8 @@ route_table! {
     "/api/auth/register" => "auth-register": auth_register,
     "/api/auth/login" => "auth-login": auth_login,
     "/api/users/me" => "users-me": users_me,
+    "/api/users/me/access-keys" => "access-keys": access_keys,
+    "/api/users/me/access-keys/:keyId" => "access-key": access_key,
     "/api/files" => "files": files,
     "/api/files/stats/usage" => "files-usage": files_usage,
     "/api/files/search" => "files-search": files_search,

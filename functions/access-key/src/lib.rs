@@ -1,0 +1,1 @@
+vaultx_spin::route!(vaultx_api::routes::access_key);
