@@ -519,3 +519,36 @@ fn the_sweep_collects_the_bytes_of_a_chunk_whose_request_died() {
     let left: i64 = p.conn.query_row("SELECT count(*) FROM chunk_writes", [], |r| r.get(0)).unwrap();
     assert_eq!(left, 0);
 }
+
+#[test]
+fn a_small_file_downloads_from_its_manifest_alone_before_and_after_its_jobs() {
+    let p = TestPlatform::new();
+    let token = signed_in(&p);
+    let small = text(4096, 3);
+    let id = upload(&p, &token, &small, r#","compressionEnabled":true,"deduplicationEnabled":true"#);
+    let large = text(crate::manifests::INLINE_MAX as usize + 1, 4);
+    let large_id = upload(&p, &token, &large, "");
+    let manifest_of = |id: &str| {
+        let f = run(crate::files::find(&TestDb(p.conn.clone()), id)).unwrap().unwrap();
+        run(crate::manifests::read(&p.kv, &f.id, f.manifest_id.as_deref().unwrap())).unwrap().unwrap()
+    };
+    assert_eq!(manifest_of(&id).inline.as_deref(), Some(&small[..]));
+    assert_eq!(manifest_of(&large_id).inline, None, "over INLINE_MAX: read from the blocks");
+    // Deduplication and compression rewrite the manifest's blocks; its content stays inline.
+    run_jobs(&p);
+    let after = manifest_of(&id);
+    assert!(after.chunks.iter().all(|(k, _)| k.ends_with(vaultx_core::compression::STORED_SUFFIX)), "{:?}", after.chunks);
+    assert_eq!(after.inline.as_deref(), Some(&small[..]));
+    assert_intact(&p);
+    // With every block out of the blob store, the small file still downloads whole and in
+    // ranges (nothing but the manifest is read); the large one does not.
+    let blobs = std::mem::take(&mut *p.blobs.0.borrow_mut());
+    assert_reads_back(&p, &token, &id, &small, &[(0, 0), (100, 4095), (4000, 4095)]);
+    let signed = body_json(&signed_url(&p, &token, &large_id, "{}"));
+    let whole = download(&p, signed["path"].as_str().unwrap(), &[]);
+    assert_eq!(whole.status, 200);
+    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_body(&p, &whole)));
+    assert!(read.is_err(), "a file over INLINE_MAX is read from its blocks, which are gone");
+    *p.blobs.0.borrow_mut() = blobs;
+    assert_reads_back(&p, &token, &large_id, &large, &[(0, 10)]);
+}

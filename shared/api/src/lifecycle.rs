@@ -195,7 +195,13 @@ pub async fn complete(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, p: &impl 
         let blocks: Vec<(String, i64)> = parts.iter().map(|(k, s)| (k.clone(), *s as i64)).collect();
         crate::replication::ensure_strong(p, db, f.key_file(), &blocks).await?;
         let home = crate::regions::home(p).await?;
-        let (manifest_id, manifest) = manifests::write(db, kv, p, now_ms, &f, parts).await?;
+        // A small file's content travels in its manifest (read again here if the checks
+        // above did not read it: one block of at most manifests::INLINE_MAX bytes).
+        let inline = match &parts[..] {
+            [(key, size)] if *size <= manifests::INLINE_MAX => blobs.get(key).await.map_err(store_failure)?,
+            _ => None,
+        };
+        let (manifest_id, manifest) = manifests::write(db, kv, p, now_ms, &f, parts, inline).await?;
         // The file's background jobs commit with the transition that makes them due.
         let verify = (f.checksum.is_some() && !verified).then_some(crate::outbox::VERIFY);
         // New content of a replicated file goes to its regions too (the policy is the head's).

@@ -267,7 +267,7 @@ fn manifests_of_dead_completions_are_removed() {
         let key = key_for(&p, &id, &data);
         run(blobs::attach(&db, &p.blobs, p.now(), &id, 0, &key, &data, None)).unwrap();
         let f = run(files::find(&db, &id)).unwrap().unwrap();
-        let (dead, _) = run(manifests::write(&db, &p.kv, &p, p.now(), &f, vec![(key, 100)])).unwrap();
+        let (dead, _) = run(manifests::write(&db, &p.kv, &p, p.now(), &f, vec![(key, 100)], None)).unwrap();
         let dead_key = files::manifest_key(&id, &dead);
         let report = run(crate::integrity::check(&db, &p.blobs, &p.kv, p.now.get())).unwrap();
         assert!(report.ok && report.pending_manifests == 1, "{report:?}");

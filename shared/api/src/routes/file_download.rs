@@ -123,7 +123,12 @@ async fn run<P: Platform>(p: &P, req: &ApiRequest) -> Result<ApiResponse, Proble
             return Ok(common(ApiResponse::problem(&problem).with_header("content-range", format!("bytes */{size}"))));
         }
     };
-    let body = if size == 0 { Body::Bytes(Vec::new()) } else { Body::Blobs(sourced_slices(p, &manifest, start, end).await?) };
+    let body = match &manifest.inline {
+        _ if size == 0 => Body::Bytes(Vec::new()),
+        // A small file's content came with its manifest: nothing more to read.
+        Some(content) if content.len() as u64 == size => Body::Bytes(content[start as usize..=end as usize].to_vec()),
+        _ => Body::Blobs(sourced_slices(p, &manifest, start, end).await?),
+    };
     let mut response = ApiResponse { status, headers: Vec::new(), body, log: None }
         .with_header("content-type", grant.mime_type.clone())
         .with_header("content-disposition", content_disposition(&grant.name));

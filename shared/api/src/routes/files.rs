@@ -124,7 +124,7 @@ async fn create<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Prob
         }
         // Its manifest is written before the row that publishes it, as for any completion.
         let kv = p.kv().await.map_err(store_failure)?;
-        let (manifest_id, manifest) = manifests::write(&db, &kv, p, now, &file, Vec::new()).await?;
+        let (manifest_id, manifest) = manifests::write(&db, &kv, p, now, &file, Vec::new(), None).await?;
         file.status = AVAILABLE.into();
         file.etag = Some(manifest.etag);
         file.manifest_id = Some(manifest_id);
