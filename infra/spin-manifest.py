@@ -65,7 +65,7 @@ ROUTES = [
 ]
 
 # Every component with a database may publish on Redis: the ones that enqueue jobs wake their
-# consumers, and any of them may start an overdue sweep (shared/api/src/jobs/mod.rs,
+# consumers, and any of them may start an overdue sweep (shared/api/src/outbox.rs,
 # `sweep_if_due`: Spin has no timer, so the traffic drives it). The edge download publishes
 # its access records there (above).
 
