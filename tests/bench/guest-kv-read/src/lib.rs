@@ -1,11 +1,10 @@
-//! `GET /floor?gets=N&append=0|1`: the least a request that serves stored bytes can cost on a
-//! host, measured with nothing of VaultX in it. It reads the key `floor-4k` from the key-value
-//! store `blobs` N times (opened once per instance, as VaultX does) and answers the last value;
-//! with `append=1` it also appends one entry to a Redis stream on a kept connection (what the
-//! signed download's access record costs on Spin). `gets=0` is an empty request: the host's
-//! own per-request cost. `PUT /floor` stores the body as `floor-4k`.
+//! `GET /floor?gets=N`: the least a request that serves stored bytes can cost on a host,
+//! measured with nothing of VaultX in it. It reads the key `floor-4k` from the key-value store
+//! `blobs` N times (opened once per instance, as VaultX does) and answers the last value.
+//! `gets=0` is an empty request: the host's own per-request cost. `PUT /floor` stores the body
+//! as `floor-4k`.
 //!
-//! tests/bench/edge-floor runs it under a host beside VaultX's own download.
+//! tests/bench/edge-hosts runs it on each host beside VaultX's own download.
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -13,11 +12,9 @@ use spin_sdk::http::body::IncomingBodyExt;
 use spin_sdk::http::{IntoResponse, Request, StatusCode};
 use spin_sdk::http_service;
 use spin_sdk::key_value::Store;
-use spin_sdk::redis::{Connection, RedisParameter};
 use std::sync::{Arc, Mutex};
 
 static STORE: Mutex<Option<Arc<Store>>> = Mutex::new(None);
-static REDIS: Mutex<Option<Arc<Connection>>> = Mutex::new(None);
 const KEY: &str = "floor-4k";
 
 async fn store() -> Arc<Store> {
@@ -27,15 +24,6 @@ async fn store() -> Arc<Store> {
     let s = Arc::new(Store::open("blobs").await.expect("the blobs store is granted"));
     *STORE.lock().unwrap() = Some(s.clone());
     s
-}
-
-async fn redis() -> Arc<Connection> {
-    if let Some(c) = REDIS.lock().unwrap().clone() {
-        return c;
-    }
-    let c = Arc::new(Connection::open("redis://127.0.0.1:6379").await.expect("Redis answers"));
-    *REDIS.lock().unwrap() = Some(c.clone());
-    c
 }
 
 fn param(query: &str, name: &str) -> u32 {
@@ -53,10 +41,6 @@ async fn floor(request: Request) -> impl IntoResponse {
     let mut body = Vec::new();
     for _ in 0..param(&query, "gets") {
         body = store().await.get(KEY).await.ok().flatten().unwrap_or_default();
-    }
-    if param(&query, "append") == 1 {
-        let args = ["floor-stream", "MAXLEN", "~", "100000", "*", "e", "x"].map(|a| RedisParameter::Binary(a.as_bytes().to_vec())).to_vec();
-        let _ = redis().await.execute("XADD", args).await;
     }
     (StatusCode::OK, Full::new(Bytes::from(body)))
 }
