@@ -29,12 +29,8 @@ pub struct AccessKey {
     #[serde(skip)]
     pub owner_id: String,
     pub name: String,
-    #[serde(serialize_with = "rfc3339")]
+    #[serde(serialize_with = "vaultx_core::time::serialize_rfc3339")]
     pub created_at: i64,
-}
-
-fn rfc3339<S: serde::Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&vaultx_core::time::rfc3339(*ms))
 }
 
 fn from_row(r: &Row) -> Result<AccessKey, StoreError> {
@@ -94,7 +90,7 @@ pub async fn create<P: Config + Entropy>(p: &P, db: &impl Sql, owner_id: &str, n
     let secret = new_secret(p);
     let sealed = key.seal(p, &id, secret.as_bytes());
     let statements = vec![
-        guard!("EXISTS (SELECT 1 FROM users WHERE id = ?)", owner_id),
+        crate::auth::account_exists(owner_id),
         Statement {
             sql: "INSERT INTO access_keys (id, owner_id, name, sealed_secret, created_at) VALUES (?, ?, ?, ?, ?)",
             params: vec![id.clone().into(), owner_id.into(), name.into(), sealed.into(), SqlValue::Integer(now_ms)],
@@ -103,14 +99,10 @@ pub async fn create<P: Config + Entropy>(p: &P, db: &impl Sql, owner_id: &str, n
     ];
     match db.batch(statements).await {
         Ok(()) => Ok((AccessKey { id, owner_id: owner_id.to_owned(), name: name.to_owned(), created_at: now_ms }, secret)),
-        Err(StoreError::Conflict) => {
-            let exists = db.query("SELECT 1 FROM users WHERE id = ?", vec![owner_id.into()]).await.map_err(store_failure)?;
-            Err(if exists.is_empty() {
-                crate::auth::account_gone()
-            } else {
-                Problem::new(ProblemKind::LimitExceeded, format!("an account holds at most {MAX_PER_USER} access keys; delete one first"))
-            })
-        }
+        Err(StoreError::Conflict) => Err(crate::auth::gone_or(db, owner_id, || {
+            Problem::new(ProblemKind::LimitExceeded, format!("an account holds at most {MAX_PER_USER} access keys; delete one first"))
+        })
+        .await),
         Err(e) => Err(store_failure(e)),
     }
 }

@@ -2,7 +2,8 @@
 
 use crate::{accounts, settings};
 use vaultx_core::http::ApiRequest;
-use vaultx_core::ports::Platform;
+use vaultx_core::guard;
+use vaultx_core::ports::{Platform, Sql, Statement};
 use vaultx_core::problem::ProblemKind;
 use vaultx_core::token::{Signer, Subject, TokenError};
 use vaultx_core::Problem;
@@ -18,6 +19,22 @@ pub async fn signer(p: &impl Platform) -> Result<Signer, Problem> {
 /// The 401 for a valid token whose account no longer exists.
 pub fn account_gone() -> Problem {
     Problem::new(ProblemKind::InvalidToken, "the account this token was issued for no longer exists")
+}
+
+/// The guard a batch written on an account's behalf opens with: a token can outlive its
+/// account, and nothing is stored for one that is gone.
+pub fn account_exists(user_id: &str) -> Statement {
+    guard!("EXISTS (SELECT 1 FROM users WHERE id = ?)", user_id)
+}
+
+/// What a failed guard of a batch that opened with [`account_exists`] meant: the account is
+/// gone ([`account_gone`]), or else one of the batch's own guards failed (`refused`).
+pub async fn gone_or(db: &impl Sql, user_id: &str, refused: impl FnOnce() -> Problem) -> Problem {
+    match db.query("SELECT 1 FROM users WHERE id = ?", vec![user_id.into()]).await {
+        Ok(rows) if rows.is_empty() => account_gone(),
+        Ok(_) => refused(),
+        Err(e) => crate::store::store_failure(e),
+    }
 }
 
 /// The user a request's bearer token speaks for, or the 401 that explains why not. A token

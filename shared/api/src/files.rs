@@ -12,7 +12,6 @@ use crate::store::store_failure;
 use serde::Serialize;
 use vaultx_core::chunks::ChunkPlan;
 use vaultx_core::digest::hex;
-use vaultx_core::guard;
 use vaultx_core::ports::{Row, Sql, SqlValue, Statement, StoreError};
 use vaultx_core::problem::ProblemKind;
 use vaultx_core::{Problem, time};
@@ -189,7 +188,7 @@ pub fn from_row(row: &Row) -> Result<FileRecord, StoreError> {
 /// in the same batch. A failed limit is [`StoreError::Conflict`]'s other meaning: `refused`.
 pub async fn insert(db: &impl Sql, f: &FileRecord, limits: Vec<Statement>, refused: impl FnOnce() -> Problem) -> Result<(), Problem> {
     let mut statements = vec![
-        guard!("EXISTS (SELECT 1 FROM users WHERE id = ?)", &f.owner_id),
+        crate::auth::account_exists(&f.owner_id),
         Statement {
             sql: concat!("INSERT INTO files (", file_columns!(), ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
             params: vec![
@@ -225,10 +224,7 @@ pub async fn insert(db: &impl Sql, f: &FileRecord, limits: Vec<Statement>, refus
     statements.extend(limits);
     match db.batch(statements).await {
         Ok(()) => Ok(()),
-        Err(StoreError::Conflict) => {
-            let exists = db.query("SELECT 1 FROM users WHERE id = ?", vec![f.owner_id.clone().into()]).await.map_err(store_failure)?;
-            Err(if exists.is_empty() { crate::auth::account_gone() } else { refused() })
-        }
+        Err(StoreError::Conflict) => Err(crate::auth::gone_or(db, &f.owner_id, refused).await),
         Err(e) => Err(store_failure(e)),
     }
 }

@@ -145,6 +145,8 @@ pub async fn complete(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, p: &impl 
             Some(_) => combined_crc(db, &f.id).await?,
             None => None,
         };
+        // A small file's content, when the checks below read it (it goes into the manifest).
+        let mut small: Option<Vec<u8>> = None;
         let (mismatch, verified) = match (combined, &f.checksum_crc64nvme) {
             (Some(actual), Some(declared)) => {
                 let actual = vaultx_core::digest::crc64_base64(actual);
@@ -168,6 +170,9 @@ pub async fn complete(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, p: &impl 
                     }
                     if f.checksum_crc64nvme.is_some() {
                         crc.update(&bytes);
+                    }
+                    if f.size <= manifests::INLINE_MAX {
+                        small = Some(bytes);
                     }
                 }
                 let sha = format!("sha256:{}", hex(&sha2::Digest::finalize(hasher)));
@@ -195,10 +200,11 @@ pub async fn complete(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, p: &impl 
         let blocks: Vec<(String, i64)> = parts.iter().map(|(k, s)| (k.clone(), *s as i64)).collect();
         crate::replication::ensure_strong(p, db, f.key_file(), &blocks).await?;
         let home = crate::regions::home(p).await?;
-        // A small file's content travels in its manifest (read again here if the checks
-        // above did not read it: one block of at most manifests::INLINE_MAX bytes).
-        let inline = match &parts[..] {
-            [(key, size)] if *size <= manifests::INLINE_MAX => blobs.get(key).await.map_err(store_failure)?,
+        // A small file's content travels in its manifest: as the checks above read it, or
+        // read here (one block of at most manifests::INLINE_MAX bytes).
+        let inline = match (small, &parts[..]) {
+            (Some(bytes), _) => Some(bytes),
+            (None, [(key, size)]) if *size <= manifests::INLINE_MAX => blobs.get(key).await.map_err(store_failure)?,
             _ => None,
         };
         let (manifest_id, manifest) = manifests::write(db, kv, p, now_ms, &f, parts, inline).await?;

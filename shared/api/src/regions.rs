@@ -25,9 +25,9 @@ pub struct Region {
     pub code: String,
     pub name: String,
     pub status: String,
-    #[serde(serialize_with = "rfc3339")]
+    #[serde(serialize_with = "vaultx_core::time::serialize_rfc3339")]
     pub created_at: i64,
-    #[serde(serialize_with = "rfc3339")]
+    #[serde(serialize_with = "vaultx_core::time::serialize_rfc3339")]
     pub updated_at: i64,
 }
 
@@ -41,12 +41,8 @@ pub struct Node {
     pub store: String,
     pub capacity_bytes: i64,
     pub status: String,
-    #[serde(serialize_with = "rfc3339")]
+    #[serde(serialize_with = "vaultx_core::time::serialize_rfc3339")]
     pub created_at: i64,
-}
-
-fn rfc3339<S: serde::Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&vaultx_core::time::rfc3339(*ms))
 }
 
 const REGION_COLUMNS: &str = "id, code, name, status, created_at, updated_at";

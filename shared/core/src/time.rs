@@ -7,6 +7,11 @@ pub fn rfc3339(ms: i64) -> String {
 }
 
 /// Milliseconds since the epoch of an RFC 3339 time (`2026-11-25T10:00:00Z`, any offset).
+/// Epoch milliseconds as RFC 3339, for serde: `#[serde(serialize_with = "vaultx_core::time::serialize_rfc3339")]`.
+pub fn serialize_rfc3339<S: serde::Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&rfc3339(*ms))
+}
+
 pub fn parse_rfc3339(text: &str) -> Option<i64> {
     chrono::DateTime::parse_from_rfc3339(text).ok().map(|t| t.timestamp_millis())
 }
