@@ -61,7 +61,9 @@ ROUTES = [
     ("health-metrics", "/health/metrics", "GET: Prometheus metrics", True, ["manifests"], ["metrics_token", "home_blob_store", "circuit_breaker_failure_threshold", "circuit_breaker_reset_timeout"]),
     ("health-readiness", "/health/readiness", "GET: the metadata store answers", True, [], []),
     ("openapi", "/api/openapi.json", "GET: the OpenAPI 3.1 contract of the API", False, [], []),
-    ("not-found", "/...", "anything else: 404 problem+json", False, [], []),
+    # The catch-all is the S3 door (vaultx-s3): path-style S3 for requests signed with an
+    # access key (it opens their secrets: the sealing key), the REST API's 404 for the rest.
+    ("s3", "/...", "the S3 API (path-style /BUCKET/KEY, SigV4 with access keys); anything else unsigned: 404 problem+json", True, ["manifests"] + BLOB_STORES, ["access_key_sealing_key", "chunk_size", "quota_bytes", "quota_files", "version_retention", "replication_default_regions", "replication_default_consistency"]),
 ]
 
 # Every component with a database may publish on Redis: the ones that enqueue jobs wake their

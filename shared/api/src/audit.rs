@@ -41,7 +41,7 @@ pub const DRAIN_LIMIT: usize = 20_000;
 
 /// The functions given no database (spin.toml): the signed download, whose path must stay
 /// reads only, and the functions that answer without any store.
-const WITHOUT_DATABASE: &[&str] = &["file-download", "health-liveness", "openapi", "not-found"];
+const WITHOUT_DATABASE: &[&str] = &["file-download", "health-liveness", "openapi"];
 
 fn is_state_changing(method: &str) -> bool {
     matches!(method, "POST" | "PUT" | "PATCH" | "DELETE")
@@ -95,7 +95,7 @@ where
     };
     let id = request_id(p, &req);
     let download = function == "file-download" && matches!(req.method.as_str(), "GET" | "HEAD");
-    let audit = download || (is_state_changing(&req.method) && function != "not-found");
+    let audit = download || is_state_changing(&req.method);
     // What the event and the log line need of the request, before the handler takes it.
     let method = req.method.clone();
     let address = req.header("spin-client-addr").or_else(|| req.header("cf-connecting-ip")).map(|a| a.to_owned());

@@ -272,6 +272,8 @@ pub async fn release(db: &impl Sql, now_ms: i64, what: Release<'_>) -> Result<Op
             // removes them (replication::collect).
             statements.push(Statement { sql: "DELETE FROM replication_targets WHERE file_id = ?", params: vec![id.into()] });
             statements.push(Statement { sql: "DELETE FROM replication_policies WHERE file_id = ?", params: vec![id.into()] });
+            // An S3 object is its file: the key goes with it.
+            statements.push(Statement { sql: "DELETE FROM bucket_objects WHERE file_id = ?", params: vec![id.into()] });
         }
         Release::Version { head, id, complete, .. } => {
             statements.push(Statement { sql: "DELETE FROM files WHERE id = ?", params: vec![id.into()] });

@@ -87,6 +87,35 @@ pub struct FileView {
 }
 
 impl FileRecord {
+    /// A new file's head row, `uploading`, with no checksum declared, deduplicated and not
+    /// compressed (what a caller does not choose).
+    pub fn new_upload(id: String, owner_id: String, name: String, mime_type: String, size: u64, chunk_size: u64, now_ms: i64) -> Self {
+        Self {
+            id,
+            owner_id,
+            original_name: name.clone(),
+            name,
+            mime_type,
+            size,
+            chunk_size,
+            checksum: None,
+            compression_enabled: false,
+            deduplication_enabled: true,
+            status: UPLOADING.into(),
+            etag: None,
+            created_at_ms: now_ms,
+            updated_at_ms: now_ms,
+            row_version: 0,
+            manifest_id: None,
+            checksum_crc64nvme: None,
+            checksum_verified: false,
+            version_of: None,
+            version: 1,
+            version_count: 1,
+            content_created_at_ms: now_ms,
+        }
+    }
+
     pub fn plan(&self) -> ChunkPlan {
         ChunkPlan { size: self.size, chunk_size: self.chunk_size }
     }

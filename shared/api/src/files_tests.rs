@@ -21,6 +21,7 @@ pub(crate) fn authed(method: &str, path: &str, token: &str, content_type: &str, 
         query: query.into(),
         headers: vec![("authorization".into(), format!("Bearer {token}")), ("content-type".into(), content_type.into())],
         body,
+        sent_as_head: false,
     }
 }
 

@@ -60,6 +60,7 @@ pub mod files;
 pub mod blobs;
 pub mod labels;
 pub mod replication;
+pub mod buckets;
 // 4. What the edge reads, and how rows are found.
 pub mod manifests;
 pub mod search;
@@ -68,6 +69,7 @@ pub mod layout;
 pub mod versions;
 pub mod archive;
 pub mod lifecycle;
+pub mod objects;
 // 6. Cross-cutting records and checks.
 pub mod audit;
 pub mod integrity;
@@ -95,3 +97,5 @@ mod file_api_tests;
 
 #[cfg(test)]
 mod operations_tests;
+#[cfg(test)]
+mod objects_tests;

@@ -31,6 +31,37 @@ async fn combined_crc(db: &impl Sql, file_id: &str) -> Result<Option<u64>, Probl
     Ok(Some(crc.unwrap_or(0)))
 }
 
+/// Stores one chunk of an `uploading` file (its bytes already checked against the plan):
+/// refuses it while the home store's region is deactivated, writes the block unless a live
+/// copy exists (deduplication), points the chunk at it ([`blobs::attach`]), sweeps the block it
+/// replaced, and, under a strong replication policy, copies it to every target region before
+/// answering. `true` when the chunk already held exactly these bytes.
+pub async fn store_chunk<P: Platform>(p: &P, db: &P::Metadata, kv: &P::Kv, store: &P::Blobs, f: &FileRecord, index: u64, data: &[u8], digest: &[u8; 32]) -> Result<bool, Problem> {
+    // A deactivated region takes no new blocks, the home region included: the upload waits
+    // until an operator points home_blob_store at an active region's store.
+    let (home_kind, home_binding) = p.home_store().await.map_err(store_failure)?;
+    if vaultx_core::breaker::deactivated(kv, &home_kind, &home_binding).await.map_err(store_failure)? {
+        return Err(Problem::new(
+            ProblemKind::RegionDeactivated,
+            format!("the home blob store {home_kind}:{home_binding} belongs to a deactivated region, which takes no new blocks; set home_blob_store to a store of an active region"),
+        ));
+    }
+    let key = f.blob_key(digest);
+    let now = p.now_ms();
+    // Only when the file declared a full-object CRC: completion combines these.
+    let crc = f.checksum_crc64nvme.is_some().then(|| vaultx_core::digest::crc64nvme(data));
+    let had_it = match blobs::attach(db, store, now, &f.id, index, &key, data, crc).await? {
+        blobs::Attached::Already => true,
+        blobs::Attached::Stored { released } => {
+            blobs::sweep(db, store, now, &released).await?;
+            false
+        }
+    };
+    // Strong replication: the chunk is acknowledged only once every target region holds it.
+    crate::replication::ensure_strong(p, db, f.key_file(), &[(key, data.len() as i64)]).await?;
+    Ok(had_it)
+}
+
 /// What [`complete`] found.
 #[derive(Debug)]
 pub enum Completion {

@@ -179,3 +179,23 @@ pub async fn sync_family(db: &impl Sql, kv: &impl Kv, head_id: &str) -> Result<(
     }
     Ok(())
 }
+
+/// The slices of `[start, end]`, each naming where to read it when the file has copies in
+/// other regions: the home store first, then the copies in the manifest's order
+/// (`vaultx_core::failover` skips a deactivated or broken store at read time).
+pub async fn slices<P: vaultx_core::ports::Platform>(p: &P, manifest: &Manifest, start: u64, end: u64) -> Result<Vec<vaultx_core::http::BlobSlice>, Problem> {
+    let mut cut = vaultx_core::chunks::slices(&manifest.chunks, start, end);
+    if manifest.replicas.is_empty() {
+        return Ok(cut);
+    }
+    let home = p.home_store().await.map_err(crate::store::store_failure)?;
+    let mut sources: std::collections::HashMap<&str, Vec<(String, String)>> = std::collections::HashMap::new();
+    for ((key, _), holders) in manifest.chunks.iter().zip(&manifest.replicas) {
+        let from = std::iter::once(home.clone()).chain(holders.iter().filter_map(|&i| manifest.stores.get(i as usize).cloned()));
+        sources.insert(key, from.collect());
+    }
+    for slice in &mut cut {
+        slice.from = sources.get(slice.key.as_str()).cloned().unwrap_or_default();
+    }
+    Ok(cut)
+}

@@ -157,6 +157,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("../../../infra/migrations/0009_replication.sql"),
     include_str!("../../../infra/migrations/0010_sweep_clock.sql"),
     include_str!("../../../infra/migrations/0011_access_keys.sql"),
+    include_str!("../../../infra/migrations/0012_buckets.sql"),
 ];
 
 impl Clock for TestPlatform {

@@ -17,6 +17,9 @@ pub struct ApiRequest {
     /// Header names in lower case.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// The client sent `HEAD`, which [`serve`] hands the route as `GET` (the S3 door needs
+    /// the method as signed).
+    pub sent_as_head: bool,
 }
 
 impl ApiRequest {
@@ -463,6 +466,7 @@ where
     let head = req.method == "HEAD";
     if head {
         req.method = "GET".into();
+        req.sent_as_head = true;
     }
     let mut response = handler(req).await.with_header("x-content-type-options", "nosniff");
     if head {

@@ -75,9 +75,17 @@ pub const AUDIT_STORE: &str = "audit";
 /// ```ignore
 /// vaultx_spin::route!(vaultx_api::routes::auth_login);
 /// ```
+///
+/// A module of another crate names its route: `vaultx_spin::route!(vaultx_s3 as s3);`.
 #[macro_export]
 macro_rules! route {
+    ($($module:ident)::+ as $function:ident) => {
+        $crate::route!(@export [$($module)::+] stringify!($function));
+    };
     ($($module:ident)::+) => {
+        $crate::route!(@export [$($module)::+] $crate::__last_ident!($($module)::+));
+    };
+    (@export [$($module:ident)::+] $function:expr) => {
         mod __vaultx_route {
             struct Route;
             ::spin_sdk::wasip3::http::service::export!(Route);
@@ -87,7 +95,7 @@ macro_rules! route {
                     request: ::spin_sdk::wasip3::http::types::Request,
                 ) -> ::core::result::Result<::spin_sdk::wasip3::http::types::Response, ::spin_sdk::wasip3::http::types::ErrorCode> {
                     $crate::serve_route(request, $($module)::+::MAX_BODY, |read| {
-                        ::vaultx_api::audit::audited(&$crate::SpinPlatform, $crate::__last_ident!($($module)::+), ::vaultx_api::routes::pattern($crate::__last_ident!($($module)::+)), read, |request| {
+                        ::vaultx_api::audit::audited(&$crate::SpinPlatform, $function, ::vaultx_api::routes::pattern($function), read, |request| {
                             $($module)::+::handle(&$crate::SpinPlatform, request)
                         })
                     })
@@ -141,6 +149,7 @@ where
 
 /// The platform as one Spin component sees it. Stateless: Spin may reuse an instance for
 /// many requests, so nothing request-specific lives here or in globals.
+#[derive(Clone, Copy)]
 pub struct SpinPlatform;
 
 impl Clock for SpinPlatform {

@@ -46,12 +46,18 @@ pub async fn read_request(request: Request, max_body: usize) -> Result<ApiReques
     if authority.as_deref().is_some_and(|a| !vaultx_core::http::valid_host(a)) {
         return Err(Problem::new(ProblemKind::BadRequest, "the request's Host must be host[:port]"));
     }
+    // wasi:http carries the authority apart from the headers; what reads the request as sent
+    // (SigV4 signs `host`) finds it as a header, as on every other platform.
+    let mut headers = headers;
+    if let (Some(a), false) = (&authority, headers.iter().any(|(name, _)| name == "host")) {
+        headers.push(("host".into(), a.clone()));
+    }
     let declared = headers.iter().find(|(name, _)| name == "content-length").and_then(|(_, v)| v.trim().parse::<u64>().ok());
     if max_body > 0 && declared.is_some_and(|n| n > max_body as u64) {
         return Err(too_large(max_body));
     }
     let body = if max_body == 0 { Vec::new() } else { read_body(request, max_body, declared).await? };
-    Ok(ApiRequest { method, path, query, headers, body })
+    Ok(ApiRequest { method, path, query, headers, body, sent_as_head: false })
 }
 
 fn too_large(max_body: usize) -> Problem {

@@ -372,7 +372,7 @@ pub async fn read_request(mut req: Request, max_body: usize, allowed_hosts: &[St
     if body.len() > max_body {
         return Err(too_large());
     }
-    Ok(ApiRequest { method, path: url.path().to_owned(), query: url.query().unwrap_or("").to_owned(), headers, body })
+    Ok(ApiRequest { method, path: url.path().to_owned(), query: url.query().unwrap_or("").to_owned(), headers, body, sent_as_head: false })
 }
 
 /// Turns a handler's response into a Workers response; blob-slice bodies stream from R2 one

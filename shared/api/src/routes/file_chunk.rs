@@ -13,7 +13,6 @@ use super::Call;
 use crate::lifecycle;
 use crate::store::store_failure;
 use crate::files::{self, UPLOADING};
-use crate::blobs;
 use bytes::Bytes;
 use serde::Serialize;
 use vaultx_core::chunks::MAX_CHUNK_SIZE;
@@ -133,31 +132,9 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
     // The file reserved its size at creation; this stops uploads when a quota was lowered
     // since (before a byte is stored).
     crate::quotas::check_chunk(p, &call.db, &call.user.user_id).await?;
-    let key = file.blob_key(&digest);
-    let now = p.now_ms();
-    // A deactivated region takes no new blocks, the home region included: the upload waits
-    // until an operator points home_blob_store at an active region's store.
-    let (home_kind, home_binding) = p.home_store().await.map_err(store_failure)?;
     let kv = p.kv().await.map_err(store_failure)?;
-    if vaultx_core::breaker::deactivated(&kv, &home_kind, &home_binding).await.map_err(store_failure)? {
-        return Err(Problem::new(
-            ProblemKind::RegionDeactivated,
-            format!("the home blob store {home_kind}:{home_binding} belongs to a deactivated region, which takes no new blocks; set home_blob_store to a store of an active region"),
-        ));
-    }
     let store = p.blobs().await.map_err(store_failure)?;
-    // Only when the file declared a full-object CRC: completion combines these.
-    let crc = file.checksum_crc64nvme.is_some().then(|| vaultx_core::digest::crc64nvme(&data));
-    let had_it = match blobs::attach(&call.db, &store, now, &file.id, index, &key, &data, crc).await? {
-        blobs::Attached::Already => true,
-        blobs::Attached::Stored { released } => {
-            blobs::sweep(&call.db, &store, now, &released).await?;
-            false
-        }
-    };
-
-    // Strong replication: the chunk is acknowledged only once every target region holds it.
-    crate::replication::ensure_strong(p, &call.db, file.key_file(), &[(key.clone(), data.len() as i64)]).await?;
+    let had_it = lifecycle::store_chunk(p, &call.db, &kv, &store, &file, index, &data, &digest).await?;
 
     let count = call.db
         .query("SELECT count(*) FROM file_chunks WHERE file_id = ?", vec![SqlValue::Text(file.id.clone())])
@@ -168,7 +145,7 @@ async fn run<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Problem
     if received == file.plan().count() {
         // Also when this chunk was already there: re-sending one is how a client whose
         // completion was interrupted (a crash between the last chunk and the flip) finishes.
-        if let lifecycle::Completion::Available(done) = lifecycle::complete(&call.db, &store, &kv, p, now, &file.id).await? {
+        if let lifecycle::Completion::Available(done) = lifecycle::complete(&call.db, &store, &kv, p, p.now_ms(), &file.id).await? {
             status = done.status;
         }
     }

@@ -8,7 +8,6 @@
 
 use crate::manifests;
 use crate::{files, settings};
-use vaultx_core::chunks::slices;
 use vaultx_core::http::{ApiRequest, ApiResponse, Body, LogLine, percent_encode, respond};
 use vaultx_core::ports::{Kv, Platform};
 use vaultx_core::problem::ProblemKind;
@@ -32,26 +31,6 @@ pub async fn handle<P: Platform>(p: &P, req: ApiRequest) -> ApiResponse {
         ..Default::default()
     });
     response
-}
-
-/// The slices of `[start, end]`, each naming where to read it when the file has copies in
-/// other regions: the home store first, then the copies in the manifest's order
-/// (`vaultx_core::failover` skips a deactivated or broken store at read time).
-async fn sourced_slices<P: Platform>(p: &P, manifest: &manifests::Manifest, start: u64, end: u64) -> Result<Vec<vaultx_core::http::BlobSlice>, Problem> {
-    let mut cut = slices(&manifest.chunks, start, end);
-    if manifest.replicas.is_empty() {
-        return Ok(cut);
-    }
-    let home = p.home_store().await.map_err(crate::store::store_failure)?;
-    let mut sources: std::collections::HashMap<&str, Vec<(String, String)>> = std::collections::HashMap::new();
-    for ((key, _), holders) in manifest.chunks.iter().zip(&manifest.replicas) {
-        let from = std::iter::once(home.clone()).chain(holders.iter().filter_map(|&i| manifest.stores.get(i as usize).cloned()));
-        sources.insert(key, from.collect());
-    }
-    for slice in &mut cut {
-        slice.from = sources.get(slice.key.as_str()).cloned().unwrap_or_default();
-    }
-    Ok(cut)
 }
 
 /// `attachment; filename="…"; filename*=UTF-8''…` (RFC 6266, RFC 8187): an ASCII fallback
@@ -127,7 +106,7 @@ async fn run<P: Platform>(p: &P, req: &ApiRequest) -> Result<ApiResponse, Proble
         _ if size == 0 => Body::Bytes(Vec::new()),
         // A small file's content came with its manifest: nothing more to read.
         Some(content) if content.len() as u64 == size => Body::Bytes(content[start as usize..=end as usize].to_vec()),
-        _ => Body::Blobs(sourced_slices(p, &manifest, start, end).await?),
+        _ => Body::Blobs(manifests::slices(p, &manifest, start, end).await?),
     };
     let mut response = ApiResponse { status, headers: Vec::new(), body, log: None }
         .with_header("content-type", grant.mime_type.clone())

@@ -80,28 +80,12 @@ async fn create<P: Platform>(p: &P, req: ApiRequest) -> Result<ApiResponse, Prob
     }
     let now = p.now_ms();
     let mut file = FileRecord {
-        id: ids::new_id(p),
-        owner_id: user.user_id,
-        name: name.expect("validated"),
         original_name: original_name.expect("validated"),
-        mime_type: mime_type.expect("validated"),
-        size: body.size,
-        chunk_size,
         checksum,
         compression_enabled: body.compression_enabled.unwrap_or(false),
         deduplication_enabled: body.deduplication_enabled.unwrap_or(true),
-        status: UPLOADING.into(),
-        etag: None,
-        created_at_ms: now,
-        updated_at_ms: now,
-        row_version: 0,
-        manifest_id: None,
         checksum_crc64nvme: crc,
-        checksum_verified: false,
-        version_of: None,
-        version: 1,
-        version_count: 1,
-        content_created_at_ms: now,
+        ..FileRecord::new_upload(ids::new_id(p), user.user_id, name.expect("validated"), mime_type.expect("validated"), body.size, chunk_size, now)
     };
     let db = p.metadata().await.map_err(store_failure)?;
     // The declared size is reserved now (checked again inside the insert's batch).

@@ -79,7 +79,7 @@ macro_rules! route_table {
         pub async fn dispatch<P: Platform>(function: &str, p: &P, read: Result<ApiRequest, Problem>) -> ApiResponse {
             match function {
                 $($function => crate::audit::audited(p, $function, $path, read, |req| $module::handle(p, req)).await,)*
-                _ => crate::audit::audited(p, "not-found", pattern("not-found"), read, |req| not_found::handle(p, req)).await,
+                _ => crate::audit::audited(p, "s3", pattern("s3"), read, |req| not_found::handle(p, req)).await,
             }
         }
     };
@@ -126,7 +126,10 @@ route_table! {
     "/health/metrics" => "health-metrics": health_metrics,
     "/health/readiness" => "health-readiness": health_readiness,
     "/api/openapi.json" => "openapi": openapi,
-    "/..." => "not-found": not_found,
+    // The catch-all. On Spin its component is the S3 door (`functions/s3`, crate `vaultx-s3`),
+    // which answers every request without an S3 signature as `not_found`; the Worker has
+    // `not_found` alone.
+    "/..." => "s3": not_found,
 }
 
 #[cfg(test)]
@@ -183,7 +186,8 @@ mod tests {
             let dir = format!("{}/../../functions/{}/src/lib.rs", env!("CARGO_MANIFEST_DIR"), route.function);
             let binding = std::fs::read_to_string(&dir).unwrap_or_else(|e| panic!("{dir}: {e}"));
             let module = route.function.replace('-', "_");
-            assert_eq!(binding.trim(), format!("vaultx_spin::route!(vaultx_api::routes::{module});"), "{dir}");
+            let expected = if route.path == "/..." { "vaultx_spin::route!(vaultx_s3 as s3);".to_owned() } else { format!("vaultx_spin::route!(vaultx_api::routes::{module});") };
+            assert_eq!(binding.trim(), expected, "{dir}");
         }
     }
 
@@ -194,6 +198,6 @@ mod tests {
             assert_eq!(super::pattern(&route.function.replace('-', "_")), route.path, "{}", route.function);
         }
         assert_eq!(super::pattern("file_downloads"), "");
-        assert_eq!(super::pattern("not_found"), "/...");
+        assert_eq!(super::pattern("s3"), "/...");
     }
 }

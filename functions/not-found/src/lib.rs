@@ -1,1 +1,0 @@
-vaultx_spin::route!(vaultx_api::routes::not_found);

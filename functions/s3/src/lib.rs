@@ -1,0 +1,1 @@
+vaultx_spin::route!(vaultx_s3 as s3);

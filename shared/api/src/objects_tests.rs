@@ -1,0 +1,142 @@
+//! Buckets and objects (what the S3 door stores), on the native test platform: an object is
+//! a file, a PUT over a key is a new version of it, keys list in byte order.
+
+use crate::buckets::{self, Created, Deleted};
+use crate::files_tests::{content, signed_in};
+use crate::objects::{self, NewObject};
+use crate::testing::*;
+use vaultx_core::http::Body;
+use vaultx_core::ports::{Clock, Platform};
+use vaultx_core::problem::ProblemKind;
+
+fn user_id(p: &TestPlatform) -> String {
+    signed_in(p);
+    p.conn.query_row("SELECT id FROM users ORDER BY created_at DESC LIMIT 1", [], |r| r.get(0)).unwrap()
+}
+
+fn bucket(p: &TestPlatform, owner: &str, name: &str) -> buckets::Bucket {
+    let db = run(p.metadata()).unwrap();
+    assert_eq!(run(buckets::create(&db, owner, name, p.now_ms())).unwrap(), Created::Created);
+    run(buckets::find(&db, name)).unwrap().unwrap()
+}
+
+fn put(p: &TestPlatform, b: &buckets::Bucket, key: &str, body: &[u8]) -> Result<objects::Object, vaultx_core::Problem> {
+    let db = run(p.metadata()).unwrap();
+    run(objects::put(p, &db, b, NewObject { key, mime_type: "application/octet-stream".into(), body, s3_etag: "\"s3-etag\"".into() }))
+}
+
+/// The object's whole content, read as the S3 door streams it.
+fn get(p: &TestPlatform, b: &buckets::Bucket, key: &str) -> Option<Vec<u8>> {
+    let db = run(p.metadata()).unwrap();
+    let o = run(objects::find(&db, &b.name, key)).unwrap()?;
+    if o.file.size == 0 {
+        return Some(Vec::new());
+    }
+    match run(objects::content(p, &o, 0, o.file.size - 1)).unwrap() {
+        Body::Bytes(bytes) => Some(bytes),
+        Body::Blobs(slices) => Some(slices.iter().flat_map(|s| run(s.read(&p.blobs)).unwrap()).collect()),
+    }
+}
+
+fn rows(p: &TestPlatform, sql: &str) -> i64 {
+    p.conn.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+#[test]
+fn bucket_names_are_unique_in_the_deployment_and_only_empty_buckets_go() {
+    let p = TestPlatform::new();
+    let (alice, bob) = (user_id(&p), user_id(&p));
+    let db = run(p.metadata()).unwrap();
+    let b = bucket(&p, &alice, "photos");
+    assert_eq!(run(buckets::create(&db, &alice, "photos", 0)).unwrap(), Created::AlreadyYours);
+    assert_eq!(run(buckets::create(&db, &bob, "photos", 0)).unwrap(), Created::Taken);
+    assert_eq!(run(buckets::list(&db, &bob)).unwrap(), vec![]);
+    put(&p, &b, "cat.jpg", &content(100, 3)).unwrap();
+    assert_eq!(run(buckets::delete(&db, &bob, "photos")).unwrap(), Deleted::NoSuchBucket);
+    assert_eq!(run(buckets::delete(&db, &alice, "photos")).unwrap(), Deleted::NotEmpty);
+    // Deleting the file (as the REST API does) takes its key with it.
+    let o = run(objects::find(&db, "photos", "cat.jpg")).unwrap().unwrap();
+    let (kv, store) = (run(p.kv()).unwrap(), run(p.blobs()).unwrap());
+    run(crate::lifecycle::delete(&db, &store, &kv, p.now_ms(), &alice, &o.file.id)).unwrap();
+    assert_eq!(rows(&p, "SELECT count(*) FROM bucket_objects"), 0);
+    assert_eq!(run(buckets::delete(&db, &alice, "photos")).unwrap(), Deleted::Deleted);
+}
+
+#[test]
+fn an_object_is_a_file_and_reads_back_whole_small_or_chunked() {
+    let p = TestPlatform::new();
+    let owner = user_id(&p);
+    let b = bucket(&p, &owner, "data");
+    let big = content(3 * 64 * 1024 + 5, 7);
+    let o = put(&p, &b, "dir/big.bin", &big).unwrap();
+    assert_eq!((o.file.status.as_str(), o.file.size, o.file.name.as_str(), o.etag.as_str()), ("available", big.len() as u64, "dir/big.bin", "\"s3-etag\""));
+    assert_eq!(o.file.owner_id, owner);
+    assert_eq!(get(&p, &b, "dir/big.bin").unwrap(), big);
+    put(&p, &b, "small", b"hello").unwrap();
+    assert_eq!(get(&p, &b, "small").unwrap(), b"hello");
+    put(&p, &b, "empty", b"").unwrap();
+    assert_eq!(get(&p, &b, "empty").unwrap(), b"");
+    // The REST API sees the same rows: three files of the owner's.
+    assert_eq!(rows(&p, "SELECT count(*) FROM files WHERE version_of IS NULL"), 3);
+}
+
+#[test]
+fn a_put_over_a_key_is_a_new_version_of_its_file_kept_only_while_versioning_is_enabled() {
+    let p = TestPlatform::new();
+    let owner = user_id(&p);
+    let b = bucket(&p, &owner, "plain");
+    let first = put(&p, &b, "k", &content(70_000, 1)).unwrap();
+    let second = put(&p, &b, "k", &content(90_000, 2)).unwrap();
+    assert_eq!(second.file.id, first.file.id, "the key names the same file");
+    assert_eq!(get(&p, &b, "k").unwrap(), content(90_000, 2));
+    assert_eq!(rows(&p, "SELECT count(*) FROM files"), 1, "the replaced content is gone without versioning");
+    let db = run(p.metadata()).unwrap();
+    run(buckets::set_versioning(&db, "plain", buckets::VERSIONING_ENABLED)).unwrap();
+    let b = run(buckets::find(&db, "plain")).unwrap().unwrap();
+    put(&p, &b, "k", &content(10, 3)).unwrap();
+    assert_eq!(get(&p, &b, "k").unwrap(), content(10, 3));
+    assert_eq!(rows(&p, "SELECT count(*) FROM files"), 2, "with versioning, the replaced content is a version");
+}
+
+#[test]
+fn a_put_refused_midway_leaves_the_previous_content() {
+    let p = TestPlatform::new();
+    let owner = user_id(&p);
+    let b = bucket(&p, &owner, "quota");
+    put(&p, &b, "k", &content(1000, 1)).unwrap();
+    p.vars.borrow_mut().insert("quota_bytes".into(), "1500".into());
+    let refused = put(&p, &b, "k", &content(1000, 2)).unwrap_err();
+    assert_eq!(refused.kind, ProblemKind::QuotaExceeded);
+    assert_eq!(get(&p, &b, "k").unwrap(), content(1000, 1));
+}
+
+#[test]
+fn keys_list_in_byte_order_by_prefix_and_after_a_key() {
+    let p = TestPlatform::new();
+    let owner = user_id(&p);
+    let b = bucket(&p, &owner, "keys");
+    let keys = ["b", "a/2", "a/10", "é", "a/1", "Z", "a"];
+    for k in keys {
+        put(&p, &b, k, k.as_bytes()).unwrap();
+    }
+    let db = run(p.metadata()).unwrap();
+    let listed = |prefix: &str, after: Option<&str>| -> Vec<String> { run(objects::list(&db, "keys", prefix, after, 100)).unwrap().into_iter().map(|o| o.key).collect() };
+    let mut sorted: Vec<&str> = keys.to_vec();
+    sorted.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    assert_eq!(listed("", None), sorted);
+    assert_eq!(listed("a/", None), ["a/1", "a/10", "a/2"]);
+    assert_eq!(listed("a/", Some("a/10")), ["a/2"]);
+    assert_eq!(listed("", Some("b")), ["é"]);
+    assert_eq!(run(objects::list(&db, "keys", "", None, 2)).unwrap().len(), 2);
+    // Past every key starting with `a/`, and not past anything else.
+    let rest: Vec<String> = run(objects::list_from(&db, "keys", "", &objects::after_prefix("a/"), 100)).unwrap().into_iter().map(|o| o.key).collect();
+    assert_eq!(rest, ["b", "é"]);
+}
+
+#[test]
+fn object_keys_follow_s3s_limits() {
+    assert!(objects::check_key("a/b c/é.txt").is_ok());
+    assert!(objects::check_key("").is_err());
+    assert!(objects::check_key(&"x".repeat(1025)).is_err());
+    assert!(objects::check_key("tab\there").is_err());
+}

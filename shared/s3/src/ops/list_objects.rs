@@ -1,0 +1,34 @@
+//! `ListObjects` (`GET /BUCKET`, version 1): as `ListObjectsV2`, resumed by `marker`; with a
+//! delimiter, `NextMarker` is the last key or prefix given.
+
+use s3s::dto::{ListObjectsInput, ListObjectsOutput};
+use s3s::{S3Request, S3Response, S3Result};
+use vaultx_core::ports::Platform;
+
+use super::{metadata, own_bucket, url_encoded};
+use crate::Cx;
+
+pub async fn run<P: Platform>(cx: &Cx<P>, req: S3Request<ListObjectsInput>) -> S3Result<S3Response<ListObjectsOutput>> {
+    let input = req.input;
+    let db = metadata(cx).await?;
+    let bucket = own_bucket(cx, &db, &input.bucket).await?;
+    let max = super::max_keys(input.max_keys)?;
+    let prefix = input.prefix.clone().unwrap_or_default();
+    let encode = input.encoding_type.as_ref().is_some_and(|e| e.as_str() == "url");
+    let marker = input.marker.clone().filter(|m| !m.is_empty());
+    let page = super::page_of(&db, &bucket.name, &prefix, input.delimiter.as_deref(), marker.as_deref(), max).await?;
+    let (contents, prefixes) = super::entries(&page, encode);
+    Ok(S3Response::new(ListObjectsOutput {
+        name: Some(bucket.name),
+        prefix: Some(url_encoded(&prefix, encode)),
+        delimiter: input.delimiter.as_ref().map(|d| url_encoded(d, encode)),
+        marker: input.marker.map(|m| url_encoded(&m, encode)),
+        max_keys: Some(max as i32),
+        is_truncated: Some(page.next.is_some()),
+        next_marker: page.next.filter(|_| input.delimiter.is_some()).map(|n| url_encoded(&n, encode)),
+        encoding_type: input.encoding_type,
+        contents: Some(contents),
+        common_prefixes: Some(prefixes),
+        ..Default::default()
+    }))
+}

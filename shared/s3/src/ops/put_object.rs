@@ -1,0 +1,60 @@
+//! `PutObject` (`PUT /BUCKET/KEY`): stores the body as the key's content (a new file, or a new
+//! version of the key's file), checked against `Content-MD5` when sent. Conditional writes:
+//! `If-None-Match: *` refuses to replace an existing key, `If-Match` to replace another
+//! content than the one named (`412 PreconditionFailed`).
+
+use base64::Engine;
+use futures_util::StreamExt;
+use md5::Digest;
+use s3s::dto::{ETagCondition, PutObjectInput, PutObjectOutput};
+use s3s::{S3Request, S3Response, S3Result};
+use vaultx_api::objects::{self, NewObject};
+use vaultx_core::ports::Platform;
+
+use super::{etag, metadata, own_bucket};
+use crate::Cx;
+use crate::errors::from_problem;
+
+pub async fn run<P: Platform>(cx: &Cx<P>, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
+    let input = req.input;
+    objects::check_key(&input.key).map_err(|why| s3s::s3_error!(KeyTooLongError, "{why}"))?;
+    let db = metadata(cx).await?;
+    let bucket = own_bucket(cx, &db, &input.bucket).await?;
+    let mut body = Vec::new();
+    if let Some(mut stream) = input.body {
+        while let Some(piece) = stream.next().await {
+            let piece = piece.map_err(|e| s3s::s3_error!(IncompleteBody, "the body could not be read: {e}"))?;
+            if body.len() + piece.len() > crate::MAX_BODY {
+                return Err(s3s::s3_error!(EntityTooLarge, "a single PUT takes at most {} bytes; upload larger objects in parts", crate::MAX_BODY));
+            }
+            body.extend_from_slice(&piece);
+        }
+    }
+    let md5 = md5::Md5::digest(&body);
+    if let Some(claimed) = &input.content_md5 {
+        let claimed = base64::engine::general_purpose::STANDARD.decode(claimed.trim()).map_err(|_| s3s::s3_error!(InvalidDigest, "Content-MD5 is not base64"))?;
+        if claimed != md5.as_slice() {
+            return Err(s3s::s3_error!(BadDigest, "The Content-MD5 you specified did not match what we received."));
+        }
+    }
+    if input.if_none_match.is_some() || input.if_match.is_some() {
+        let current = objects::find(&db, &bucket.name, &input.key).await.map_err(from_problem)?.filter(|o| o.file.status != vaultx_api::files::UPLOADING);
+        if let (Some(ETagCondition::Any), Some(_)) = (&input.if_none_match, &current) {
+            return Err(s3s::s3_error!(PreconditionFailed, "At least one of the pre-conditions you specified did not hold"));
+        }
+        if let Some(condition) = &input.if_match {
+            let holds = match (condition, &current) {
+                (_, None) => false,
+                (ETagCondition::Any, Some(_)) => true,
+                (ETagCondition::ETag(tag), Some(o)) => tag.value() == o.etag.trim_matches('"'),
+            };
+            if !holds {
+                return Err(if current.is_none() { super::no_such_key() } else { s3s::s3_error!(PreconditionFailed, "At least one of the pre-conditions you specified did not hold") });
+            }
+        }
+    }
+    let mime_type = input.content_type.as_deref().and_then(|t| vaultx_core::validation::mime_type(t).ok()).unwrap_or_else(|| "application/octet-stream".to_owned());
+    let s3_etag = format!("\"{}\"", vaultx_core::digest::hex(&md5));
+    let stored = objects::put(&cx.p, &db, &bucket, NewObject { key: &input.key, mime_type, body: &body, s3_etag }).await.map_err(from_problem)?;
+    Ok(S3Response::new(PutObjectOutput { e_tag: Some(etag(&stored.etag)), size: Some(body.len() as i64), ..Default::default() }))
+}

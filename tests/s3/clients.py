@@ -1,0 +1,276 @@
+"""The S3 door as its users meet it: boto3 and aws-cli, configured with nothing but an endpoint
+URL, an access key made through the REST API, and path-style addressing. Each check prints
+`ok: s3 <name>` or `FAILED: s3 <name>: <why>`; the exit status is the number of failures.
+
+Usage: clients.py BASE_URL
+"""
+import hashlib
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+import uuid
+
+import boto3
+import botocore
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+BASE = sys.argv[1].rstrip("/")
+failures = 0
+
+
+def check(name):
+    """Runs the decorated function as one named check."""
+    def run(fn):
+        global failures
+        try:
+            fn()
+            print(f"ok: s3 {name}", flush=True)
+        except Exception as e:  # a failed check names itself and goes on
+            failures += 1
+            print(f"FAILED: s3 {name}: {type(e).__name__}: {e}", flush=True)
+        return fn
+    return run
+
+
+def rest(method, path, body=None, token=None):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(BASE + path, data=data, method=method)
+    if body is not None:
+        req.add_header("content-type", "application/json")
+    if token:
+        req.add_header("authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def account():
+    """A fresh account, signed in, with one access key: (token, key id, secret)."""
+    email = f"s3-{uuid.uuid4().hex[:12]}@example.com"
+    password = "correct horse battery staple"
+    status, body = rest("POST", "/api/auth/register", {"email": email, "password": password})
+    assert status == 201, body
+    status, body = rest("POST", "/api/auth/login", {"email": email, "password": password})
+    assert status == 200, body
+    token = json.loads(body)["accessToken"]
+    status, body = rest("POST", "/api/users/me/access-keys", {"name": "s3 clients test"}, token)
+    assert status == 201, body
+    key = json.loads(body)
+    # tests/run checks that no secret it was given reached the deployment's logs.
+    if os.environ.get("VAULTX_SECRETS_LOG"):
+        with open(os.environ["VAULTX_SECRETS_LOG"], "a") as f:
+            f.write(key["secretAccessKey"] + "\n")
+    return token, key["accessKeyId"], key["secretAccessKey"]
+
+
+def client(key_id, secret, **config):
+    return boto3.client(
+        "s3",
+        endpoint_url=BASE,
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
+        region_name="us-east-1",
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}, **config),
+    )
+
+
+def code_of(fn):
+    """The S3 error code and HTTP status `fn` fails with."""
+    try:
+        fn()
+    except ClientError as e:
+        return e.response["Error"]["Code"], e.response["ResponseMetadata"]["HTTPStatusCode"]
+    raise AssertionError("expected an S3 error, the call succeeded")
+
+
+token, key_id, secret = account()
+other_token, other_key_id, other_secret = account()
+s3 = client(key_id, secret)
+other = client(other_key_id, other_secret)
+bucket = f"vx-{uuid.uuid4().hex[:16]}"
+blob = random.Random(7).randbytes(1024 * 1024 + 17)
+
+
+@check("CreateBucket, HeadBucket, ListBuckets, and S3's refusals")
+def _():
+    s3.create_bucket(Bucket=bucket)
+    s3.head_bucket(Bucket=bucket)
+    assert bucket in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    assert bucket not in [b["Name"] for b in other.list_buckets()["Buckets"]]
+    assert code_of(lambda: s3.create_bucket(Bucket=bucket)) == ("BucketAlreadyOwnedByYou", 409)
+    assert code_of(lambda: other.create_bucket(Bucket=bucket)) == ("BucketAlreadyExists", 409)
+    assert code_of(lambda: s3.create_bucket(Bucket="api"))[0] == "InvalidBucketName"
+    assert code_of(lambda: s3.head_bucket(Bucket=f"vx-missing-{uuid.uuid4().hex[:8]}"))[1] == 404
+
+
+@check("PutObject and GetObject: byte-exact, MD5 ETag, ranges, preconditions")
+def _():
+    put = s3.put_object(Bucket=bucket, Key="dir/blob.bin", Body=blob, ContentType="application/x-test")
+    assert put["ETag"] == f'"{hashlib.md5(blob).hexdigest()}"', put["ETag"]
+    got = s3.get_object(Bucket=bucket, Key="dir/blob.bin")
+    assert got["Body"].read() == blob
+    assert got["ContentType"] == "application/x-test" and got["ContentLength"] == len(blob)
+    part = s3.get_object(Bucket=bucket, Key="dir/blob.bin", Range="bytes=1000-1999")
+    assert part["ResponseMetadata"]["HTTPStatusCode"] == 206 and part["Body"].read() == blob[1000:2000]
+    head = s3.head_object(Bucket=bucket, Key="dir/blob.bin")
+    assert head["ContentLength"] == len(blob) and head["ETag"] == put["ETag"]
+    assert code_of(lambda: s3.get_object(Bucket=bucket, Key="dir/blob.bin", IfNoneMatch=put["ETag"]))[1] == 304
+    assert code_of(lambda: s3.get_object(Bucket=bucket, Key="dir/blob.bin", IfMatch='"0123"')) == ("PreconditionFailed", 412)
+    assert code_of(lambda: s3.get_object(Bucket=bucket, Key="nope")) == ("NoSuchKey", 404)
+    s3.put_object(Bucket=bucket, Key="empty", Body=b"")
+    assert s3.get_object(Bucket=bucket, Key="empty")["Body"].read() == b""
+
+
+@check("PutObject over a key replaces it; If-None-Match: * does not; Content-MD5 is checked")
+def _():
+    s3.put_object(Bucket=bucket, Key="over", Body=b"first")
+    s3.put_object(Bucket=bucket, Key="over", Body=b"second")
+    assert s3.get_object(Bucket=bucket, Key="over")["Body"].read() == b"second"
+    assert code_of(lambda: s3.put_object(Bucket=bucket, Key="over", Body=b"third", IfNoneMatch="*")) == ("PreconditionFailed", 412)
+    assert s3.get_object(Bucket=bucket, Key="over")["Body"].read() == b"second"
+    import base64
+    wrong = base64.b64encode(hashlib.md5(b"other").digest()).decode()
+    assert code_of(lambda: s3.put_object(Bucket=bucket, Key="over", Body=b"third", ContentMD5=wrong))[0] == "BadDigest"
+    assert s3.get_object(Bucket=bucket, Key="over")["Body"].read() == b"second"
+
+
+@check("the same object through the REST API and a signed URL")
+def _():
+    status, body = rest("GET", "/api/files?limit=100", token=token)
+    assert status == 200, body
+    files = {f["name"]: f for f in json.loads(body)["items"]}
+    assert "dir/blob.bin" in files, list(files)
+    status, body = rest("POST", f"/api/files/{files['dir/blob.bin']['id']}/signed-url", {"expirationSeconds": 300}, token)
+    assert status in (200, 201), body
+    url = json.loads(body)["url"]
+    with urllib.request.urlopen(url if url.startswith("http") else BASE + url) as r:
+        assert r.read() == blob
+
+
+@check("ListObjectsV2 and ListObjects: prefix, delimiter, pages")
+def _():
+    keys = [f"list/{d}/{i:02}.txt" for d in ("a", "b", "c") for i in range(7)] + ["list/top.txt", "list/z+%&é.txt"]
+    for k in keys:
+        s3.put_object(Bucket=bucket, Key=k, Body=k.encode())
+    seen = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="list/", PaginationConfig={"PageSize": 4}):
+        seen += [o["Key"] for o in page.get("Contents", [])]
+    assert seen == sorted(keys, key=lambda k: k.encode()), seen
+    top = s3.list_objects_v2(Bucket=bucket, Prefix="list/", Delimiter="/")
+    assert [p["Prefix"] for p in top["CommonPrefixes"]] == ["list/a/", "list/b/", "list/c/"], top
+    assert sorted(o["Key"] for o in top["Contents"]) == ["list/top.txt", "list/z+%&é.txt"]
+    # Pages of one across the rolled-up prefixes: each prefix once.
+    given = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="list/", Delimiter="/", PaginationConfig={"PageSize": 1}):
+        given += [p["Prefix"] for p in page.get("CommonPrefixes", [])] + [o["Key"] for o in page.get("Contents", [])]
+    assert given == ["list/a/", "list/b/", "list/c/", "list/top.txt", "list/z+%&é.txt"], given
+    v1 = []
+    for page in s3.get_paginator("list_objects").paginate(Bucket=bucket, Prefix="list/b/", PaginationConfig={"PageSize": 3}):
+        v1 += [o["Key"] for o in page.get("Contents", [])]
+    assert v1 == [k for k in sorted(keys) if k.startswith("list/b/")], v1
+
+
+@check("presigned GET and PUT (SigV2 and SigV4, up to 7 days); a tampered URL is refused")
+def _():
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "over"}, ExpiresIn=300)
+    with urllib.request.urlopen(url) as r:
+        assert r.read() == b"second"
+    tampered = url.replace("over", "ovex")
+    try:
+        urllib.request.urlopen(tampered)
+        raise AssertionError("a tampered presigned URL was served")
+    except urllib.error.HTTPError as e:
+        assert e.code == 403, e.code
+    v4 = client(key_id, secret, signature_version="s3v4")
+    url = v4.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "over"}, ExpiresIn=7 * 24 * 3600)
+    assert "X-Amz-Signature=" in url, url
+    with urllib.request.urlopen(url) as r:
+        assert r.read() == b"second"
+    week = v4.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "over"}, ExpiresIn=8 * 24 * 3600)
+    try:
+        urllib.request.urlopen(week)
+        raise AssertionError("a presigned URL of more than 7 days was served")
+    except urllib.error.HTTPError as e:
+        assert e.code == 400, e.code
+    # SigV2 signs the Content-Type, which urllib sets on a PUT: presign the PUT with SigV4.
+    put = v4.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": "presigned"}, ExpiresIn=300)
+    req = urllib.request.Request(put, data=b"by url", method="PUT")
+    with urllib.request.urlopen(req) as r:
+        assert r.status == 200
+    assert s3.get_object(Bucket=bucket, Key="presigned")["Body"].read() == b"by url"
+
+
+@check("credentials: a wrong secret, an unknown key, another account's bucket -> 403")
+def _():
+    assert code_of(lambda: client(key_id, secret[:-1] + ("A" if secret[-1] != "A" else "B")).list_buckets()) == ("SignatureDoesNotMatch", 403)
+    assert code_of(lambda: client("VXAAAAAAAAAAAAAAAAAA", secret).list_buckets()) == ("InvalidAccessKeyId", 403)
+    assert code_of(lambda: other.get_object(Bucket=bucket, Key="over")) == ("AccessDenied", 403)
+    assert code_of(lambda: other.put_object(Bucket=bucket, Key="intruder", Body=b"x")) == ("AccessDenied", 403)
+    assert code_of(lambda: other.delete_bucket(Bucket=bucket)) == ("AccessDenied", 403)
+
+
+@check("aws-cli: mb, cp both ways, ls, sync twice (nothing moves the second time), rm, rb")
+def _():
+    aws = os.path.join(os.path.dirname(sys.executable), "aws")
+    with tempfile.TemporaryDirectory() as tmp:
+        config = os.path.join(tmp, "config")
+        with open(config, "w") as f:
+            f.write("[default]\nregion = us-east-1\ns3 =\n    addressing_style = path\n")
+        env = dict(os.environ, AWS_ACCESS_KEY_ID=key_id, AWS_SECRET_ACCESS_KEY=secret, AWS_CONFIG_FILE=config, AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+        def run(*args):
+            r = subprocess.run([aws, "--endpoint-url", BASE, *args], env=env, capture_output=True, text=True, timeout=300)
+            assert r.returncode == 0, f"aws {' '.join(args)}: {r.stderr}{r.stdout}"
+            return r.stdout
+        cli_bucket = f"vx-cli-{uuid.uuid4().hex[:12]}"
+        run("s3", "mb", f"s3://{cli_bucket}")
+        tree = os.path.join(tmp, "tree")
+        os.makedirs(os.path.join(tree, "sub"))
+        for i in range(5):
+            with open(os.path.join(tree, "sub" if i % 2 else "", f"f{i}.bin"), "wb") as f:
+                f.write(random.Random(i).randbytes(1000 * (i + 1)))
+        src = os.path.join(tree, "f0.bin")
+        run("s3", "cp", src, f"s3://{cli_bucket}/one/f0.bin")
+        back = os.path.join(tmp, "back.bin")
+        run("s3", "cp", f"s3://{cli_bucket}/one/f0.bin", back)
+        assert open(back, "rb").read() == open(src, "rb").read()
+        assert "f0.bin" in run("s3", "ls", f"s3://{cli_bucket}/one/")
+        first = run("s3", "sync", tree, f"s3://{cli_bucket}/tree")
+        assert first.count("upload:") == 5, first
+        second = run("s3", "sync", tree, f"s3://{cli_bucket}/tree")
+        assert second.strip() == "", second
+        down = os.path.join(tmp, "down")
+        run("s3", "sync", f"s3://{cli_bucket}/tree", down)
+        for i in range(5):
+            rel = os.path.join("sub" if i % 2 else "", f"f{i}.bin")
+            assert open(os.path.join(down, rel), "rb").read() == open(os.path.join(tree, rel), "rb").read(), rel
+        url = run("s3", "presign", f"s3://{cli_bucket}/one/f0.bin").strip()
+        with urllib.request.urlopen(url) as r:
+            assert r.read() == open(src, "rb").read()
+        run("s3", "rm", "--recursive", f"s3://{cli_bucket}")
+        assert run("s3", "ls", f"s3://{cli_bucket}").strip() == ""
+        run("s3", "rb", f"s3://{cli_bucket}")
+
+
+@check("DeleteObjects, then DeleteBucket refuses a bucket with objects and takes an empty one")
+def _():
+    assert code_of(lambda: s3.delete_bucket(Bucket=bucket)) == ("BucketNotEmpty", 409)
+    keys = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        keys += [o["Key"] for o in page.get("Contents", [])]
+    done = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys]})
+    assert sorted(d["Key"] for d in done["Deleted"]) == sorted(keys) and not done.get("Errors"), done
+    s3.delete_object(Bucket=bucket, Key="never-was")
+    assert s3.list_objects_v2(Bucket=bucket)["KeyCount"] == 0
+    s3.delete_bucket(Bucket=bucket)
+    assert code_of(lambda: s3.head_bucket(Bucket=bucket))[1] == 404
+
+
+sys.exit(failures)
