@@ -63,7 +63,7 @@ ROUTES = [
     ("openapi", "/api/openapi.json", "GET: the OpenAPI 3.1 contract of the API", False, [], []),
     # The catch-all is the S3 door (vaultx-s3): path-style S3 for requests signed with an
     # access key (it opens their secrets: the sealing key), the REST API's 404 for the rest.
-    ("s3", "/...", "the S3 API (path-style /BUCKET/KEY, SigV4 with access keys); anything else unsigned: 404 problem+json", True, ["manifests"] + BLOB_STORES, ["access_key_sealing_key", "chunk_size", "quota_bytes", "quota_files", "version_retention", "replication_default_regions", "replication_default_consistency"]),
+    ("s3", "/...", "the S3 API (path-style /BUCKET/KEY, SigV4 with access keys); anything else unsigned: 404 problem+json", True, ["manifests"] + BLOB_STORES, ["access_key_sealing_key", "chunk_size", "quota_bytes", "quota_files", "version_retention", "multipart_max_age_seconds", "replication_default_regions", "replication_default_consistency"]),
 ]
 
 # Every component with a database may publish on Redis: the ones that enqueue jobs wake their
@@ -76,7 +76,7 @@ ROUTES = [
 JOBS = [
     # Its sweep also moves the download path's spooled audit events into SQL.
     # and completes uploads whose every chunk is stored but whose completion never ran.
-    ("job-verify", "verify", "check a file's declared SHA-256 after its combined CRC-64 made it available", ["manifests", "audit"] + BLOB_STORES, ["job_concurrency", "job_lease_seconds", "job_retry_base_ms"]),
+    ("job-verify", "verify", "check a file's declared SHA-256 after its combined CRC-64 made it available", ["manifests", "audit"] + BLOB_STORES, ["job_concurrency", "job_lease_seconds", "job_retry_base_ms", "multipart_max_age_seconds"]),
     ("job-dedup", "dedup", "re-cut a file into content-defined blocks (FastCDC) shared with the owner's other files", ["manifests"] + BLOB_STORES, ["job_concurrency", "job_lease_seconds", "job_retry_base_ms"]),
     # Copies blocks into other regions' stores (and its sweep removes copies nothing needs).
     ("job-replicate", "replicate", "copy a replicated file's blocks to its target regions", ["manifests"] + BLOB_STORES, ["job_concurrency", "job_lease_seconds", "job_retry_base_ms"]),
@@ -140,6 +140,8 @@ job_retry_base_ms = { default = "2000" }
 compression_min_saving = { default = "0.10" }
 # How many versions a file keeps, its current one included; older ones are deleted (0: all).
 version_retention = { default = "0" }
+# S3 multipart uploads in progress older than this (seconds) are aborted by the sweep.
+multipart_max_age_seconds = { default = "604800" }
 # Default per-user quotas: bytes stored (declared sizes of every file and version) and number
 # of files (0: unlimited). Admins override them per user (PUT /api/admin/users/:id/quota).
 quota_bytes = { default = "0" }

@@ -142,6 +142,32 @@ def _():
     assert s3.get_object(Bucket=bucket, Key="over")["Body"].read() == b"second"
 
 
+@check("user metadata, tags, CopyObject, GetBucketVersioning and ListObjectVersions")
+def _():
+    s3.put_object(Bucket=bucket, Key="meta/a.txt", Body=b"alpha", Metadata={"mtime": "1700000000.5", "owner-name": "ada"}, Tagging="team=ml&stage=raw")
+    head = s3.head_object(Bucket=bucket, Key="meta/a.txt")
+    assert head["Metadata"] == {"mtime": "1700000000.5", "owner-name": "ada"}, head["Metadata"]
+    assert s3.get_object(Bucket=bucket, Key="meta/a.txt")["Metadata"] == head["Metadata"]
+    tags = {t["Key"]: t["Value"] for t in s3.get_object_tagging(Bucket=bucket, Key="meta/a.txt")["TagSet"]}
+    assert tags == {"team": "ml", "stage": "raw"}, tags
+    s3.put_object_tagging(Bucket=bucket, Key="meta/a.txt", Tagging={"TagSet": [{"Key": "stage", "Value": "clean"}]})
+    assert s3.get_object_tagging(Bucket=bucket, Key="meta/a.txt")["TagSet"] == [{"Key": "stage", "Value": "clean"}]
+    assert code_of(lambda: s3.put_object(Bucket=bucket, Key="meta/big", Body=b"x", Metadata={"k": "v" * 3000}))[0] in ("MetadataTooLarge", "InvalidArgument")
+    # A copy keeps the content, metadata and tags, or replaces the metadata.
+    copied = s3.copy_object(Bucket=bucket, Key="meta/b.txt", CopySource={"Bucket": bucket, "Key": "meta/a.txt"})
+    assert copied["CopyObjectResult"]["ETag"] == head["ETag"]
+    assert s3.get_object(Bucket=bucket, Key="meta/b.txt")["Body"].read() == b"alpha"
+    assert s3.head_object(Bucket=bucket, Key="meta/b.txt")["Metadata"] == head["Metadata"]
+    assert s3.get_object_tagging(Bucket=bucket, Key="meta/b.txt")["TagSet"] == [{"Key": "stage", "Value": "clean"}]
+    s3.copy_object(Bucket=bucket, Key="meta/b.txt", CopySource={"Bucket": bucket, "Key": "meta/b.txt"}, MetadataDirective="REPLACE", Metadata={"mtime": "1"}, ContentType="text/plain")
+    replaced = s3.head_object(Bucket=bucket, Key="meta/b.txt")
+    assert replaced["Metadata"] == {"mtime": "1"} and replaced["ContentType"] == "text/plain", replaced
+    assert code_of(lambda: s3.copy_object(Bucket=bucket, Key="x", CopySource={"Bucket": bucket, "Key": "meta/none"}))[0] == "NoSuchKey"
+    assert "Status" not in s3.get_bucket_versioning(Bucket=bucket)
+    versions = s3.list_object_versions(Bucket=bucket, Prefix="meta/")
+    assert [(v["Key"], v["VersionId"], v["IsLatest"]) for v in versions["Versions"]] == [("meta/a.txt", "null", True), ("meta/b.txt", "null", True)], versions
+
+
 @check("the same object through the REST API and a signed URL")
 def _():
     status, body = rest("GET", "/api/files?limit=100", token=token)
@@ -176,6 +202,46 @@ def _():
     for page in s3.get_paginator("list_objects").paginate(Bucket=bucket, Prefix="list/b/", PaginationConfig={"PageSize": 3}):
         v1 += [o["Key"] for o in page.get("Contents", [])]
     assert v1 == [k for k in sorted(keys) if k.startswith("list/b/")], v1
+
+
+@check("multipart: boto3's parallel parts, S3's ETag, unequal parts, the part rules, list and abort")
+def _():
+    from boto3.s3.transfer import TransferConfig
+    mib = 1024 * 1024
+    data = random.Random(11).randbytes(21 * mib + 5)
+    with tempfile.TemporaryDirectory() as tmp:
+        src, back = os.path.join(tmp, "src"), os.path.join(tmp, "back")
+        with open(src, "wb") as f:
+            f.write(data)
+        config = TransferConfig(multipart_threshold=5 * mib, multipart_chunksize=5 * mib, max_concurrency=4)
+        s3.upload_file(src, bucket, "mp/parallel.bin", Config=config)
+        s3.download_file(bucket, "mp/parallel.bin", back, Config=config)
+        assert open(back, "rb").read() == data
+    md5s = b"".join(hashlib.md5(data[i:i + 5 * mib]).digest() for i in range(0, len(data), 5 * mib))
+    assert s3.head_object(Bucket=bucket, Key="mp/parallel.bin")["ETag"] == f'"{hashlib.md5(md5s).hexdigest()}-5"'
+    # Parts of unequal sizes, sent out of order.
+    up = s3.create_multipart_upload(Bucket=bucket, Key="mp/unequal.bin")["UploadId"]
+    pieces = [data[:6 * mib], data[6 * mib:11 * mib], data[11 * mib:11 * mib + 10]]
+    tags = {}
+    for n in (3, 1, 2):
+        tags[n] = s3.upload_part(Bucket=bucket, Key="mp/unequal.bin", UploadId=up, PartNumber=n, Body=pieces[n - 1])["ETag"]
+    listed = s3.list_parts(Bucket=bucket, Key="mp/unequal.bin", UploadId=up)["Parts"]
+    assert [(p["PartNumber"], p["Size"]) for p in listed] == [(1, 6 * mib), (2, 5 * mib), (3, 10)], listed
+    assert up in [u["UploadId"] for u in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])]
+    assert s3.list_objects_v2(Bucket=bucket, Prefix="mp/unequal")["KeyCount"] == 0, "an upload in progress is no object"
+    parts = lambda ns: {"Parts": [{"PartNumber": n, "ETag": tags[n]} for n in ns]}
+    assert code_of(lambda: s3.complete_multipart_upload(Bucket=bucket, Key="mp/unequal.bin", UploadId=up, MultipartUpload=parts([2, 1]))) == ("InvalidPartOrder", 400)
+    assert code_of(lambda: s3.complete_multipart_upload(Bucket=bucket, Key="mp/unequal.bin", UploadId=up, MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": '"00"'}]})) == ("InvalidPart", 400)
+    s3.complete_multipart_upload(Bucket=bucket, Key="mp/unequal.bin", UploadId=up, MultipartUpload=parts([1, 2, 3]))
+    assert s3.get_object(Bucket=bucket, Key="mp/unequal.bin")["Body"].read() == b"".join(pieces)
+    assert code_of(lambda: s3.upload_part(Bucket=bucket, Key="mp/unequal.bin", UploadId=up, PartNumber=1, Body=b"x")) == ("NoSuchUpload", 404)
+    # A part but the last under 5 MiB; then abort frees the upload.
+    up = s3.create_multipart_upload(Bucket=bucket, Key="mp/small.bin")["UploadId"]
+    small = [s3.upload_part(Bucket=bucket, Key="mp/small.bin", UploadId=up, PartNumber=n, Body=b"tiny")["ETag"] for n in (1, 2)]
+    assert code_of(lambda: s3.complete_multipart_upload(Bucket=bucket, Key="mp/small.bin", UploadId=up, MultipartUpload={"Parts": [{"PartNumber": n + 1, "ETag": t} for n, t in enumerate(small)]})) == ("EntityTooSmall", 400)
+    s3.abort_multipart_upload(Bucket=bucket, Key="mp/small.bin", UploadId=up)
+    assert up not in [u["UploadId"] for u in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])]
+    assert code_of(lambda: s3.list_parts(Bucket=bucket, Key="mp/small.bin", UploadId=up)) == ("NoSuchUpload", 404)
 
 
 @check("presigned GET and PUT (SigV2 and SigV4, up to 7 days); a tampered URL is refused")
@@ -217,7 +283,7 @@ def _():
     assert code_of(lambda: other.delete_bucket(Bucket=bucket)) == ("AccessDenied", 403)
 
 
-@check("aws-cli: mb, cp both ways, ls, sync twice (nothing moves the second time), rm, rb")
+@check("aws-cli: mb, cp both ways (a 200 MiB file in parts), ls, sync twice (nothing moves the second time), presign, rm, rb")
 def _():
     aws = os.path.join(os.path.dirname(sys.executable), "aws")
     with tempfile.TemporaryDirectory() as tmp:
@@ -251,12 +317,104 @@ def _():
         for i in range(5):
             rel = os.path.join("sub" if i % 2 else "", f"f{i}.bin")
             assert open(os.path.join(down, rel), "rb").read() == open(os.path.join(tree, rel), "rb").read(), rel
+        # 200 MiB: aws-cli's multipart upload (8 MiB parts, in parallel) and download.
+        big, big_back = os.path.join(tmp, "big.bin"), os.path.join(tmp, "big-back.bin")
+        digest = hashlib.sha256()
+        with open(big, "wb") as f:
+            chunk = random.Random(5).randbytes(1024 * 1024)
+            for i in range(200):
+                block = chunk[i:] + chunk[:i]
+                f.write(block)
+                digest.update(block)
+        run("s3", "cp", big, f"s3://{cli_bucket}/big.bin")
+        run("s3", "cp", f"s3://{cli_bucket}/big.bin", big_back)
+        back_digest = hashlib.sha256()
+        with open(big_back, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                back_digest.update(block)
+        assert back_digest.hexdigest() == digest.hexdigest(), "the 200 MiB object came back different"
+        assert json.loads(run("s3api", "head-object", "--bucket", cli_bucket, "--key", "big.bin"))["ContentLength"] == 200 * 1024 * 1024
         url = run("s3", "presign", f"s3://{cli_bucket}/one/f0.bin").strip()
         with urllib.request.urlopen(url) as r:
             assert r.read() == open(src, "rb").read()
         run("s3", "rm", "--recursive", f"s3://{cli_bucket}")
         assert run("s3", "ls", f"s3://{cli_bucket}").strip() == ""
         run("s3", "rb", f"s3://{cli_bucket}")
+
+
+def tree(root, seed, files=12):
+    """A small directory tree of random files; returns {relative path: bytes}."""
+    rng = random.Random(seed)
+    made = {}
+    for i in range(files):
+        rel = os.path.join(f"d{i % 3}", f"sub{i % 2}", f"f{i}.bin") if i % 4 else f"top{i}.bin"
+        os.makedirs(os.path.dirname(os.path.join(root, rel)) or root, exist_ok=True)
+        data = rng.randbytes(rng.randrange(0, 300_000))
+        with open(os.path.join(root, rel), "wb") as f:
+            f.write(data)
+        made[rel] = data
+    return made
+
+
+def same_tree(a, b):
+    def files(root):
+        return {os.path.relpath(os.path.join(d, n), root): open(os.path.join(d, n), "rb").read() for d, _, ns in os.walk(root) for n in ns}
+    fa, fb = files(a), files(b)
+    assert fa.keys() == fb.keys(), (sorted(fa.keys() ^ fb.keys()))[:5]
+    assert all(fa[k] == fb[k] for k in fa), [k for k in fa if fa[k] != fb[k]][:5]
+
+
+@check("rclone: copy, sync (a change and a delete), check (hashes match), copy back")
+def _():
+    env = dict(os.environ, RCLONE_CONFIG_VX_TYPE="s3", RCLONE_CONFIG_VX_PROVIDER="Other", RCLONE_CONFIG_VX_ACCESS_KEY_ID=key_id,
+               RCLONE_CONFIG_VX_SECRET_ACCESS_KEY=secret, RCLONE_CONFIG_VX_ENDPOINT=BASE, RCLONE_CONFIG_VX_REGION="us-east-1",
+               RCLONE_CONFIG_VX_FORCE_PATH_STYLE="true", RCLONE_CONFIG=os.devnull)
+    # rclone's AWS SDK cannot load a CA bundle into its own transport (and plain HTTP needs none).
+    env.pop("AWS_CA_BUNDLE", None)
+    def rclone(*args):
+        r = subprocess.run(["rclone", *args], env=env, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, f"rclone {' '.join(args)}: {r.stderr[-2000:]}"
+        return r.stdout
+    with tempfile.TemporaryDirectory() as tmp:
+        src, back = os.path.join(tmp, "src"), os.path.join(tmp, "back")
+        tree(src, 21)
+        target = f"vx:vx-rclone-{uuid.uuid4().hex[:10]}/data"
+        rclone("mkdir", target.rsplit("/", 1)[0])
+        rclone("copy", src, target)
+        rclone("check", src, target)
+        with open(os.path.join(src, "top0.bin"), "wb") as f:
+            f.write(b"changed")
+        os.remove(os.path.join(src, "d1", "sub1", "f1.bin"))
+        rclone("sync", src, target)
+        rclone("check", src, target)
+        rclone("copy", target, back)
+        same_tree(src, back)
+        rclone("purge", target.rsplit("/", 1)[0])
+
+
+@check("restic: init, backup, a second backup, check --read-data, forget --prune, restore byte-exact")
+def _():
+    restic_bucket = f"vx-restic-{uuid.uuid4().hex[:10]}"
+    s3.create_bucket(Bucket=restic_bucket)
+    env = dict(os.environ, RESTIC_REPOSITORY=f"s3:{BASE}/{restic_bucket}", AWS_ACCESS_KEY_ID=key_id, AWS_SECRET_ACCESS_KEY=secret,
+               RESTIC_PASSWORD="correct horse battery staple", RESTIC_CACHE_DIR=tempfile.mkdtemp())
+    def restic(*args):
+        r = subprocess.run(["restic", "--quiet", *args], env=env, capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, f"restic {' '.join(args)}: {r.stderr[-2000:]}"
+        return r.stdout
+    with tempfile.TemporaryDirectory() as tmp:
+        src, out = os.path.join(tmp, "src"), os.path.join(tmp, "out")
+        tree(src, 31, files=30)
+        restic("init")
+        restic("backup", "--host", "ci", src)
+        with open(os.path.join(src, "top4.bin"), "wb") as f:
+            f.write(random.Random(1).randbytes(1_000_000))
+        restic("backup", "--host", "ci", src)
+        restic("check", "--read-data")
+        restic("forget", "--keep-last", "1", "--prune")
+        restic("check", "--read-data")
+        restic("restore", "latest", "--target", out)
+        same_tree(src, os.path.join(out, os.path.relpath(src, "/")))
 
 
 @check("DeleteObjects, then DeleteBucket refuses a bucket with objects and takes an empty one")

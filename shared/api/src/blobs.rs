@@ -185,6 +185,37 @@ pub async fn attach(
     Err(busy())
 }
 
+/// Points chunks `(index, key, size, CRC)` of an `uploading` file that has none yet at blobs
+/// that are already stored and referenced (a multipart upload's parts, which its staging row
+/// holds until this is done, so no sweep can take them meanwhile): one batch, no bytes read or
+/// written. Each reference counts, as `attach`'s do.
+pub async fn link(db: &impl Sql, now_ms: i64, file_id: &str, chunks: &[(u64, String, u64, Option<u64>)]) -> Result<(), Problem> {
+    let mut batch = vec![
+        guard!("EXISTS (SELECT 1 FROM files WHERE id = ? AND status = 'uploading')", file_id),
+        guard!("NOT EXISTS (SELECT 1 FROM file_chunks WHERE file_id = ?)", file_id),
+    ];
+    for (index, key, size, crc64) in chunks {
+        batch.push(guard!("EXISTS (SELECT 1 FROM blobs WHERE blob_key = ? AND state = 'live' AND refcount > 0)", key.as_str()));
+        batch.push(Statement { sql: "UPDATE blobs SET refcount = refcount + 1 WHERE blob_key = ?", params: vec![key.as_str().into()] });
+        batch.push(Statement {
+            sql: "INSERT INTO file_chunks (file_id, idx, blob_key, size, crc64) VALUES (?, ?, ?, ?, ?)",
+            params: vec![
+                file_id.into(),
+                SqlValue::Integer(*index as i64),
+                key.as_str().into(),
+                SqlValue::Integer(*size as i64),
+                crc64.map_or(SqlValue::Null, |c| SqlValue::Text(format!("{c:016x}"))),
+            ],
+        });
+    }
+    batch.push(Statement { sql: "UPDATE files SET row_version = row_version + 1, updated_at = ? WHERE id = ?", params: vec![SqlValue::Integer(now_ms), file_id.into()] });
+    match db.batch(batch).await {
+        Ok(()) => Ok(()),
+        Err(StoreError::Conflict) => Err(Problem::new(ProblemKind::Conflict, format!("file {file_id} changed while its chunks were linked"))),
+        Err(e) => Err(store_failure(e)),
+    }
+}
+
 /// Removes bytes written for an upload that then could not attach them, unless a live row
 /// owns them by now (a concurrent upload of the same content). The absent or tombstoned row
 /// is claimed for deletion first (`gen` goes up), so a concurrent upload that wrote the same

@@ -24,7 +24,7 @@ fn problem(r: &ApiResponse, status: u16, slug: &str) -> serde_json::Value {
 }
 
 /// Bytes no two chunks share (xorshift), unlike `content`, which repeats every 256 bytes.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
+pub(crate) fn noise(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     (0..len)
         .map(|_| {

@@ -116,6 +116,24 @@ pub async fn add_tags(db: &impl Sql, f: &FileRecord, new: &BTreeSet<String>) -> 
     }
 }
 
+/// Replaces every tag of the file with `tags` (S3's `PutObjectTagging`). `Ok(false)`: more
+/// than [`MAX_TAGS`], nothing changed.
+pub async fn replace_tags(db: &impl Sql, f: &FileRecord, tags: &BTreeSet<String>) -> Result<bool, Problem> {
+    if tags.len() > MAX_TAGS {
+        return Ok(false);
+    }
+    let mut statements = vec![head_guard(f), Statement { sql: "DELETE FROM file_tags WHERE file_id = ?", params: vec![f.id.clone().into()] }];
+    statements.extend(tags.iter().map(|tag| Statement {
+        sql: "INSERT INTO file_tags (file_id, owner_id, tag) VALUES (?, ?, ?)",
+        params: vec![f.id.clone().into(), f.owner_id.clone().into(), tag.clone().into()],
+    }));
+    match db.batch(statements).await {
+        Ok(()) => Ok(true),
+        Err(StoreError::Conflict) => Ok(false),
+        Err(e) => Err(store_failure(e)),
+    }
+}
+
 /// Removes a tag; `false` if the file did not have it.
 pub async fn remove_tag(db: &impl Sql, f: &FileRecord, tag: &str) -> Result<bool, Problem> {
     let n = db.execute("DELETE FROM file_tags WHERE file_id = ? AND tag = ?", vec![f.id.clone().into(), tag.into()]).await.map_err(store_failure)?;

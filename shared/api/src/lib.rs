@@ -70,6 +70,7 @@ pub mod versions;
 pub mod archive;
 pub mod lifecycle;
 pub mod objects;
+pub mod multipart;
 // 6. Cross-cutting records and checks.
 pub mod audit;
 pub mod integrity;

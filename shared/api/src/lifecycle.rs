@@ -98,7 +98,8 @@ pub const COMPLETION_GRACE_MS: i64 = 10_000;
 const STALLED_BATCH: i64 = 50;
 
 /// Completes every file (or version) whose chunks have all arrived and whose completion did
-/// not run, oldest first; returns how many became available. Run by the sweep. Each is
+/// not run, oldest first (never a multipart upload's staging row, which is a version of
+/// itself and completes only by `crate::multipart::complete`); returns how many became available. Run by the sweep. Each is
 /// [`complete`], so it races nothing: a client completing the same file at the same moment
 /// gets the same answer. A file that cannot complete (its content contradicts a declared
 /// checksum) is logged and stays `uploading`, as it would for the client.
@@ -106,7 +107,7 @@ pub async fn finish_stalled<P: Platform>(p: &P, db: &P::Metadata) -> Result<usiz
     let now_ms = p.now_ms();
     let rows = db
         .query(
-            "SELECT f.id FROM files f WHERE f.status = 'uploading' AND f.updated_at < ? \
+            "SELECT f.id FROM files f WHERE f.status = 'uploading' AND f.updated_at < ? AND (f.version_of IS NULL OR f.version_of <> f.id) \
              AND (SELECT COUNT(*) FROM file_chunks c WHERE c.file_id = f.id) = (f.size + f.chunk_size - 1) / f.chunk_size \
              ORDER BY f.updated_at LIMIT ?",
             vec![SqlValue::Integer(now_ms - COMPLETION_GRACE_MS), SqlValue::Integer(STALLED_BATCH)],

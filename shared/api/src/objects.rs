@@ -61,7 +61,7 @@ fn select(filter: &str) -> String {
 fn from_row(r: &Row) -> Result<Object, StoreError> {
     let file = files::from_row(&Row(r.0[3..].to_vec()))?;
     let s3_etag = match (&r.0[1], &r.0[2]) {
-        (SqlValue::Text(etag), SqlValue::Text(of)) if file.checksum.as_deref() == Some(of.as_str()) => Some(etag.clone()),
+        (SqlValue::Text(etag), SqlValue::Text(of)) if file.checksum_crc64nvme.as_deref() == Some(of.as_str()) => Some(etag.clone()),
         _ => None,
     };
     let etag = s3_etag.unwrap_or_else(|| format!("\"{}\"", file.etag.clone().unwrap_or_default().trim_matches('"')));
@@ -132,32 +132,47 @@ pub struct NewObject<'a> {
 /// stored and verified; until then the previous content is served. In a bucket without
 /// versioning the content it replaced is deleted afterwards.
 pub async fn put<P: Platform>(p: &P, db: &P::Metadata, bucket: &Bucket, new: NewObject<'_>) -> Result<Object, Problem> {
-    let owner_id = bucket.owner_id.as_str();
     let chunk_size = settings::chunk_size(p).await?;
     let size = new.body.len() as u64;
     let plan = ChunkPlan::new(size, chunk_size).map_err(|m| Problem::new(ProblemKind::PayloadTooLarge, m))?;
     let checksum = format!("sha256:{}", digest::hex(&digest::sha256(new.body)));
     let crc = digest::crc64_base64(digest::crc64nvme(new.body));
+    let row = begin(p, db, bucket, new.key, &new.mime_type, size, chunk_size, Some(checksum), &crc).await?;
+    let kv = p.kv().await.map_err(store_failure)?;
+    let store = p.blobs().await.map_err(store_failure)?;
+    for index in 0..plan.count() {
+        let start = (index * chunk_size) as usize;
+        let data = &new.body[start..start + plan.expected_len(index).map_err(|m| Problem::new(ProblemKind::ChunkOutOfRange, m))? as usize];
+        lifecycle::store_chunk(p, db, &kv, &store, &row, index, data, &digest::sha256(data)).await?;
+    }
+    finish(p, db, bucket, new.key, &row, &new.mime_type, &new.s3_etag).await
+}
+
+/// The row an object's new content uploads into: a new file (with its key) for a new key, or
+/// for one whose upload was abandoned; a new version of the key's file otherwise. `crc` is the
+/// content's CRC-64/NVME (base64), which completion checks and the S3 ETag is bound to.
+#[allow(clippy::too_many_arguments)]
+pub async fn begin<P: Platform>(p: &P, db: &P::Metadata, bucket: &Bucket, key: &str, mime_type: &str, size: u64, chunk_size: u64, checksum: Option<String>, crc: &str) -> Result<FileRecord, Problem> {
+    let owner_id = bucket.owner_id.as_str();
     let quota = crate::quotas::of(p, db, owner_id).await?;
-    let mut row = None;
     for _ in 0..crate::store::ATTEMPTS {
-        match find(db, &bucket.name, new.key).await? {
+        match find(db, &bucket.name, key).await? {
             None => {
                 if let Some(refusal) = crate::quotas::exceeded(&quota, &crate::quotas::used(db, owner_id).await?, size, 1) {
                     return Err(refusal);
                 }
                 let now = p.now_ms();
                 let file = FileRecord {
-                    checksum: Some(checksum.clone()),
-                    checksum_crc64nvme: Some(crc.clone()),
-                    ..FileRecord::new_upload(ids::new_id(p), owner_id.to_owned(), new.key.to_owned(), new.mime_type.clone(), size, chunk_size, now)
+                    checksum: checksum.clone(),
+                    checksum_crc64nvme: Some(crc.to_owned()),
+                    ..FileRecord::new_upload(ids::new_id(p), owner_id.to_owned(), key.to_owned(), mime_type.to_owned(), size, chunk_size, now)
                 };
                 let mut with_row = vec![
                     guard!("EXISTS (SELECT 1 FROM buckets WHERE name = ? AND owner_id = ?)", &bucket.name, owner_id),
-                    guard!("NOT EXISTS (SELECT 1 FROM bucket_objects WHERE bucket = ? AND sort_key = ?)", &bucket.name, sort_key(new.key)),
+                    guard!("NOT EXISTS (SELECT 1 FROM bucket_objects WHERE bucket = ? AND sort_key = ?)", &bucket.name, sort_key(key)),
                     Statement {
-                        sql: "INSERT INTO bucket_objects (bucket, sort_key, object_key, file_id, etag, etag_of) VALUES (?, ?, ?, ?, ?, ?)",
-                        params: vec![bucket.name.clone().into(), sort_key(new.key).into(), new.key.into(), file.id.clone().into(), new.s3_etag.clone().into(), checksum.clone().into()],
+                        sql: "INSERT INTO bucket_objects (bucket, sort_key, object_key, file_id) VALUES (?, ?, ?, ?)",
+                        params: vec![bucket.name.clone().into(), sort_key(key).into(), key.into(), file.id.clone().into()],
                     },
                 ];
                 with_row.extend(crate::quotas::guards(owner_id, &quota));
@@ -165,15 +180,11 @@ pub async fn put<P: Platform>(p: &P, db: &P::Metadata, bucket: &Bucket, new: New
                 // A refusal is read again: the key taken meanwhile (the next attempt replaces
                 // it), the bucket gone, or the quota.
                 match files::insert(db, &file, with_row, || Problem::new(ProblemKind::Conflict, "changed")).await {
-                    Ok(()) => {
-                        row = Some(file);
-                        break;
-                    }
+                    Ok(()) => return Ok(file),
                     Err(p) if p.kind == ProblemKind::Conflict => {
                         if crate::buckets::find(db, &bucket.name).await?.is_none_or(|b| b.owner_id != owner_id) {
                             return Err(Problem::not_found(format!("no bucket {}", bucket.name)));
                         }
-                        continue;
                     }
                     Err(p) => return Err(p),
                 }
@@ -187,12 +198,9 @@ pub async fn put<P: Platform>(p: &P, db: &P::Metadata, bucket: &Bucket, new: New
             }
             Some(o) if o.file.status == files::ARCHIVED => return Err(files::archived(&o.file.id)),
             Some(o) => {
-                let version = NewVersion { size, chunk_size, checksum: Some(checksum.clone()), checksum_crc64nvme: Some(crc.clone()) };
+                let version = NewVersion { size, chunk_size, checksum: checksum.clone(), checksum_crc64nvme: Some(crc.to_owned()) };
                 match versions::create(p, db, owner_id, &o.file.id, version).await {
-                    Ok(v) => {
-                        row = Some(v);
-                        break;
-                    }
+                    Ok(v) => return Ok(v),
                     // Another PUT's version is uploading: the last writer wins.
                     Err(problem) if problem.kind == ProblemKind::Conflict => {
                         if let Some(v) = versions::uploading(db, &o.file.id).await? {
@@ -207,32 +215,34 @@ pub async fn put<P: Platform>(p: &P, db: &P::Metadata, bucket: &Bucket, new: New
             }
         }
     }
-    let Some(row) = row else { return Err(crate::store::busy()) };
+    Err(crate::store::busy())
+}
+
+/// Completes `row` (from [`begin`], every chunk stored), records the S3 ETag and content type
+/// of its content, and, in a bucket without versioning, deletes the content it replaced.
+pub async fn finish<P: Platform>(p: &P, db: &P::Metadata, bucket: &Bucket, key: &str, row: &FileRecord, mime_type: &str, s3_etag: &str) -> Result<Object, Problem> {
     let kv = p.kv().await.map_err(store_failure)?;
     let store = p.blobs().await.map_err(store_failure)?;
-    for index in 0..plan.count() {
-        let start = (index * chunk_size) as usize;
-        let data = &new.body[start..start + plan.expected_len(index).map_err(|m| Problem::new(ProblemKind::ChunkOutOfRange, m))? as usize];
-        lifecycle::store_chunk(p, db, &kv, &store, &row, index, data, &digest::sha256(data)).await?;
-    }
     let head = match lifecycle::complete(db, &store, &kv, p, p.now_ms(), &row.id).await? {
         lifecycle::Completion::Available(head) => *head,
         lifecycle::Completion::Missing(_) => return Err(Problem::new(ProblemKind::Conflict, "the object changed while it was written; send it again")),
     };
-    // The S3 ETag belongs to this content: a later REST upload replaces the checksum it names.
-    db.execute(
-        "UPDATE bucket_objects SET etag = ?, etag_of = ? WHERE file_id = ?",
-        vec![new.s3_etag.clone().into(), checksum.clone().into(), head.id.clone().into()],
-    )
-    .await
-    .map_err(store_failure)?;
+    // The content type is the new content's (a version row took the file's).
+    if head.mime_type != mime_type {
+        db.execute("UPDATE files SET mime_type = ? WHERE id = ?", vec![mime_type.into(), head.id.clone().into()]).await.map_err(store_failure)?;
+    }
+    // The S3 ETag belongs to this content (its CRC): content uploaded later through the REST
+    // API has the file's own ETag.
+    db.execute("UPDATE bucket_objects SET etag = ?, etag_of = ? WHERE file_id = ?", vec![s3_etag.into(), row.checksum_crc64nvme.clone().into(), head.id.clone().into()])
+        .await
+        .map_err(store_failure)?;
     if !bucket.keeps_versions() && head.version_count > 1 {
         for old in files::family(db, &head.id).await?.iter().filter(|r| r.version_of.is_some() && r.status != UPLOADING) {
             // One that changed meanwhile stays, for the next PUT.
             versions::delete_version(db, &store, &kv, p.now_ms(), old).await?;
         }
     }
-    find(db, &bucket.name, new.key).await?.ok_or_else(|| Problem::not_found(format!("the object {} was deleted while it was written", new.key)))
+    find(db, &bucket.name, key).await?.ok_or_else(|| Problem::not_found(format!("the object {key} was deleted while it was written")))
 }
 
 fn ignore_gone(problem: Problem) -> Result<(), Problem> {

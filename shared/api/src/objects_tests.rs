@@ -140,3 +140,116 @@ fn object_keys_follow_s3s_limits() {
     assert!(objects::check_key(&"x".repeat(1025)).is_err());
     assert!(objects::check_key("tab\there").is_err());
 }
+
+mod multipart {
+    use super::*;
+    use crate::multipart::{self, Refused};
+
+    const MIB: usize = 1024 * 1024;
+
+    fn start(p: &TestPlatform, b: &buckets::Bucket, key: &str) -> multipart::Upload {
+        let db = run(p.metadata()).unwrap();
+        run(multipart::create(p, &db, b, key, "application/octet-stream", Default::default())).unwrap()
+    }
+
+    fn part(p: &TestPlatform, u: &multipart::Upload, n: u32, body: &[u8]) -> (u32, String) {
+        let db = run(p.metadata()).unwrap();
+        (n, run(multipart::put_part(p, &db, u, n, body)).unwrap())
+    }
+
+    fn complete(p: &TestPlatform, b: &buckets::Bucket, u: &multipart::Upload, named: &[(u32, String)]) -> Result<objects::Object, Refused> {
+        let db = run(p.metadata()).unwrap();
+        run(multipart::complete(p, &db, b, u, named)).unwrap()
+    }
+
+    /// Every blob's reference count is the number of chunks naming it (the integrity check's
+    /// first invariant), and no staging row or upload is left.
+    fn consistent(p: &TestPlatform) {
+        assert_eq!(rows(p, "SELECT count(*) FROM blobs b WHERE b.refcount <> (SELECT count(*) FROM file_chunks c WHERE c.blob_key = b.blob_key)"), 0);
+        assert_eq!(rows(p, "SELECT count(*) FROM files WHERE version_of = id"), 0);
+        assert_eq!(rows(p, "SELECT count(*) FROM multipart_uploads") + rows(p, "SELECT count(*) FROM multipart_parts"), 0);
+    }
+
+    #[test]
+    fn equal_parts_become_the_chunks_as_they_are() {
+        let p = TestPlatform::new();
+        let owner = user_id(&p);
+        let b = bucket(&p, &owner, "mp");
+        let data = crate::file_api_tests::noise(2 * 5 * MIB + 1000, 3);
+        let u = start(&p, &b, "big.bin");
+        // Parts arrive in any order, and a part sent twice is the last one sent.
+        let p2 = part(&p, &u, 2, &data[5 * MIB..10 * MIB]);
+        part(&p, &u, 1, &content(5 * MIB, 1));
+        let p1 = part(&p, &u, 1, &data[..5 * MIB]);
+        let p3 = part(&p, &u, 3, &data[10 * MIB..]);
+        let blobs_before = rows(&p, "SELECT count(*) FROM blobs WHERE refcount > 0");
+        let o = complete(&p, &b, &u, &[p1, p2, p3]).unwrap();
+        assert_eq!(get(&p, &b, "big.bin").unwrap(), data);
+        assert_eq!((o.file.size, o.file.chunk_size), (data.len() as u64, 5 * MIB as u64));
+        assert!(o.etag.ends_with("-3\""), "{}", o.etag);
+        // No block was written again: the parts' blocks are the file's.
+        assert_eq!(rows(&p, "SELECT count(*) FROM blobs WHERE refcount > 0"), blobs_before);
+        assert_eq!(rows(&p, "SELECT count(*) FROM blobs WHERE state = 'live'"), 3, "the replaced part 1's block went; nothing else was written");
+        consistent(&p);
+    }
+
+    #[test]
+    fn unequal_parts_are_cut_again_into_chunks() {
+        let p = TestPlatform::new();
+        let owner = user_id(&p);
+        let b = bucket(&p, &owner, "mp");
+        let data = content(6 * MIB + 5 * MIB + 10, 4);
+        let u = start(&p, &b, "k");
+        let named = [part(&p, &u, 1, &data[..6 * MIB]), part(&p, &u, 2, &data[6 * MIB..11 * MIB]), part(&p, &u, 3, &data[11 * MIB..])];
+        complete(&p, &b, &u, &named).unwrap();
+        assert_eq!(get(&p, &b, "k").unwrap(), data);
+        consistent(&p);
+    }
+
+    #[test]
+    fn a_completion_names_stored_parts_in_order_each_but_the_last_at_least_5_mib() {
+        let p = TestPlatform::new();
+        let owner = user_id(&p);
+        let b = bucket(&p, &owner, "mp");
+        let u = start(&p, &b, "k");
+        let one = part(&p, &u, 1, &content(5 * MIB, 1));
+        let two = part(&p, &u, 2, &content(100, 2));
+        let three = part(&p, &u, 3, &content(100, 3));
+        assert_eq!(complete(&p, &b, &u, &[two.clone(), one.clone()]).unwrap_err(), Refused::InvalidPartOrder);
+        assert_eq!(complete(&p, &b, &u, &[(1, "\"0000\"".into()), two.clone()]).unwrap_err(), Refused::InvalidPart(1));
+        assert_eq!(complete(&p, &b, &u, &[one.clone(), (7, two.1.clone())]).unwrap_err(), Refused::InvalidPart(7));
+        assert_eq!(complete(&p, &b, &u, &[one.clone(), two.clone(), three.clone()]).unwrap_err(), Refused::TooSmall(2));
+        // None of that changed anything: it still completes.
+        let db = run(p.metadata()).unwrap();
+        assert!(run(objects::find(&db, "mp", "k")).unwrap().is_none());
+        complete(&p, &b, &u, &[one, three]).unwrap();
+        let mut want = content(5 * MIB, 1);
+        want.extend(content(100, 3));
+        assert_eq!(get(&p, &b, "k").unwrap(), want);
+        consistent(&p);
+    }
+
+    #[test]
+    fn an_abort_or_the_sweep_frees_every_part_and_the_stalled_upload_sweep_leaves_them_alone() {
+        let p = TestPlatform::new();
+        let owner = user_id(&p);
+        let b = bucket(&p, &owner, "mp");
+        let db = run(p.metadata()).unwrap();
+        let u = start(&p, &b, "a");
+        part(&p, &u, 1, &content(1000, 1));
+        run(multipart::abort(&p, &db, &u)).unwrap();
+        assert_eq!(rows(&p, "SELECT count(*) FROM blobs WHERE refcount > 0"), 0);
+        consistent(&p);
+        let u = start(&p, &b, "b");
+        part(&p, &u, 1, &content(1000, 2));
+        // Long after: the completion sweep does not take a staging row for a finished upload,
+        // and the multipart sweep aborts it once it is older than multipart_max_age_seconds.
+        p.now.set(p.now.get() + 3_600_000);
+        assert_eq!(run(crate::lifecycle::finish_stalled(&p, &db)).unwrap(), 0);
+        assert_eq!(run(multipart::abort_stale(&p, &db)).unwrap(), 0);
+        p.vars.borrow_mut().insert("multipart_max_age_seconds".into(), "3000".into());
+        assert_eq!(run(multipart::abort_stale(&p, &db)).unwrap(), 1);
+        consistent(&p);
+        assert_eq!(rows(&p, "SELECT count(*) FROM blobs WHERE refcount > 0"), 0);
+    }
+}

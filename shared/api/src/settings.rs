@@ -105,3 +105,11 @@ pub const QUOTA_FILES: &str = "quota_files";
 pub async fn default_quota(config: &impl Config) -> Result<(u64, u64), Problem> {
     Ok((count(config, QUOTA_BYTES, 0).await?, count(config, QUOTA_FILES, 0).await?))
 }
+
+/// How old an S3 multipart upload in progress may get before the sweep aborts it: 7 days by
+/// default, the lifecycle rule S3 users set for it.
+pub const MULTIPART_MAX_AGE_SECONDS: &str = "multipart_max_age_seconds";
+pub const DEFAULT_MULTIPART_MAX_AGE_SECONDS: u64 = 7 * 24 * 3600;
+pub async fn multipart_max_age_seconds(config: &impl Config) -> Result<u64, Problem> {
+    count(config, MULTIPART_MAX_AGE_SECONDS, DEFAULT_MULTIPART_MAX_AGE_SECONDS).await
+}

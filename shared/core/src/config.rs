@@ -44,6 +44,7 @@ pub fn check(get: &dyn Fn(&str) -> Option<String>, declared: &dyn Fn(&str) -> bo
     whole("job_retry_base_ms", 1..=3_600_000, "milliseconds, a whole number");
     whole("sweep_interval_seconds", 0..=86_400, "seconds (0: only from a schedule), a whole number");
     whole("version_retention", 0..=1_000_000, "versions (0: all), a whole number");
+    whole("multipart_max_age_seconds", 1..=31_536_000, "seconds, a whole number");
     whole("quota_bytes", 0..=u64::MAX, "bytes (0: unlimited), a whole number");
     whole("quota_files", 0..=u64::MAX, "files (0: unlimited), a whole number");
     whole("circuit_breaker_failure_threshold", 1..=1_000_000, "failures, a whole number");

@@ -84,6 +84,18 @@ operations! {
     head_object: HeadObjectInput => HeadObjectOutput,
     delete_object: DeleteObjectInput => DeleteObjectOutput,
     delete_objects: DeleteObjectsInput => DeleteObjectsOutput,
+    create_multipart_upload: CreateMultipartUploadInput => CreateMultipartUploadOutput,
+    upload_part: UploadPartInput => UploadPartOutput,
+    complete_multipart_upload: CompleteMultipartUploadInput => CompleteMultipartUploadOutput,
+    abort_multipart_upload: AbortMultipartUploadInput => AbortMultipartUploadOutput,
+    list_parts: ListPartsInput => ListPartsOutput,
+    list_multipart_uploads: ListMultipartUploadsInput => ListMultipartUploadsOutput,
+    copy_object: CopyObjectInput => CopyObjectOutput,
+    get_object_tagging: GetObjectTaggingInput => GetObjectTaggingOutput,
+    put_object_tagging: PutObjectTaggingInput => PutObjectTaggingOutput,
+    delete_object_tagging: DeleteObjectTaggingInput => DeleteObjectTaggingOutput,
+    get_bucket_versioning: GetBucketVersioningInput => GetBucketVersioningOutput,
+    list_object_versions: ListObjectVersionsInput => ListObjectVersionsOutput,
 }
 
 /// Whether the request claims to be an S3 request: signed in its headers or its query (a

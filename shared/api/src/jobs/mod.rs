@@ -59,6 +59,7 @@ where
         if kind == AUDIT_DRAINER {
             crate::audit::drain(p).await?;
             crate::lifecycle::finish_stalled(p, &db).await?;
+            crate::multipart::abort_stale(p, &db).await?;
         }
         if kind == replicate::KIND {
             crate::replication::collect(p, &db).await?;

@@ -12,7 +12,7 @@ use crate::errors::from_problem;
 
 pub async fn run<P: Platform>(cx: &Cx<P>, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
     let input = req.input;
-    let (_db, o) = readable(cx, &input.bucket, &input.key).await?;
+    let (db, o) = readable(cx, &input.bucket, &input.key).await?;
     preconditions(&o, input.if_match.as_ref(), input.if_none_match.as_ref(), input.if_modified_since.as_ref(), input.if_unmodified_since.as_ref())?;
     let size = o.file.size;
     let (start, end, content_range) = match &input.range {
@@ -31,6 +31,7 @@ pub async fn run<P: Platform>(cx: &Cx<P>, req: S3Request<GetObjectInput>) -> S3R
         e_tag: Some(etag(&o.etag)),
         last_modified: Some(timestamp(o.file.updated_at_ms)),
         accept_ranges: Some("bytes".into()),
+        metadata: super::metadata_out(&db, &o.file.id).await?,
         content_range: content_range.clone(),
         ..Default::default()
     });

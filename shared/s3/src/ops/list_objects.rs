@@ -5,18 +5,13 @@ use s3s::dto::{ListObjectsInput, ListObjectsOutput};
 use s3s::{S3Request, S3Response, S3Result};
 use vaultx_core::ports::Platform;
 
-use super::{metadata, own_bucket, url_encoded};
+use super::url_encoded;
 use crate::Cx;
 
 pub async fn run<P: Platform>(cx: &Cx<P>, req: S3Request<ListObjectsInput>) -> S3Result<S3Response<ListObjectsOutput>> {
     let input = req.input;
-    let db = metadata(cx).await?;
-    let bucket = own_bucket(cx, &db, &input.bucket).await?;
-    let max = super::max_keys(input.max_keys)?;
-    let prefix = input.prefix.clone().unwrap_or_default();
-    let encode = input.encoding_type.as_ref().is_some_and(|e| e.as_str() == "url");
-    let marker = input.marker.clone().filter(|m| !m.is_empty());
-    let page = super::page_of(&db, &bucket.name, &prefix, input.delimiter.as_deref(), marker.as_deref(), max).await?;
+    let super::Listing { bucket, max, prefix, encode, page } =
+        super::listing(cx, &input.bucket, input.max_keys, input.prefix.as_deref(), input.delimiter.as_deref(), input.marker.as_deref(), input.encoding_type.as_ref()).await?;
     let (contents, prefixes) = super::entries(&page, encode);
     Ok(S3Response::new(ListObjectsOutput {
         name: Some(bucket.name),

@@ -7,15 +7,11 @@ use s3s::dto::{ListObjectsV2Input, ListObjectsV2Output};
 use s3s::{S3Request, S3Response, S3Result};
 use vaultx_core::ports::Platform;
 
-use super::{metadata, own_bucket, url_encoded};
+use super::url_encoded;
 use crate::Cx;
 
 pub async fn run<P: Platform>(cx: &Cx<P>, req: S3Request<ListObjectsV2Input>) -> S3Result<S3Response<ListObjectsV2Output>> {
     let input = req.input;
-    let db = metadata(cx).await?;
-    let bucket = own_bucket(cx, &db, &input.bucket).await?;
-    let max = super::max_keys(input.max_keys)?;
-    let prefix = input.prefix.clone().unwrap_or_default();
     let token = match &input.continuation_token {
         Some(t) => Some(
             base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -27,8 +23,8 @@ pub async fn run<P: Platform>(cx: &Cx<P>, req: S3Request<ListObjectsV2Input>) ->
         None => None,
     };
     let marker = token.clone().or_else(|| input.start_after.clone().filter(|s| !s.is_empty()));
-    let encode = input.encoding_type.as_ref().is_some_and(|e| e.as_str() == "url");
-    let page = super::page_of(&db, &bucket.name, &prefix, input.delimiter.as_deref(), marker.as_deref(), max).await?;
+    let super::Listing { bucket, max, prefix, encode, page } =
+        super::listing(cx, &input.bucket, input.max_keys, input.prefix.as_deref(), input.delimiter.as_deref(), marker.as_deref(), input.encoding_type.as_ref()).await?;
     let key_count = (page.objects.len() + page.prefixes.len()) as i32;
     let (contents, prefixes) = super::entries(&page, encode);
     Ok(S3Response::new(ListObjectsV2Output {

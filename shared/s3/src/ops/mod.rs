@@ -13,6 +13,18 @@ pub mod list_buckets;
 pub mod list_objects;
 pub mod list_objects_v2;
 pub mod put_object;
+pub mod create_multipart_upload;
+pub mod upload_part;
+pub mod complete_multipart_upload;
+pub mod abort_multipart_upload;
+pub mod list_parts;
+pub mod list_multipart_uploads;
+pub mod copy_object;
+pub mod get_object_tagging;
+pub mod put_object_tagging;
+pub mod delete_object_tagging;
+pub mod get_bucket_versioning;
+pub mod list_object_versions;
 
 use s3s::S3Result;
 use s3s::dto::Timestamp;
@@ -199,4 +211,142 @@ pub(crate) async fn page_of(db: &impl vaultx_core::ports::Sql, bucket: &str, pre
         return Ok(Page { objects: Vec::new(), prefixes: Vec::new(), next: None });
     }
     list_page(db, bucket, prefix, delimiter, marker, max).await
+}
+
+/// A request body, whole, up to the door's limit (`EntityTooLarge` beyond it).
+pub(crate) async fn read_body(body: Option<s3s::dto::StreamingBlob>) -> S3Result<Vec<u8>> {
+    use futures_util::StreamExt;
+    let mut out = Vec::new();
+    if let Some(mut stream) = body {
+        while let Some(piece) = stream.next().await {
+            let piece = piece.map_err(|e| s3s::s3_error!(IncompleteBody, "the body could not be read: {e}"))?;
+            if out.len() + piece.len() > crate::MAX_BODY {
+                return Err(s3s::s3_error!(EntityTooLarge, "a request body has at most {} bytes; upload larger objects in parts", crate::MAX_BODY));
+            }
+            out.extend_from_slice(&piece);
+        }
+    }
+    Ok(out)
+}
+
+/// The body's MD5, checked against `Content-MD5` when one was sent (`BadDigest`).
+pub(crate) fn check_md5(body: &[u8], content_md5: Option<&str>) -> S3Result<[u8; 16]> {
+    use base64::Engine;
+    use md5::Digest;
+    let md5: [u8; 16] = md5::Md5::digest(body).into();
+    if let Some(claimed) = content_md5 {
+        let claimed = base64::engine::general_purpose::STANDARD.decode(claimed.trim()).map_err(|_| s3s::s3_error!(InvalidDigest, "Content-MD5 is not base64"))?;
+        if claimed != md5 {
+            return Err(s3s::s3_error!(BadDigest, "The Content-MD5 you specified did not match what we received."));
+        }
+    }
+    Ok(md5)
+}
+
+/// The caller's upload in progress, or `NoSuchUpload`.
+pub(crate) async fn upload_of<P: Platform>(cx: &Cx<P>, bucket: &str, key: &str, upload_id: &str) -> S3Result<(P::Metadata, Bucket, vaultx_api::multipart::Upload)> {
+    let db = metadata(cx).await?;
+    let bucket = own_bucket(cx, &db, bucket).await?;
+    match vaultx_api::multipart::find(&db, &bucket.name, key, upload_id).await.map_err(from_problem)? {
+        Some(upload) => Ok((db, bucket, upload)),
+        None => Err(s3s::s3_error!(NoSuchUpload, "The specified multipart upload does not exist. The upload ID might be invalid, or the multipart upload might have been aborted or completed.")),
+    }
+}
+
+/// `x-amz-meta-*` as VaultX metadata: the same limits (keys of a-z, 0-9, `-`, `_`, `.`;
+/// 2 KB in all, as S3's).
+pub(crate) fn metadata_in(metadata: Option<s3s::dto::Metadata>) -> S3Result<std::collections::BTreeMap<String, String>> {
+    use vaultx_api::labels;
+    let metadata: std::collections::BTreeMap<String, String> = metadata.unwrap_or_default().into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
+    for (key, value) in &metadata {
+        labels::check_metadata_key("x-amz-meta-*", key).map_err(|e| s3s::s3_error!(InvalidArgument, "x-amz-meta-{key}: {}", e.message))?;
+        labels::check_metadata_value("x-amz-meta-*", value).map_err(|e| s3s::s3_error!(InvalidArgument, "x-amz-meta-{key}: {}", e.message))?;
+    }
+    if labels::metadata_bytes(&metadata) > labels::MAX_METADATA_BYTES {
+        return Err(s3s::s3_error!(MetadataTooLarge, "Your metadata headers exceed the maximum allowed metadata size (2 KB)."));
+    }
+    Ok(metadata)
+}
+
+/// An object's tags as VaultX tags (`key=value`, S3's alphabet and 10 at most), from the
+/// `x-amz-tagging` header's query form or a `Tagging` document.
+pub(crate) fn tags_in(pairs: impl IntoIterator<Item = (String, String)>) -> S3Result<std::collections::BTreeSet<String>> {
+    let mut tags = std::collections::BTreeSet::new();
+    for (key, value) in pairs {
+        if key.is_empty() {
+            return Err(s3s::s3_error!(InvalidTag, "a tag has a key"));
+        }
+        let tag = format!("{key}={value}");
+        vaultx_api::labels::check_tag("tagging", &tag).map_err(|e| s3s::s3_error!(InvalidTag, "{tag}: {}", e.message))?;
+        tags.insert(tag);
+    }
+    if tags.len() > vaultx_api::labels::MAX_TAGS {
+        return Err(s3s::s3_error!(InvalidTag, "Object tags cannot be greater than 10"));
+    }
+    Ok(tags)
+}
+
+/// The `x-amz-tagging` header (`k=v&k2=v2`, URL-encoded).
+pub(crate) fn tagging_header(header: Option<&str>) -> S3Result<Option<std::collections::BTreeSet<String>>> {
+    let Some(header) = header else { return Ok(None) };
+    let pairs = header.split('&').filter(|p| !p.is_empty()).map(|p| {
+        let (k, v) = p.split_once('=').unwrap_or((p, ""));
+        (vaultx_core::http::percent_decode(k), vaultx_core::http::percent_decode(v))
+    });
+    tags_in(pairs.collect::<Vec<_>>()).map(Some)
+}
+
+/// VaultX tags as S3's tag set: `key=value` splits at the first `=`; a tag without one is a
+/// key with an empty value.
+pub(crate) fn tag_set(tags: Vec<String>) -> Vec<s3s::dto::Tag> {
+    tags.into_iter()
+        .map(|t| {
+            let (k, v) = t.split_once('=').unwrap_or((&t, ""));
+            s3s::dto::Tag { key: Some(k.to_owned()), value: Some(v.to_owned()) }
+        })
+        .collect()
+}
+
+/// Sets an object's user metadata (all of it replaced) and, when given, its tags.
+pub(crate) async fn label(db: &impl vaultx_core::ports::Sql, file: &vaultx_api::files::FileRecord, metadata: &std::collections::BTreeMap<String, String>, tags: Option<&std::collections::BTreeSet<String>>) -> S3Result<()> {
+    use vaultx_api::labels;
+    labels::change_metadata(db, file, true, metadata, &Default::default()).await.map_err(from_problem)?;
+    if let Some(tags) = tags {
+        labels::replace_tags(db, file, tags).await.map_err(from_problem)?;
+    }
+    Ok(())
+}
+
+/// An object's user metadata, as S3 returns it.
+pub(crate) async fn metadata_out(db: &impl vaultx_core::ports::Sql, file_id: &str) -> S3Result<Option<s3s::dto::Metadata>> {
+    let m = vaultx_api::labels::metadata(db, file_id).await.map_err(from_problem)?;
+    Ok((!m.is_empty()).then(|| m.into_iter().collect()))
+}
+
+/// What every listing starts with: the caller's bucket, `max-keys`, the prefix, whether keys
+/// are URL-encoded, and the page after `marker`.
+pub(crate) struct Listing {
+    pub bucket: Bucket,
+    pub max: usize,
+    pub prefix: String,
+    pub encode: bool,
+    pub page: Page,
+}
+
+pub(crate) async fn listing<P: Platform>(
+    cx: &Cx<P>,
+    bucket: &str,
+    asked: Option<i32>,
+    prefix: Option<&str>,
+    delimiter: Option<&str>,
+    marker: Option<&str>,
+    encoding_type: Option<&s3s::dto::EncodingType>,
+) -> S3Result<Listing> {
+    let db = metadata(cx).await?;
+    let bucket = own_bucket(cx, &db, bucket).await?;
+    let max = max_keys(asked)?;
+    let prefix = prefix.unwrap_or_default().to_owned();
+    let encode = encoding_type.is_some_and(|e| e.as_str() == "url");
+    let page = page_of(&db, &bucket.name, &prefix, delimiter, marker.filter(|m| !m.is_empty()), max).await?;
+    Ok(Listing { bucket, max, prefix, encode, page })
 }

@@ -1,11 +1,9 @@
 //! `PutObject` (`PUT /BUCKET/KEY`): stores the body as the key's content (a new file, or a new
-//! version of the key's file), checked against `Content-MD5` when sent. Conditional writes:
+//! version of the key's file), checked against `Content-MD5` when sent, with its user metadata
+//! (`x-amz-meta-*`) and tags (`x-amz-tagging`). Conditional writes:
 //! `If-None-Match: *` refuses to replace an existing key, `If-Match` to replace another
 //! content than the one named (`412 PreconditionFailed`).
 
-use base64::Engine;
-use futures_util::StreamExt;
-use md5::Digest;
 use s3s::dto::{ETagCondition, PutObjectInput, PutObjectOutput};
 use s3s::{S3Request, S3Response, S3Result};
 use vaultx_api::objects::{self, NewObject};
@@ -20,23 +18,10 @@ pub async fn run<P: Platform>(cx: &Cx<P>, req: S3Request<PutObjectInput>) -> S3R
     objects::check_key(&input.key).map_err(|why| s3s::s3_error!(KeyTooLongError, "{why}"))?;
     let db = metadata(cx).await?;
     let bucket = own_bucket(cx, &db, &input.bucket).await?;
-    let mut body = Vec::new();
-    if let Some(mut stream) = input.body {
-        while let Some(piece) = stream.next().await {
-            let piece = piece.map_err(|e| s3s::s3_error!(IncompleteBody, "the body could not be read: {e}"))?;
-            if body.len() + piece.len() > crate::MAX_BODY {
-                return Err(s3s::s3_error!(EntityTooLarge, "a single PUT takes at most {} bytes; upload larger objects in parts", crate::MAX_BODY));
-            }
-            body.extend_from_slice(&piece);
-        }
-    }
-    let md5 = md5::Md5::digest(&body);
-    if let Some(claimed) = &input.content_md5 {
-        let claimed = base64::engine::general_purpose::STANDARD.decode(claimed.trim()).map_err(|_| s3s::s3_error!(InvalidDigest, "Content-MD5 is not base64"))?;
-        if claimed != md5.as_slice() {
-            return Err(s3s::s3_error!(BadDigest, "The Content-MD5 you specified did not match what we received."));
-        }
-    }
+    let metadata = super::metadata_in(input.metadata)?;
+    let tags = super::tagging_header(input.tagging.as_deref())?;
+    let body = super::read_body(input.body).await?;
+    let md5 = super::check_md5(&body, input.content_md5.as_deref())?;
     if input.if_none_match.is_some() || input.if_match.is_some() {
         let current = objects::find(&db, &bucket.name, &input.key).await.map_err(from_problem)?.filter(|o| o.file.status != vaultx_api::files::UPLOADING);
         if let (Some(ETagCondition::Any), Some(_)) = (&input.if_none_match, &current) {
@@ -56,5 +41,6 @@ pub async fn run<P: Platform>(cx: &Cx<P>, req: S3Request<PutObjectInput>) -> S3R
     let mime_type = input.content_type.as_deref().and_then(|t| vaultx_core::validation::mime_type(t).ok()).unwrap_or_else(|| "application/octet-stream".to_owned());
     let s3_etag = format!("\"{}\"", vaultx_core::digest::hex(&md5));
     let stored = objects::put(&cx.p, &db, &bucket, NewObject { key: &input.key, mime_type, body: &body, s3_etag }).await.map_err(from_problem)?;
+    super::label(&db, &stored.file, &metadata, tags.as_ref()).await?;
     Ok(S3Response::new(PutObjectOutput { e_tag: Some(etag(&stored.etag)), size: Some(body.len() as i64), ..Default::default() }))
 }

@@ -1,0 +1,22 @@
+//! `UploadPart` (`PUT /BUCKET/KEY?partNumber=N&uploadId=ID`): stores one part (1 to 10,000,
+//! at most 64 MiB here), checked against `Content-MD5` when sent; its ETag is its MD5.
+
+use s3s::dto::{UploadPartInput, UploadPartOutput};
+use s3s::{S3Request, S3Response, S3Result};
+use vaultx_core::ports::Platform;
+
+use super::{etag, upload_of};
+use crate::Cx;
+use crate::errors::from_problem;
+
+pub async fn run<P: Platform>(cx: &Cx<P>, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
+    let input = req.input;
+    let number = u32::try_from(input.part_number).ok().filter(|n| (1..=vaultx_api::multipart::MAX_PARTS).contains(n)).ok_or_else(|| {
+        s3s::s3_error!(InvalidArgument, "Part number must be an integer between 1 and 10000, inclusive")
+    })?;
+    let (db, _bucket, upload) = upload_of(cx, &input.bucket, &input.key, &input.upload_id).await?;
+    let body = super::read_body(input.body).await?;
+    super::check_md5(&body, input.content_md5.as_deref())?;
+    let md5 = vaultx_api::multipart::put_part(&cx.p, &db, &upload, number, &body).await.map_err(from_problem)?;
+    Ok(S3Response::new(UploadPartOutput { e_tag: Some(etag(&md5)), ..Default::default() }))
+}
