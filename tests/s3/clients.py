@@ -129,7 +129,7 @@ def _():
     assert s3.get_object(Bucket=bucket, Key="empty")["Body"].read() == b""
 
 
-@check("PutObject over a key replaces it; If-None-Match: * does not; Content-MD5 is checked")
+@check("PutObject over a key replaces it; If-None-Match: * does not; Content-MD5 and x-amz-checksum-* are checked")
 def _():
     s3.put_object(Bucket=bucket, Key="over", Body=b"first")
     s3.put_object(Bucket=bucket, Key="over", Body=b"second")
@@ -139,6 +139,8 @@ def _():
     import base64
     wrong = base64.b64encode(hashlib.md5(b"other").digest()).decode()
     assert code_of(lambda: s3.put_object(Bucket=bucket, Key="over", Body=b"third", ContentMD5=wrong))[0] == "BadDigest"
+    assert code_of(lambda: s3.put_object(Bucket=bucket, Key="over", Body=b"third", ChecksumCRC32="AAAAAA=="))[0] == "BadDigest"
+    s3.put_object(Bucket=bucket, Key="summed", Body=b"checked", ChecksumAlgorithm="SHA256")
     assert s3.get_object(Bucket=bucket, Key="over")["Body"].read() == b"second"
 
 

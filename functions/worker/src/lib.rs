@@ -36,10 +36,16 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let route = router().route(&path).map_or(TABLE.len() - 1, |m| m.route.target);
     let started_ms = worker::Date::now().as_millis();
     let method = req.method().to_string();
-    let read = read_request(req, TABLE[route].max_body, &allowed_hosts).await;
-    let bytes_in = read.as_ref().map_or(0, |r| r.body.len());
     let (function, path) = (TABLE[route].function, TABLE[route].path);
-    let mut response = dispatch(function, &platform, read).await;
+    // The catch-all is the S3 door, as on Spin (vaultx-s3), with its own body limit.
+    let s3 = path == vaultx_s3::ROUTE;
+    let read = read_request(req, if s3 { vaultx_s3::MAX_BODY } else { TABLE[route].max_body }, &allowed_hosts).await;
+    let bytes_in = read.as_ref().map_or(0, |r| r.body.len());
+    let mut response = if s3 {
+        vaultx_api::audit::audited(&platform, function, path, read, |req| vaultx_s3::handle(&platform, req)).await
+    } else {
+        dispatch(function, &platform, read).await
+    };
     // Counted here, per isolate (workerd keeps no memory across isolates): a scrape sees the
     // isolate that answers it. Cloudflare's own analytics count across them.
     let metrics = request_metrics();

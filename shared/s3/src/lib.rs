@@ -33,6 +33,10 @@ use vaultx_core::ports::Platform;
 /// Larger objects go up in parts (S3 clients switch to multipart uploads at 8 MiB by default).
 pub const MAX_BODY: usize = 64 * 1024 * 1024 + 64 * 1024;
 
+/// The route the door answers: the deployment's catch-all (`/api/…` and `/health…` are
+/// matched first).
+pub const ROUTE: &str = "/...";
+
 /// The longest a presigned URL may live: 7 days, as S3.
 pub const MAX_PRESIGNED_SECS: u64 = 7 * 24 * 3600;
 

@@ -126,9 +126,9 @@ route_table! {
     "/health/metrics" => "health-metrics": health_metrics,
     "/health/readiness" => "health-readiness": health_readiness,
     "/api/openapi.json" => "openapi": openapi,
-    // The catch-all. On Spin its component is the S3 door (`functions/s3`, crate `vaultx-s3`),
-    // which answers every request without an S3 signature as `not_found`; the Worker has
-    // `not_found` alone.
+    // The catch-all: the S3 door (crate `vaultx-s3`; on Spin the component `functions/s3`, on
+    // the Worker called by its router), which answers every request without an S3 signature
+    // as `not_found`. `dispatch` itself, which knows no S3, gives `not_found`.
     "/..." => "s3": not_found,
 }
 

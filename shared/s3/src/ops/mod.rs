@@ -350,3 +350,59 @@ pub(crate) async fn listing<P: Platform>(
     let page = page_of(&db, &bucket.name, &prefix, delimiter, marker.filter(|m| !m.is_empty()), max).await?;
     Ok(Listing { bucket, max, prefix, encode, page })
 }
+
+/// The flexible checksums a request declared for its body (`x-amz-checksum-*`, in its headers
+/// or, for aws-chunked bodies, its trailers), base64 as S3 writes them.
+#[derive(Default)]
+pub(crate) struct Declared {
+    pub crc32: Option<String>,
+    pub crc32c: Option<String>,
+    pub crc64nvme: Option<String>,
+    pub sha1: Option<String>,
+    pub sha256: Option<String>,
+}
+
+/// Checks the body against every checksum declared for it (`BadDigest` on a mismatch, nothing
+/// stored). Trailers, read once the body is, take the place of headers.
+pub(crate) fn check_checksums(body: &[u8], mut declared: Declared, trailers: Option<&s3s::TrailingHeaders>) -> S3Result<()> {
+    if let Some(trailers) = trailers.and_then(|t| t.take()) {
+        let field = |name: &str| trailers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        declared.crc32 = declared.crc32.or_else(|| field("x-amz-checksum-crc32"));
+        declared.crc32c = declared.crc32c.or_else(|| field("x-amz-checksum-crc32c"));
+        declared.crc64nvme = declared.crc64nvme.or_else(|| field("x-amz-checksum-crc64nvme"));
+        declared.sha1 = declared.sha1.or_else(|| field("x-amz-checksum-sha1"));
+        declared.sha256 = declared.sha256.or_else(|| field("x-amz-checksum-sha256"));
+    }
+    let mut hasher = s3s::checksum::ChecksumHasher::default();
+    if declared.crc32.is_some() {
+        hasher.crc32 = Some(Default::default());
+    }
+    if declared.crc32c.is_some() {
+        hasher.crc32c = Some(Default::default());
+    }
+    if declared.crc64nvme.is_some() {
+        hasher.crc64nvme = Some(Default::default());
+    }
+    if declared.sha1.is_some() {
+        hasher.sha1 = Some(Default::default());
+    }
+    if declared.sha256.is_some() {
+        hasher.sha256 = Some(Default::default());
+    }
+    hasher.update(body);
+    let actual = hasher.finalize();
+    for (name, want, got) in [
+        ("crc32", &declared.crc32, &actual.checksum_crc32),
+        ("crc32c", &declared.crc32c, &actual.checksum_crc32c),
+        ("crc64nvme", &declared.crc64nvme, &actual.checksum_crc64nvme),
+        ("sha1", &declared.sha1, &actual.checksum_sha1),
+        ("sha256", &declared.sha256, &actual.checksum_sha256),
+    ] {
+        if let Some(want) = want {
+            if Some(want.trim()) != got.as_deref() {
+                return Err(s3s::s3_error!(BadDigest, "The x-amz-checksum-{name} you specified did not match the calculated checksum."));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,5 +1,6 @@
 //! `PutObject` (`PUT /BUCKET/KEY`): stores the body as the key's content (a new file, or a new
-//! version of the key's file), checked against `Content-MD5` when sent, with its user metadata
+//! version of the key's file), checked against `Content-MD5` and `x-amz-checksum-*` (headers or
+//! aws-chunked trailers) when sent, with its user metadata
 //! (`x-amz-meta-*`) and tags (`x-amz-tagging`). Conditional writes:
 //! `If-None-Match: *` refuses to replace an existing key, `If-Match` to replace another
 //! content than the one named (`412 PreconditionFailed`).
@@ -22,6 +23,8 @@ pub async fn run<P: Platform>(cx: &Cx<P>, req: S3Request<PutObjectInput>) -> S3R
     let tags = super::tagging_header(input.tagging.as_deref())?;
     let body = super::read_body(input.body).await?;
     let md5 = super::check_md5(&body, input.content_md5.as_deref())?;
+    let declared = super::Declared { crc32: input.checksum_crc32, crc32c: input.checksum_crc32c, crc64nvme: input.checksum_crc64nvme, sha1: input.checksum_sha1, sha256: input.checksum_sha256 };
+    super::check_checksums(&body, declared, req.trailing_headers.as_ref())?;
     if input.if_none_match.is_some() || input.if_match.is_some() {
         let current = objects::find(&db, &bucket.name, &input.key).await.map_err(from_problem)?.filter(|o| o.file.status != vaultx_api::files::UPLOADING);
         if let (Some(ETagCondition::Any), Some(_)) = (&input.if_none_match, &current) {
