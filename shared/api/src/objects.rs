@@ -77,24 +77,12 @@ pub async fn find(db: &impl Sql, bucket: &str, key: &str) -> Result<Option<Objec
 /// Up to `limit` available objects whose keys start with `prefix` and sort after `after`
 /// (a key, exclusive; `None` from the start), in S3's order.
 pub async fn list(db: &impl Sql, bucket: &str, prefix: &str, after: Option<&str>, limit: u64) -> Result<Vec<Object>, Problem> {
-    let prefix_hex = sort_key(prefix);
-    let from = after.map(sort_key).filter(|a| *a >= prefix_hex);
-    let filter = "o.bucket = ? AND o.sort_key >= ? AND substr(o.sort_key, 1, CAST(? AS INTEGER)) = ? AND o.sort_key > ? AND f.status = 'available' ORDER BY o.sort_key LIMIT ?";
-    let rows = db
-        .query(
-            &select(filter),
-            vec![
-                bucket.into(),
-                prefix_hex.clone().into(),
-                SqlValue::Integer(prefix_hex.len() as i64),
-                prefix_hex.clone().into(),
-                from.unwrap_or_default().into(),
-                SqlValue::Integer(limit as i64),
-            ],
-        )
-        .await
-        .map_err(store_failure)?;
-    rows.iter().map(from_row).collect::<Result<_, _>>().map_err(store_failure)
+    let from = match after.map(sort_key) {
+        // Strictly after the key: no sort key lies between a key's and that plus `0`.
+        Some(a) if a >= sort_key(prefix) => format!("{a}0"),
+        _ => sort_key(prefix),
+    };
+    list_from(db, bucket, prefix, &from, limit).await
 }
 
 /// The first key at or after `sort_key_text` (hex) past every key that starts with `prefix`:
@@ -108,11 +96,12 @@ pub fn after_prefix(prefix: &str) -> String {
 /// Like [`list`], but resuming at a raw sort position (hex, inclusive), for skipping a rolled-up
 /// common prefix.
 pub async fn list_from(db: &impl Sql, bucket: &str, prefix: &str, from_sort_key: &str, limit: u64) -> Result<Vec<Object>, Problem> {
+    // The keys that start with the prefix are exactly those in [hex(prefix), after_prefix(prefix)).
     let prefix_hex = sort_key(prefix);
-    let filter = "o.bucket = ? AND o.sort_key >= ? AND substr(o.sort_key, 1, CAST(? AS INTEGER)) = ? AND f.status = 'available' ORDER BY o.sort_key LIMIT ?";
-    let start = if from_sort_key > prefix_hex.as_str() { from_sort_key.to_owned() } else { prefix_hex.clone() };
+    let start = if from_sort_key > prefix_hex.as_str() { from_sort_key.to_owned() } else { prefix_hex };
+    let filter = "o.bucket = ? AND o.sort_key >= ? AND o.sort_key < ? AND f.status = 'available' ORDER BY o.sort_key LIMIT ?";
     let rows = db
-        .query(&select(filter), vec![bucket.into(), start.into(), SqlValue::Integer(prefix_hex.len() as i64), prefix_hex.into(), SqlValue::Integer(limit as i64)])
+        .query(&select(filter), vec![bucket.into(), start.into(), after_prefix(prefix).into(), SqlValue::Integer(limit as i64)])
         .await
         .map_err(store_failure)?;
     rows.iter().map(from_row).collect::<Result<_, _>>().map_err(store_failure)
