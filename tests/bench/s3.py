@@ -133,6 +133,9 @@ def start_nginx(work, big):
     os.makedirs(root)
     with open(os.path.join(root, "big.bin"), "wb") as f:
         f.write(big)
+    # nginx's workers run as another user: they must be able to read the file.
+    for path in (work, root, os.path.join(root, "big.bin")):
+        os.chmod(path, 0o755)
     port = free_port()
     conf = os.path.join(work, "nginx.conf")
     with open(conf, "w") as f:
@@ -166,14 +169,14 @@ def main():
         fs_endpoint, fs_key, fs_secret = start_s3s_fs(work)
         fs = client(fs_endpoint, fs_key, fs_secret)
         results = {"VaultX": measure(vaultx, bucket, args.small, args.keys, http), "s3s-fs": measure(fs, "bench", args.small, args.keys, http)}
+        print(f"{'workload':<34} {'VaultX':>10} {'s3s-fs':>10} {'VaultX ÷ s3s-fs':>16}")
+        for workload, value in results["VaultX"].items():
+            other = results["s3s-fs"][workload]
+            print(f"{workload:<34} {value:>10.1f} {other:>10.1f} {value / other:>16.2f}", flush=True)
         nginx, url = start_nginx(work, random.Random(2).randbytes(64 * MIB))
         nginx_get = download(http, url, 64 * MIB) if url else None
         if nginx:
             nginx.terminate()
-        print(f"{'workload':<34} {'VaultX':>10} {'s3s-fs':>10} {'VaultX ÷ s3s-fs':>16}")
-        for workload, value in results["VaultX"].items():
-            other = results["s3s-fs"][workload]
-            print(f"{workload:<34} {value:>10.1f} {other:>10.1f} {value / other:>16.2f}")
         if nginx_get:
             v = results["VaultX"]["64 MiB GET, MiB/s"]
             print(f"{'64 MiB GET vs nginx, MiB/s':<34} {v:>10.1f} {nginx_get:>10.1f} {v / nginx_get:>16.2f}  (nginx in the second column)")
