@@ -136,8 +136,9 @@ pub async fn parts(db: &impl Sql, upload_id: &str) -> Result<Vec<Part>, Problem>
         .map_err(store_failure)
 }
 
-/// Stores part `number` (replacing an earlier one of that number); returns its MD5 (hex).
-pub async fn put_part<P: Platform>(p: &P, db: &P::Metadata, upload: &Upload, number: u32, body: &[u8]) -> Result<String, Problem> {
+/// Stores part `number` (replacing an earlier one of that number), whose MD5 the caller
+/// computed already (checking `Content-MD5`); returns it as hex, the part's ETag.
+pub async fn put_part<P: Platform>(p: &P, db: &P::Metadata, upload: &Upload, number: u32, body: &[u8], md5: [u8; 16]) -> Result<String, Problem> {
     if !(1..=MAX_PARTS).contains(&number) {
         return Err(Problem::new(ProblemKind::BadRequest, format!("part numbers are 1 to {MAX_PARTS}")));
     }
@@ -153,7 +154,7 @@ pub async fn put_part<P: Platform>(p: &P, db: &P::Metadata, upload: &Upload, num
     for (i, piece) in pieces.iter().enumerate() {
         lifecycle::store_chunk(p, db, &kv, &store, &staging, first + i as u64, piece, &digest::sha256(piece)).await?;
     }
-    let md5 = digest::hex(&md5(body));
+    let md5 = digest::hex(&md5);
     let batch = vec![
         guard!("EXISTS (SELECT 1 FROM multipart_uploads WHERE upload_id = ?)", &upload.id),
         Statement {

@@ -154,7 +154,7 @@ mod multipart {
 
     fn part(p: &TestPlatform, u: &multipart::Upload, n: u32, body: &[u8]) -> (u32, String) {
         let db = run(p.metadata()).unwrap();
-        (n, run(multipart::put_part(p, &db, u, n, body)).unwrap())
+        (n, run(multipart::put_part(p, &db, u, n, body, <md5::Md5 as md5::Digest>::digest(body).into())).unwrap())
     }
 
     fn complete(p: &TestPlatform, b: &buckets::Bucket, u: &multipart::Upload, named: &[(u32, String)]) -> Result<objects::Object, Refused> {
