@@ -71,9 +71,22 @@ def rate(n, seconds):
     return n / seconds if seconds > 0 else float("inf")
 
 
-def measure(s3, bucket, small, keys, http):
+class Figures(dict):
+    """A server's figures, each also told on stderr as it is measured (a long run shows where
+    it is)."""
+
+    def __init__(self, server):
+        super().__init__()
+        self.server = server
+
+    def __setitem__(self, workload, value):
+        print(f"{self.server}: {workload}: {value:.1f}", file=sys.stderr, flush=True)
+        super().__setitem__(workload, value)
+
+
+def measure(server, s3, bucket, small, keys, http):
     """One server's figures: {workload: value}."""
-    out = {}
+    out = Figures(server)
     body = random.Random(1).randbytes(4096)
     names = [f"small/{i:06}" for i in range(small)]
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
@@ -168,7 +181,7 @@ def main():
         vaultx.create_bucket(Bucket=bucket)
         fs_endpoint, fs_key, fs_secret = start_s3s_fs(work)
         fs = client(fs_endpoint, fs_key, fs_secret)
-        results = {"VaultX": measure(vaultx, bucket, args.small, args.keys, http), "s3s-fs": measure(fs, "bench", args.small, args.keys, http)}
+        results = {"VaultX": measure("VaultX", vaultx, bucket, args.small, args.keys, http), "s3s-fs": measure("s3s-fs", fs, "bench", args.small, args.keys, http)}
         print(f"{'workload':<34} {'VaultX':>10} {'s3s-fs':>10} {'VaultX ÷ s3s-fs':>16}")
         for workload, value in results["VaultX"].items():
             other = results["s3s-fs"][workload]

@@ -11,6 +11,7 @@ import random
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -96,6 +97,7 @@ other_token, other_key_id, other_secret = account()
 s3 = client(key_id, secret)
 other = client(other_key_id, other_secret)
 bucket = f"vx-{uuid.uuid4().hex[:16]}"
+other_bucket = f"vx-{uuid.uuid4().hex[:16]}"
 blob = random.Random(7).randbytes(1024 * 1024 + 17)
 
 
@@ -246,6 +248,34 @@ def _():
     assert code_of(lambda: s3.list_parts(Bucket=bucket, Key="mp/small.bin", UploadId=up)) == ("NoSuchUpload", 404)
 
 
+@check("UploadPartCopy: boto3's managed copy in parts, ranges, the source's preconditions")
+def _():
+    from boto3.s3.transfer import TransferConfig
+    mib = 1024 * 1024
+    data = random.Random(13).randbytes(12 * mib + 7)
+    s3.put_object(Bucket=bucket, Key="copy/source.bin", Body=data)
+    # Over its threshold boto3 copies in parts, each an UploadPartCopy of a range of the source.
+    config = TransferConfig(multipart_threshold=5 * mib, multipart_chunksize=5 * mib, max_concurrency=3)
+    s3.copy({"Bucket": bucket, "Key": "copy/source.bin"}, bucket, "copy/in-parts.bin", Config=config)
+    assert s3.get_object(Bucket=bucket, Key="copy/in-parts.bin")["Body"].read() == data
+    md5s = b"".join(hashlib.md5(data[i:i + 5 * mib]).digest() for i in range(0, len(data), 5 * mib))
+    assert s3.head_object(Bucket=bucket, Key="copy/in-parts.bin")["ETag"] == f'"{hashlib.md5(md5s).hexdigest()}-3"'
+    # By hand: a range, a whole small object, S3's refusals.
+    s3.put_object(Bucket=bucket, Key="copy/small.bin", Body=b"tail")
+    up = s3.create_multipart_upload(Bucket=bucket, Key="copy/by-hand.bin")["UploadId"]
+    source = {"Bucket": bucket, "Key": "copy/source.bin"}
+    first = s3.upload_part_copy(Bucket=bucket, Key="copy/by-hand.bin", UploadId=up, PartNumber=1, CopySource=source, CopySourceRange=f"bytes={mib}-{6 * mib - 1}")
+    assert first["CopyPartResult"]["ETag"] == f'"{hashlib.md5(data[mib:6 * mib]).hexdigest()}"', first
+    second = s3.upload_part_copy(Bucket=bucket, Key="copy/by-hand.bin", UploadId=up, PartNumber=2, CopySource={"Bucket": bucket, "Key": "copy/small.bin"})
+    assert code_of(lambda: s3.upload_part_copy(Bucket=bucket, Key="copy/by-hand.bin", UploadId=up, PartNumber=3, CopySource=source, CopySourceRange=f"bytes=0-{len(data)}")) == ("InvalidRange", 416)
+    assert code_of(lambda: s3.upload_part_copy(Bucket=bucket, Key="copy/by-hand.bin", UploadId=up, PartNumber=3, CopySource=source, CopySourceRange="bytes=5-")) == ("InvalidArgument", 400)
+    assert code_of(lambda: s3.upload_part_copy(Bucket=bucket, Key="copy/by-hand.bin", UploadId=up, PartNumber=3, CopySource=source, CopySourceIfMatch='"0123"')) == ("PreconditionFailed", 412)
+    assert code_of(lambda: s3.upload_part_copy(Bucket=bucket, Key="copy/by-hand.bin", UploadId=up, PartNumber=3, CopySource={"Bucket": bucket, "Key": "copy/none"})) == ("NoSuchKey", 404)
+    parts = [{"PartNumber": 1, "ETag": first["CopyPartResult"]["ETag"]}, {"PartNumber": 2, "ETag": second["CopyPartResult"]["ETag"]}]
+    s3.complete_multipart_upload(Bucket=bucket, Key="copy/by-hand.bin", UploadId=up, MultipartUpload={"Parts": parts})
+    assert s3.get_object(Bucket=bucket, Key="copy/by-hand.bin")["Body"].read() == data[mib:6 * mib] + b"tail"
+
+
 @check("presigned GET and PUT (SigV2 and SigV4, up to 7 days); a tampered URL is refused")
 def _():
     url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "over"}, ExpiresIn=300)
@@ -283,6 +313,67 @@ def _():
     assert code_of(lambda: other.get_object(Bucket=bucket, Key="over")) == ("AccessDenied", 403)
     assert code_of(lambda: other.put_object(Bucket=bucket, Key="intruder", Body=b"x")) == ("AccessDenied", 403)
     assert code_of(lambda: other.delete_bucket(Bucket=bucket)) == ("AccessDenied", 403)
+    # Every kind of operation on another account's bucket or object.
+    other.create_bucket(Bucket=other_bucket)
+    for name, call in {
+        "HeadObject": lambda: other.head_object(Bucket=bucket, Key="over"),
+        "ListObjectsV2": lambda: other.list_objects_v2(Bucket=bucket),
+        "DeleteObject": lambda: other.delete_object(Bucket=bucket, Key="over"),
+        "DeleteObjects": lambda: other.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "over"}]}),
+        "CopyObject from it": lambda: other.copy_object(Bucket=other_bucket, Key="stolen", CopySource={"Bucket": bucket, "Key": "over"}),
+        "CreateMultipartUpload": lambda: other.create_multipart_upload(Bucket=bucket, Key="intruder"),
+        "GetObjectTagging": lambda: other.get_object_tagging(Bucket=bucket, Key="over"),
+        "PutObjectTagging": lambda: other.put_object_tagging(Bucket=bucket, Key="over", Tagging={"TagSet": []}),
+        "ListObjectVersions": lambda: other.list_object_versions(Bucket=bucket),
+        "ListMultipartUploads": lambda: other.list_multipart_uploads(Bucket=bucket),
+    }.items():
+        # A HEAD answer has no body: its code is the status.
+        expected = ("403", 403) if name == "HeadObject" else ("AccessDenied", 403)
+        assert code_of(call) == expected, f"{name}: {code_of(call)}"
+    assert s3.get_object(Bucket=bucket, Key="over")["Body"].read() == b"second", "a refused request changed the object"
+
+
+@check("a presigned URL tampered in any component, or expired, and a revoked key -> 403")
+def _():
+    from urllib.parse import urlsplit, parse_qsl, urlencode, urlunsplit
+    v4 = client(key_id, secret, signature_version="s3v4")
+    url = v4.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "over"}, ExpiresIn=600)
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    def status(u):
+        try:
+            with urllib.request.urlopen(u) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+    assert status(url) == 200
+    def digit(value, i):
+        return value[:i] + ("1" if value[i] != "1" else "2") + value[i + 1:]
+    credential = query["X-Amz-Credential"].split("/")
+    scope = lambda i, v: "/".join(credential[:i] + [v] + credential[i + 1:])
+    tamperings = {
+        "the signature": ("X-Amz-Signature", query["X-Amz-Signature"][:-1] + ("0" if query["X-Amz-Signature"][-1] != "0" else "1")),
+        "the signing time": ("X-Amz-Date", digit(query["X-Amz-Date"], len(query["X-Amz-Date"]) - 2)),
+        "the lifetime": ("X-Amz-Expires", str(int(query["X-Amz-Expires"]) + 1)),
+        "the key id (another valid key)": ("X-Amz-Credential", scope(0, other_key_id)),
+        "the scope's date": ("X-Amz-Credential", scope(1, digit(credential[1], 7))),
+        "the scope's region": ("X-Amz-Credential", scope(2, "eu-west-1")),
+        "the signed headers": ("X-Amz-SignedHeaders", "host;range"),
+    }
+    for what, (name, value) in tamperings.items():
+        assert status(urlunsplit(parts._replace(query=urlencode(dict(query, **{name: value}))))) == 403, f"{what} changed: served"
+    assert status(urlunsplit(parts._replace(query=urlencode(dict(query, **{"response-content-type": "text/html"}))))) == 403, "a parameter added: served"
+    assert status(urlunsplit(parts._replace(path=parts.path + "x"))) in (403, 404), "the key changed"
+    assert status(urlunsplit(parts._replace(path=parts.path.replace(bucket, other_bucket)))) == 403, "the bucket changed"
+    expiring = v4.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "over"}, ExpiresIn=1)
+    time.sleep(2)
+    assert status(expiring) == 403, "an expired URL was served"
+    # A revoked key is refused at once, presigned or not.
+    revoked_token, revoked_id, revoked_secret = account()
+    revoked = client(revoked_id, revoked_secret)
+    revoked.list_buckets()
+    assert rest("DELETE", f"/api/users/me/access-keys/{revoked_id}", token=revoked_token)[0] == 204
+    assert code_of(lambda: revoked.list_buckets()) == ("InvalidAccessKeyId", 403)
 
 
 @check("aws-cli: mb, cp both ways (a 200 MiB file in parts), ls, sync twice (nothing moves the second time), presign, rm, rb")

@@ -141,6 +141,74 @@ fn object_keys_follow_s3s_limits() {
     assert!(objects::check_key("tab\there").is_err());
 }
 
+/// Every store invariant holds (the integrity check is clean).
+#[track_caller]
+fn intact(p: &TestPlatform) {
+    let db = run(p.metadata()).unwrap();
+    let report = run(crate::integrity::check(&db, &p.blobs, &p.kv, p.now_ms())).unwrap();
+    assert!(report.ok, "{:#?}", report.violations);
+}
+
+/// A PUT of `body` to `key` that has begun (its row is uploading) and stored nothing yet.
+fn begun(p: &TestPlatform, b: &buckets::Bucket, key: &str, body: &[u8]) -> crate::files::FileRecord {
+    let db = run(p.metadata()).unwrap();
+    let chunk_size = run(crate::settings::chunk_size(p)).unwrap();
+    let checksum = format!("sha256:{}", vaultx_core::digest::hex(&vaultx_core::digest::sha256(body)));
+    let crc = vaultx_core::digest::crc64_base64(vaultx_core::digest::crc64nvme(body));
+    run(objects::begin(p, &db, b, key, "application/octet-stream", body.len() as u64, chunk_size, Some(checksum), &crc)).unwrap()
+}
+
+/// Where the second PUT runs whole, inside the first.
+#[derive(Debug, Clone, Copy)]
+enum Cut {
+    /// After the first one's `begin`, before any of its chunks.
+    BeforeChunks,
+    /// After all its chunks, before its `finish`.
+    BeforeFinish,
+}
+
+/// Two PUTs on one key, interleaved: the first begins, the second runs whole, then the first
+/// goes on. The second began last, so it wins, as in S3: its `begin` discards the first one's
+/// content in progress, which is then refused with a 4xx (never a 500); the key serves the
+/// second content whole, and nothing is left behind. For a new key and for a new version.
+#[test]
+fn two_puts_on_one_key_the_last_to_begin_wins_whole() {
+    for existing in [false, true] {
+        for cut in [Cut::BeforeChunks, Cut::BeforeFinish] {
+            let p = TestPlatform::new();
+            let owner = user_id(&p);
+            let b = bucket(&p, &owner, "race");
+            if existing {
+                put(&p, &b, "k", &content(5000, 1)).unwrap();
+            }
+            let db = run(p.metadata()).unwrap();
+            let chunk_size = run(crate::settings::chunk_size(&p)).unwrap();
+            let first = content(chunk_size as usize * 2 + 100, 2);
+            let row = begun(&p, &b, "k", &first);
+            let second = content(3000, 3);
+            let kv = run(p.kv()).unwrap();
+            let store = run(p.blobs()).unwrap();
+            let rest = (|| -> Result<objects::Object, vaultx_core::Problem> {
+                if let Cut::BeforeChunks = cut {
+                    put(&p, &b, "k", &second).unwrap();
+                }
+                for (i, piece) in first.chunks(chunk_size as usize).enumerate() {
+                    run(crate::lifecycle::store_chunk(&p, &db, &kv, &store, &row, i as u64, piece, &vaultx_core::digest::sha256(piece)))?;
+                }
+                if let Cut::BeforeFinish = cut {
+                    put(&p, &b, "k", &second).unwrap();
+                }
+                run(objects::finish(&p, &db, &b, "k", &row, "application/octet-stream", "\"first\""))
+            })();
+            let refused = rest.expect_err("the first PUT was discarded");
+            assert!((400..500).contains(&refused.status()), "existing {existing}, {cut:?}: {refused:?}");
+            assert_eq!(get(&p, &b, "k").unwrap(), second, "existing {existing}, {cut:?}");
+            assert_eq!(rows(&p, "SELECT count(*) FROM files"), 1, "existing {existing}, {cut:?}: one file, no version left over");
+            intact(&p);
+        }
+    }
+}
+
 mod multipart {
     use super::*;
     use crate::multipart::{self, Refused};
@@ -168,6 +236,31 @@ mod multipart {
         assert_eq!(rows(p, "SELECT count(*) FROM blobs b WHERE b.refcount <> (SELECT count(*) FROM file_chunks c WHERE c.blob_key = b.blob_key)"), 0);
         assert_eq!(rows(p, "SELECT count(*) FROM files WHERE version_of = id"), 0);
         assert_eq!(rows(p, "SELECT count(*) FROM multipart_uploads") + rows(p, "SELECT count(*) FROM multipart_parts"), 0);
+    }
+
+    /// A PUT in progress on a key when a multipart upload of the same key completes: the
+    /// completion began last and wins whole; the PUT is then refused with a 4xx.
+    #[test]
+    fn a_completion_wins_over_a_put_in_progress_on_its_key() {
+        let p = TestPlatform::new();
+        let owner = user_id(&p);
+        let b = bucket(&p, &owner, "race");
+        put(&p, &b, "k", &content(100, 1)).unwrap();
+        let u = start(&p, &b, "k");
+        let parts = [part(&p, &u, 1, &content(1000, 2))];
+        let db = run(p.metadata()).unwrap();
+        let body = content(2000, 3);
+        let row = begun(&p, &b, "k", &body);
+        complete(&p, &b, &u, &parts).unwrap();
+        let kv = run(p.kv()).unwrap();
+        let store = run(p.blobs()).unwrap();
+        let refused = run(crate::lifecycle::store_chunk(&p, &db, &kv, &store, &row, 0, &body, &vaultx_core::digest::sha256(&body)))
+            .and_then(|_| run(objects::finish(&p, &db, &b, "k", &row, "application/octet-stream", "\"put\"")).map(|_| true))
+            .expect_err("the PUT was discarded");
+        assert!((400..500).contains(&refused.status()), "{refused:?}");
+        assert_eq!(get(&p, &b, "k").unwrap(), content(1000, 2));
+        consistent(&p);
+        intact(&p);
     }
 
     #[test]

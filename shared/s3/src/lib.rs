@@ -90,6 +90,7 @@ operations! {
     delete_objects: DeleteObjectsInput => DeleteObjectsOutput,
     create_multipart_upload: CreateMultipartUploadInput => CreateMultipartUploadOutput,
     upload_part: UploadPartInput => UploadPartOutput,
+    upload_part_copy: UploadPartCopyInput => UploadPartCopyOutput,
     complete_multipart_upload: CompleteMultipartUploadInput => CompleteMultipartUploadOutput,
     abort_multipart_upload: AbortMultipartUploadInput => AbortMultipartUploadOutput,
     list_parts: ListPartsInput => ListPartsOutput,

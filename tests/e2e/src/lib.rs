@@ -275,23 +275,43 @@ pub fn admin_token(c: &Client) -> String {
     r.json()["accessToken"].as_str().unwrap().to_owned()
 }
 
-/// Waits until no background job is queued or running (the deployment is at rest), up to a
-/// minute; returns the job counts by state and kind (`GET /api/admin/jobs`).
+/// Polls `poll` every `every` until it returns `Ok`: a wait on the deployment's background
+/// work, bounded by that work's progress rather than by a clock. `Err(state)` says how far the
+/// work has got (job counts, bytes in sync, records arrived); the wait fails only when the state
+/// stays the same for two minutes, or after fifteen minutes in all. A busy CI machine slows
+/// background work down; it does not stop it, and a stopped one is still caught.
+#[track_caller]
+pub fn wait_for<T>(what: &str, every: Duration, mut poll: impl FnMut() -> Result<T, String>) -> T {
+    let started = std::time::Instant::now();
+    let (mut last, mut since) = (None::<String>, started);
+    loop {
+        let state = match poll() {
+            Ok(done) => return done,
+            Err(state) => state,
+        };
+        if last.as_deref() != Some(state.as_str()) {
+            (last, since) = (Some(state), std::time::Instant::now());
+        }
+        let state = last.as_deref().unwrap_or_default();
+        assert!(since.elapsed() < Duration::from_secs(120), "{what}: no progress for two minutes: {state}");
+        assert!(started.elapsed() < Duration::from_secs(900), "{what}: not done after fifteen minutes: {state}");
+        std::thread::sleep(every);
+    }
+}
+
+/// Waits until no background job is queued or running (the deployment is at rest), for as
+/// long as the jobs make progress; returns the job counts by state and kind
+/// (`GET /api/admin/jobs`).
 #[track_caller]
 pub fn wait_for_jobs(c: &Client) -> Value {
     let token = admin_token(c);
-    let started = std::time::Instant::now();
-    loop {
+    wait_for("jobs still queued or running", Duration::from_millis(100), || {
         let r = c.get("/api/admin/jobs?limit=1", Some(&token));
         assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
         let counts = r.json()["counts"].clone();
         let busy = ["queued", "running"].iter().any(|s| counts[s].as_object().is_some_and(|k| k.values().any(|n| n.as_i64() > Some(0))));
-        if !busy {
-            return counts;
-        }
-        assert!(started.elapsed() < Duration::from_secs(60), "jobs still queued or running after a minute: {counts}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        if busy { Err(counts.to_string()) } else { Ok(counts) }
+    })
 }
 
 /// Runs the deployment's integrity check and panics with its violations unless it is clean.
@@ -428,21 +448,23 @@ pub fn sweep(c: &Client) {
     }
 }
 
-/// Polls the file's replication status until every region is `in-sync` (60 s at most: a job
-/// that died while a store was down is queued again after the breaker's reset timeout).
+/// Polls the file's replication status until every region is `in-sync`, for as long as the
+/// copies make progress (a job that died while a store was down is queued again after the
+/// breaker's reset timeout).
+#[track_caller]
 pub fn wait_in_sync(c: &Client, token: &str, id: &str) -> Value {
-    let started = std::time::Instant::now();
-    loop {
+    wait_for("not in sync", Duration::from_millis(100), || {
         let r = c.get(&format!("/api/replication/files/{id}/status"), Some(token));
         assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
         let status = r.json();
         if status["regions"].as_array().unwrap().iter().all(|r| r["state"] == "in-sync") {
-            return status;
+            return Ok(status);
         }
-        assert!(started.elapsed() < std::time::Duration::from_secs(60), "not in sync after 60 s: {status}");
         sweep(c);
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+        // The regions' states and bytes copied (not lagMs, which grows by itself).
+        let progress: Vec<String> = status["regions"].as_array().unwrap().iter().map(|r| format!("{} {} {}/{}", r["region"], r["state"], r["bytesPresent"], r["bytesTotal"])).collect();
+        Err(progress.join(", "))
+    })
 }
 
 /// Every secret the suite sends or receives — passwords, access tokens, signed URLs' tokens —

@@ -368,18 +368,16 @@ fn quotas_refuse_at_creation_and_at_chunk_upload_and_leave_nothing_behind() {
 /// Waits until the audit log (as `path` shows it) has an event with `action`; the download
 /// path's events arrive through the jobs' sweep (on the Worker, its Cron Trigger).
 fn wait_for_event(c: &Client, token: &str, path: &str, action: &str) -> Value {
-    let started = std::time::Instant::now();
-    loop {
+    vaultx_e2e::wait_for(&format!("no {action} in {path}"), std::time::Duration::from_millis(250), || {
         if target() == "worker" {
             c.get("/__scheduled?cron=*+*+*+*+*", None);
         }
         let log = ok(c.get(path, Some(token)), 200);
-        if let Some(e) = log["items"].as_array().unwrap().iter().find(|e| e["action"] == action) {
-            return e.clone();
+        match log["items"].as_array().unwrap().iter().find(|e| e["action"] == action) {
+            Some(e) => Ok(e.clone()),
+            None => Err(log.to_string()),
         }
-        assert!(started.elapsed().as_secs() < 60, "no {action} in {path} after a minute: {log}");
-        std::thread::sleep(std::time::Duration::from_millis(250));
-    }
+    })
 }
 
 /// A signed download writes nothing durable of its own: its access record goes to the audit
@@ -400,20 +398,14 @@ fn every_download_reaches_the_audit_log_once_without_a_reader_asking() {
     // Where the suite can see the stream, the records leave it with no reader of the log
     // asking: the downloads woke the drainer.
     if let Some(redis) = vaultx_e2e::redis_address().filter(|_| target() != "worker") {
-        let started = std::time::Instant::now();
-        loop {
+        vaultx_e2e::wait_for(&format!("access records of {id} still in the stream"), std::time::Duration::from_millis(100), || {
             let pending = vaultx_e2e::redis(&redis, &["XRANGE", "vaultx-audit", "-", "+"]);
             let ours = pending.texts().iter().filter(|t| t.windows(id.len()).any(|w| w == id.as_bytes())).count();
-            if ours == 0 {
-                break;
-            }
-            assert!(started.elapsed().as_secs() < 30, "{ours} access records of {id} still in the stream after 30 s");
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
+            if ours == 0 { Ok(()) } else { Err(format!("{ours} left")) }
+        });
     }
     let log = format!("/api/files/{id}/audit?action=file-download&limit=200");
-    let started = std::time::Instant::now();
-    loop {
+    vaultx_e2e::wait_for("downloads missing from the audit log", std::time::Duration::from_millis(250), || {
         if target() == "worker" {
             c.get("/__scheduled?cron=*+*+*+*+*", None);
         }
@@ -423,13 +415,12 @@ fn every_download_reaches_the_audit_log_once_without_a_reader_asking() {
         let before = ids.len();
         ids.dedup();
         assert_eq!(ids.len(), before, "an access record stored twice: {items:?}");
-        if ids.len() == downloads {
-            assert!(items.iter().all(|e| e["result"] == 200 && e["fileId"] == id.as_str()));
-            break;
+        if ids.len() < downloads {
+            return Err(format!("{} of {downloads} in the log", ids.len()));
         }
-        assert!(started.elapsed().as_secs() < 60, "{} of {downloads} downloads in the audit log after a minute", ids.len());
-        std::thread::sleep(std::time::Duration::from_millis(250));
-    }
+        assert!(items.iter().all(|e| e["result"] == 200 && e["fileId"] == id.as_str()));
+        Ok(())
+    });
 }
 
 #[test]

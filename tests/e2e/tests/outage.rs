@@ -102,15 +102,11 @@ fn outage_1_a_stopped_home_store_is_read_from_a_replica_and_its_breaker_opens() 
 
     s3_server("start").unwrap();
     // After the reset timeout the next download probes the home store and closes the breaker.
-    let started = Instant::now();
-    loop {
+    vaultx_e2e::wait_for("the breaker never closed", Duration::from_millis(200), || {
         download_exact(&c, &path, &data);
-        if health_breaker(&c, &kind, &store)["state"] == "closed" {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(30), "the breaker never closed: {}", health_breaker(&c, &kind, &store));
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        let breaker = health_breaker(&c, &kind, &store);
+        if breaker["state"] == "closed" { Ok(()) } else { Err(breaker["state"].to_string()) }
+    });
     assert_eq!(c.get("/health", None).status, 200);
     let r = c.put_chunk(&owner, &other_id, 0, &other);
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
@@ -160,17 +156,15 @@ fn outage_2_strong_writes_wait_for_every_target_and_eventual_ones_catch_up() {
     s3_server("start").unwrap();
     // Sending a chunk again completes the strong upload (both chunks had reached the home
     // store; completion copies whatever a target lacks), every target holding them.
-    let started = Instant::now();
-    let r = loop {
+    let r = vaultx_e2e::wait_for("the strong upload never went through", Duration::from_millis(200), || {
         let r = c.put_chunk(&owner, &strong, 0, &data[..cs]);
         if r.status / 100 == 2 {
-            break r;
+            return Ok(r);
         }
         // The breaker stays open until its reset timeout.
         r.assert_problem(503, "replica-unavailable");
-        assert!(started.elapsed() < Duration::from_secs(30), "the strong upload never went through");
-        std::thread::sleep(Duration::from_millis(200));
-    };
+        Err("503 replica-unavailable".to_owned())
+    });
     assert_eq!(r.json()["status"], "available", "{}", r.json());
     let s = status(&c, &owner, &strong);
     assert!(s["regions"].as_array().unwrap().iter().all(|r| r["state"] == "in-sync"), "acknowledged only once every region holds it: {s}");

@@ -4,7 +4,7 @@
 //! check reads every copy); deleting the file leaves no copy behind in any region.
 
 use serde_json::json;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use vaultx_e2e::{Client, admin_token, assert_integrity, bytes, eu_region, policy, serial, sweep, wait_in_sync};
 
 #[test]
@@ -89,14 +89,9 @@ fn an_eventual_policy_copies_every_block_and_a_delete_removes_every_copy() {
 
     // Deleting the file removes its copies from every region (the replicate sweep).
     assert_eq!(c.auth_send("DELETE", &format!("/api/files/{id}"), &owner, &[], None).status, 204);
-    let started = Instant::now();
-    loop {
+    vaultx_e2e::wait_for("copies left behind", Duration::from_millis(200), || {
         sweep(&c);
         let report = assert_integrity(&c);
-        if report["pendingReplicaSweeps"] == 0 {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(30), "copies left behind after 30 s: {report}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        if report["pendingReplicaSweeps"] == 0 { Ok(()) } else { Err(format!("{} replica sweeps pending", report["pendingReplicaSweeps"])) }
+    });
 }

@@ -1,5 +1,6 @@
 //! `CopyObject` (`PUT /BUCKET/KEY` with `x-amz-copy-source`): a new object with the content
-//! of one of the caller's objects (up to 64 MiB here: larger ones are copied in parts), its
+//! of one of the caller's objects (up to 64 MiB here: larger ones are copied in parts with
+//! `UploadPartCopy`, as aws-cli and boto3 do above their multipart threshold), its
 //! metadata copied or replaced (`x-amz-metadata-directive`), its tags likewise
 //! (`x-amz-tagging-directive`). The copy is a new file; the `dedup` job finds that its blocks
 //! are the source's and keeps one copy.
@@ -7,8 +8,7 @@
 use s3s::dto::{CopyObjectInput, CopyObjectOutput, CopyObjectResult, CopySource};
 use s3s::{S3Request, S3Response, S3Result};
 use vaultx_api::objects::{self, NewObject};
-use vaultx_core::http::Body;
-use vaultx_core::ports::{Blobs, Platform};
+use vaultx_core::ports::Platform;
 
 use super::{etag, own_bucket, readable, timestamp};
 use crate::Cx;
@@ -28,29 +28,14 @@ pub async fn run<P: Platform>(cx: &Cx<P>, req: S3Request<CopyObjectInput>) -> S3
         .map_err(|e| if *e.code() == s3s::S3ErrorCode::NotModified { s3s::s3_error!(PreconditionFailed, "At least one of the pre-conditions you specified did not hold") } else { e })?;
     let target = own_bucket(cx, &db, &input.bucket).await?;
     if source.file.size > crate::MAX_BODY as u64 {
-        return Err(s3s::s3_error!(InvalidRequest, "objects over {} bytes are copied in parts (UploadPartCopy is not supported yet)", crate::MAX_BODY));
+        return Err(s3s::s3_error!(InvalidRequest, "objects over {} bytes are copied in parts (UploadPartCopy)", crate::MAX_BODY));
     }
     let replace = |directive: Option<&str>| directive.is_some_and(|d| d.eq_ignore_ascii_case("REPLACE"));
     let same = source_bucket.as_ref() == input.bucket.as_str() && source_key.as_ref() == input.key.as_str();
     if same && !replace(input.metadata_directive.as_ref().map(|d| d.as_str())) && !replace(input.tagging_directive.as_ref().map(|d| d.as_str())) {
         return Err(s3s::s3_error!(InvalidRequest, "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."));
     }
-    let content = if source.file.size == 0 { Vec::new() } else {
-        match objects::content(&cx.p, &source, 0, source.file.size - 1).await.map_err(from_problem)? {
-            Body::Bytes(bytes) => bytes,
-            Body::Blobs(slices) => {
-                let store = cx.p.blobs().await.map_err(|e| from_problem(vaultx_api::store::store_failure(e)))?;
-                let mut out = Vec::with_capacity(source.file.size as usize);
-                for slice in slices {
-                    out.extend(slice.cut(store.get(&slice.key).await.map_err(|e| from_problem(vaultx_api::store::store_failure(e)))?).map_err(|why| {
-                        eprintln!("vaultx: copy of {}: {why}", source.key);
-                        s3s::s3_error!(InternalError)
-                    })?);
-                }
-                out
-            }
-        }
-    };
+    let content = if source.file.size == 0 { Vec::new() } else { super::read_range(cx, &source, 0, source.file.size - 1).await? };
     let (metadata, mime_type) = if replace(input.metadata_directive.as_ref().map(|d| d.as_str())) {
         let mime = input.content_type.as_deref().and_then(|t| vaultx_core::validation::mime_type(t).ok()).unwrap_or_else(|| "application/octet-stream".to_owned());
         (super::metadata_in(input.metadata)?, mime)

@@ -15,6 +15,7 @@ pub mod list_objects_v2;
 pub mod put_object;
 pub mod create_multipart_upload;
 pub mod upload_part;
+pub mod upload_part_copy;
 pub mod complete_multipart_upload;
 pub mod abort_multipart_upload;
 pub mod list_parts;
@@ -109,6 +110,27 @@ pub(crate) async fn readable<P: Platform>(cx: &Cx<P>, bucket: &str, key: &str) -
     match o {
         Some(o) => Ok((db, o)),
         None => Err(no_such_key()),
+    }
+}
+
+/// Bytes `first..=last` of an available object, read whole: a copy's source (CopyObject,
+/// UploadPartCopy), which the callers bound to 64 MiB.
+pub(crate) async fn read_range<P: Platform>(cx: &Cx<P>, source: &vaultx_api::objects::Object, first: u64, last: u64) -> S3Result<Vec<u8>> {
+    use vaultx_core::ports::Blobs;
+    let failed = |e| from_problem(vaultx_api::store::store_failure(e));
+    match vaultx_api::objects::content(&cx.p, source, first, last).await.map_err(from_problem)? {
+        vaultx_core::http::Body::Bytes(bytes) => Ok(bytes),
+        vaultx_core::http::Body::Blobs(slices) => {
+            let store = cx.p.blobs().await.map_err(failed)?;
+            let mut out = Vec::with_capacity((last - first + 1) as usize);
+            for slice in slices {
+                out.extend(slice.cut(store.get(&slice.key).await.map_err(failed)?).map_err(|why| {
+                    eprintln!("vaultx: copy of {}: {why}", source.key);
+                    s3s::s3_error!(InternalError)
+                })?);
+            }
+            Ok(out)
+        }
     }
 }
 
