@@ -141,6 +141,14 @@ pub async fn finish_stalled<P: Platform>(p: &P, db: &P::Metadata) -> Result<usiz
 /// publishes, the others see the file available. A resuming client runs it by re-sending a
 /// chunk or by `POST /api/files/:id/complete`.
 pub async fn complete(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, p: &impl vaultx_core::ports::Platform, now_ms: i64, file_id: &str) -> Result<Completion, Problem> {
+    complete_with(db, blobs, kv, p, now_ms, file_id, &[]).await
+}
+
+/// [`complete`], with `also` committed in the batch that makes the content current (when
+/// this call is the one that does). The S3 door's ETag and content type go there: written
+/// afterwards, they waited behind the jobs the completion had just woken, whose transactions
+/// hold the database's write lock.
+pub async fn complete_with(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, p: &impl vaultx_core::ports::Platform, now_ms: i64, file_id: &str, also: &[Statement]) -> Result<Completion, Problem> {
     'attempt: for _ in 0..crate::store::ATTEMPTS {
         let f = find(db, file_id).await?.ok_or_else(|| Problem::not_found(format!("no file {file_id}")))?;
         if let (Some(head_id), true) = (&f.version_of, f.status != UPLOADING) {
@@ -248,7 +256,7 @@ pub async fn complete(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, p: &impl 
         if let Some(head_id) = &f.version_of {
             // A new version: it becomes the file's current content (crate::versions).
             let done = FileRecord { status: AVAILABLE.into(), etag: Some(manifest.etag.clone()), manifest_id: Some(manifest_id.clone()), checksum_verified: verified, ..f.clone() };
-            let published = crate::versions::publish(db, now_ms, head_id, &done, f.row_version, &jobs).await;
+            let published = crate::versions::publish(db, now_ms, head_id, &done, f.row_version, &jobs, also).await;
             if published.is_err() {
                 // The file cannot take it (deleted, or not available): the manifest goes.
                 manifests::discard(db, kv, head_id, &manifest_id).await?;
@@ -285,6 +293,7 @@ pub async fn complete(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, p: &impl 
             ]
             .into_iter()
             .chain(jobs.iter().map(|(kind, id)| crate::outbox::enqueue(id, kind, &f.id, now_ms)))
+            .chain(also.iter().cloned())
             .collect())
             .await;
         match result {

@@ -212,19 +212,27 @@ pub async fn begin<P: Platform>(p: &P, db: &P::Metadata, bucket: &Bucket, key: &
 pub async fn finish<P: Platform>(p: &P, db: &P::Metadata, bucket: &Bucket, key: &str, row: &FileRecord, mime_type: &str, s3_etag: &str) -> Result<Object, Problem> {
     let kv = p.kv().await.map_err(store_failure)?;
     let store = p.blobs().await.map_err(store_failure)?;
-    let head = match lifecycle::complete(db, &store, &kv, p, p.now_ms(), &row.id).await? {
+    let head_id = row.version_of.as_deref().unwrap_or(&row.id);
+    // Committed with the content: the S3 ETag belongs to this content (its CRC), so content
+    // uploaded later through the REST API has the file's own ETag; and the content type is
+    // the new content's (a version row took the file's).
+    let also = [
+        Statement {
+            sql: "UPDATE bucket_objects SET etag = ?, etag_of = ? WHERE file_id = ?",
+            params: vec![s3_etag.into(), row.checksum_crc64nvme.clone().into(), head_id.into()],
+        },
+        Statement { sql: "UPDATE files SET mime_type = ? WHERE id = ?", params: vec![mime_type.into(), head_id.into()] },
+    ];
+    let head = match lifecycle::complete_with(db, &store, &kv, p, p.now_ms(), &row.id, &also).await? {
         lifecycle::Completion::Available(head) => *head,
         lifecycle::Completion::Missing(_) => return Err(Problem::new(ProblemKind::Conflict, "the object changed while it was written; send it again")),
     };
-    // The content type is the new content's (a version row took the file's).
-    if head.mime_type != mime_type {
-        db.execute("UPDATE files SET mime_type = ? WHERE id = ?", vec![mime_type.into(), head.id.clone().into()]).await.map_err(store_failure)?;
+    // Another caller completed the row first (the sweep, after a stall): `also` did not go
+    // with it. A read tells, without waiting for the write lock.
+    let tagged = db.query("SELECT etag_of FROM bucket_objects WHERE file_id = ?", vec![head_id.into()]).await.map_err(store_failure)?;
+    if tagged.first().and_then(|r| r.text(0).ok()) != row.checksum_crc64nvme.as_deref() && head.checksum_crc64nvme == row.checksum_crc64nvme {
+        db.batch(also.to_vec()).await.map_err(store_failure)?;
     }
-    // The S3 ETag belongs to this content (its CRC): content uploaded later through the REST
-    // API has the file's own ETag.
-    db.execute("UPDATE bucket_objects SET etag = ?, etag_of = ? WHERE file_id = ?", vec![s3_etag.into(), row.checksum_crc64nvme.clone().into(), head.id.clone().into()])
-        .await
-        .map_err(store_failure)?;
     if !bucket.keeps_versions() && head.version_count > 1 {
         for old in files::family(db, &head.id).await?.iter().filter(|r| r.version_of.is_some() && r.status != UPLOADING) {
             // One that changed meanwhile stays, for the next PUT.

@@ -119,9 +119,9 @@ fn swap_statements(a: &FileRecord, b: &FileRecord, a_status: &str, b_status: &st
 }
 
 /// Publishes a completed version (`done`: its row as it will be, manifest written, read at
-/// `row_version`) as the file's current content, in one guarded batch with its jobs. Returns
-/// the head as it now is, or `None` if either row changed since it was read.
-pub async fn publish(db: &impl Sql, now_ms: i64, head_id: &str, done: &FileRecord, row_version: i64, jobs: &[(&str, String)]) -> Result<Option<FileRecord>, Problem> {
+/// `row_version`) as the file's current content, in one guarded batch with its jobs and
+/// `also`. Returns the head as it now is, or `None` if either row changed since it was read.
+pub async fn publish(db: &impl Sql, now_ms: i64, head_id: &str, done: &FileRecord, row_version: i64, jobs: &[(&str, String)], also: &[Statement]) -> Result<Option<FileRecord>, Problem> {
     let Some(head) = files::find(db, head_id).await? else {
         return Err(Problem::not_found(format!("no file {head_id}: it was deleted")));
     };
@@ -139,6 +139,7 @@ pub async fn publish(db: &impl Sql, now_ms: i64, head_id: &str, done: &FileRecor
     }
     // The new content's jobs are the head's now.
     statements.extend(jobs.iter().map(|(kind, id)| crate::outbox::enqueue(id, kind, head_id, now_ms)));
+    statements.extend(also.iter().cloned());
     match db.batch(statements).await {
         Ok(()) => Ok(files::find(db, head_id).await?),
         Err(StoreError::Conflict | StoreError::Contended) => Ok(None),

@@ -44,6 +44,14 @@ pub async fn run<P: Platform>(cx: &Cx<P>, req: S3Request<PutObjectInput>) -> S3R
     let mime_type = input.content_type.as_deref().and_then(|t| vaultx_core::validation::mime_type(t).ok()).unwrap_or_else(|| "application/octet-stream".to_owned());
     let s3_etag = format!("\"{}\"", vaultx_core::digest::hex(&md5));
     let stored = objects::put(&cx.p, &db, &bucket, NewObject { key: &input.key, mime_type, body: &body, s3_etag }).await.map_err(from_problem)?;
-    super::label(&db, &stored.file, &metadata, tags.as_ref()).await?;
+    // Writing nothing over nothing is skipped (reads do not wait for the write lock, which the
+    // jobs this PUT woke may hold): a new object without metadata or tags.
+    let unlabelled = metadata.is_empty() && tags.is_none() && {
+        let id = &stored.file.id;
+        vaultx_api::labels::metadata(&db, id).await.map_err(from_problem)?.is_empty() && vaultx_api::labels::tags(&db, id).await.map_err(from_problem)?.is_empty()
+    };
+    if !unlabelled {
+        super::label(&db, &stored.file, &metadata, tags.as_ref()).await?;
+    }
     Ok(S3Response::new(PutObjectOutput { e_tag: Some(etag(&stored.etag)), size: Some(body.len() as i64), ..Default::default() }))
 }
