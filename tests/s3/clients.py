@@ -170,6 +170,10 @@ def _():
     assert "Status" not in s3.get_bucket_versioning(Bucket=bucket)
     versions = s3.list_object_versions(Bucket=bucket, Prefix="meta/")
     assert [(v["Key"], v["VersionId"], v["IsLatest"]) for v in versions["Versions"]] == [("meta/a.txt", "null", True), ("meta/b.txt", "null", True)], versions
+    # A PUT replaces the object whole: the metadata and tags it does not send are gone.
+    s3.put_object(Bucket=bucket, Key="meta/a.txt", Body=b"alpha 2")
+    assert s3.head_object(Bucket=bucket, Key="meta/a.txt")["Metadata"] == {}
+    assert s3.get_object_tagging(Bucket=bucket, Key="meta/a.txt")["TagSet"] == []
 
 
 @check("the same object through the REST API and a signed URL")

@@ -20,7 +20,8 @@ pub async fn run<P: Platform>(cx: &Cx<P>, req: S3Request<PutObjectInput>) -> S3R
     let db = metadata(cx).await?;
     let bucket = own_bucket(cx, &db, &input.bucket).await?;
     let metadata = super::metadata_in(input.metadata)?;
-    let tags = super::tagging_header(input.tagging.as_deref())?;
+    // A PUT replaces the object whole, as in S3: tags it does not send are gone.
+    let tags = super::tagging_header(input.tagging.as_deref())?.unwrap_or_default();
     let body = super::read_body(input.body).await?;
     let md5 = super::check_md5(&body, input.content_md5.as_deref())?;
     let declared = super::Declared { crc32: input.checksum_crc32, crc32c: input.checksum_crc32c, crc64nvme: input.checksum_crc64nvme, sha1: input.checksum_sha1, sha256: input.checksum_sha256 };
@@ -46,12 +47,12 @@ pub async fn run<P: Platform>(cx: &Cx<P>, req: S3Request<PutObjectInput>) -> S3R
     let stored = objects::put(&cx.p, &db, &bucket, NewObject { key: &input.key, mime_type, body: &body, s3_etag }).await.map_err(from_problem)?;
     // Writing nothing over nothing is skipped (reads do not wait for the write lock, which the
     // jobs this PUT woke may hold): a new object without metadata or tags.
-    let unlabelled = metadata.is_empty() && tags.is_none() && {
+    let unlabelled = metadata.is_empty() && tags.is_empty() && {
         let id = &stored.file.id;
         vaultx_api::labels::metadata(&db, id).await.map_err(from_problem)?.is_empty() && vaultx_api::labels::tags(&db, id).await.map_err(from_problem)?.is_empty()
     };
     if !unlabelled {
-        super::label(&db, &stored.file, &metadata, tags.as_ref()).await?;
+        super::label(&db, &stored.file, &metadata, Some(&tags)).await?;
     }
     Ok(S3Response::new(PutObjectOutput { e_tag: Some(etag(&stored.etag)), size: Some(body.len() as i64), ..Default::default() }))
 }
