@@ -141,24 +141,25 @@ pub async fn finish_stalled<P: Platform>(p: &P, db: &P::Metadata) -> Result<usiz
 /// publishes, the others see the file available. A resuming client runs it by re-sending a
 /// chunk or by `POST /api/files/:id/complete`.
 pub async fn complete(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, p: &impl vaultx_core::ports::Platform, now_ms: i64, file_id: &str) -> Result<Completion, Problem> {
-    complete_with(db, blobs, kv, p, now_ms, file_id, &[]).await
+    Ok(complete_with(db, blobs, kv, p, now_ms, file_id, &[]).await?.0)
 }
 
-/// [`complete`], with `also` committed in the batch that makes the content current (when
-/// this call is the one that does). The S3 door's ETag and content type go there: written
-/// afterwards, they waited behind the jobs the completion had just woken, whose transactions
-/// hold the database's write lock.
-pub async fn complete_with(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, p: &impl vaultx_core::ports::Platform, now_ms: i64, file_id: &str, also: &[Statement]) -> Result<Completion, Problem> {
+/// [`complete`], with `also` committed in the batch that makes the content current; the
+/// `bool` says whether this call was the one that did (else `also` was not applied: the file
+/// was complete already, or is still missing chunks). The S3 door's ETag and content type go
+/// there: written afterwards, they waited behind the jobs the completion had just woken,
+/// whose transactions hold the database's write lock.
+pub async fn complete_with(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, p: &impl vaultx_core::ports::Platform, now_ms: i64, file_id: &str, also: &[Statement]) -> Result<(Completion, bool), Problem> {
     'attempt: for _ in 0..crate::store::ATTEMPTS {
         let f = find(db, file_id).await?.ok_or_else(|| Problem::not_found(format!("no file {file_id}")))?;
         if let (Some(head_id), true) = (&f.version_of, f.status != UPLOADING) {
             // The version was published (its row now holds what it replaced): the file is
             // what the caller uploaded into.
             let head = find(db, head_id).await?.ok_or_else(|| Problem::not_found(format!("no file {head_id}")))?;
-            return Ok(Completion::Available(Box::new(head)));
+            return Ok((Completion::Available(Box::new(head)), false));
         }
         if f.status == AVAILABLE {
-            return Ok(Completion::Available(Box::new(f)));
+            return Ok((Completion::Available(Box::new(f)), false));
         }
         if f.status != UPLOADING {
             // Archived or invalid: nothing to complete (found by schemathesis: an archived
@@ -169,7 +170,7 @@ pub async fn complete_with(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, p: &
         let plan = f.plan();
         if chunks.len() as u64 != plan.count() {
             let have: std::collections::BTreeSet<u64> = chunks.iter().map(|c| c.0).collect();
-            return Ok(Completion::Missing((0..plan.count()).filter(|i| !have.contains(i)).collect()));
+            return Ok((Completion::Missing((0..plan.count()).filter(|i| !have.contains(i)).collect()), false));
         }
         let total: u64 = chunks.iter().map(|c| c.2).sum();
         if total != f.size {
@@ -267,7 +268,7 @@ pub async fn complete_with(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, p: &
                     crate::outbox::wake(p, &woken).await;
                     manifests::remove_dead(db, kv, now_ms, head_id, false).await?;
                     crate::versions::prune(p, db, blobs, kv, now_ms, head_id).await?;
-                    return Ok(Completion::Available(Box::new(head)));
+                    return Ok((Completion::Available(Box::new(head)), true));
                 }
                 None => {
                     manifests::discard(db, kv, head_id, &manifest_id).await?;
@@ -301,7 +302,7 @@ pub async fn complete_with(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, p: &
                 let woken: Vec<(&str, &str)> = jobs.iter().map(|(kind, id)| (*kind, id.as_str())).collect();
                 crate::outbox::wake(p, &woken).await;
                 manifests::remove_dead(db, kv, now_ms, f.key_file(), false).await?;
-                return Ok(Completion::Available(Box::new(FileRecord {
+                return Ok((Completion::Available(Box::new(FileRecord {
                     status: AVAILABLE.into(),
                     etag: Some(manifest.etag),
                     manifest_id: Some(manifest_id),
@@ -309,7 +310,7 @@ pub async fn complete_with(db: &impl Sql, blobs: &impl Blobs, kv: &impl Kv, p: &
                     row_version: f.row_version + 1,
                     updated_at_ms: now_ms,
                     ..f
-                })));
+                })), true));
             }
             Err(StoreError::Conflict | StoreError::Contended) => {
                 // Another request changed a chunk, completed or deleted the file first (or

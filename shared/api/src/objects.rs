@@ -223,14 +223,14 @@ pub async fn finish<P: Platform>(p: &P, db: &P::Metadata, bucket: &Bucket, key: 
         },
         Statement { sql: "UPDATE files SET mime_type = ? WHERE id = ?", params: vec![mime_type.into(), head_id.into()] },
     ];
-    let head = match lifecycle::complete_with(db, &store, &kv, p, p.now_ms(), &row.id, &also).await? {
+    let (completion, tagged) = lifecycle::complete_with(db, &store, &kv, p, p.now_ms(), &row.id, &also).await?;
+    let head = match completion {
         lifecycle::Completion::Available(head) => *head,
         lifecycle::Completion::Missing(_) => return Err(Problem::new(ProblemKind::Conflict, "the object changed while it was written; send it again")),
     };
     // Another caller completed the row first (the sweep, after a stall): `also` did not go
-    // with it. A read tells, without waiting for the write lock.
-    let tagged = db.query("SELECT etag_of FROM bucket_objects WHERE file_id = ?", vec![head_id.into()]).await.map_err(store_failure)?;
-    if tagged.first().and_then(|r| r.text(0).ok()) != row.checksum_crc64nvme.as_deref() && head.checksum_crc64nvme == row.checksum_crc64nvme {
+    // with it, and goes now if the content is still this PUT's.
+    if !tagged && head.checksum_crc64nvme == row.checksum_crc64nvme {
         db.batch(also.to_vec()).await.map_err(store_failure)?;
     }
     if !bucket.keeps_versions() && head.version_count > 1 {

@@ -10,22 +10,17 @@ use s3s::{S3Request, S3Response, S3Result};
 use vaultx_api::objects::{self, NewObject};
 use vaultx_core::ports::Platform;
 
-use super::{etag, own_bucket, readable, timestamp};
+use super::{etag, own_bucket, timestamp};
 use crate::Cx;
 use crate::errors::from_problem;
 
 pub async fn run<P: Platform>(cx: &Cx<P>, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
     let input = req.input;
-    let CopySource::Bucket { bucket: source_bucket, key: source_key, version_id } = &input.copy_source else {
+    let CopySource::Bucket { bucket: source_bucket, key: source_key, .. } = &input.copy_source else {
         return Err(s3s::s3_error!(NotImplemented, "copying from an access point is not supported"));
     };
-    if version_id.as_deref().is_some_and(|v| v != "null") {
-        return Err(s3s::s3_error!(NoSuchVersion, "The specified version does not exist."));
-    }
     objects::check_key(&input.key).map_err(|why| s3s::s3_error!(KeyTooLongError, "{why}"))?;
-    let (db, source) = readable(cx, source_bucket, source_key).await?;
-    super::preconditions(&source, input.copy_source_if_match.as_ref(), input.copy_source_if_none_match.as_ref(), input.copy_source_if_modified_since.as_ref(), input.copy_source_if_unmodified_since.as_ref())
-        .map_err(|e| if *e.code() == s3s::S3ErrorCode::NotModified { s3s::s3_error!(PreconditionFailed, "At least one of the pre-conditions you specified did not hold") } else { e })?;
+    let (db, source) = super::copy_source(cx, &input.copy_source, input.copy_source_if_match.as_ref(), input.copy_source_if_none_match.as_ref(), input.copy_source_if_modified_since.as_ref(), input.copy_source_if_unmodified_since.as_ref()).await?;
     let target = own_bucket(cx, &db, &input.bucket).await?;
     if source.file.size > crate::MAX_BODY as u64 {
         return Err(s3s::s3_error!(InvalidRequest, "objects over {} bytes are copied in parts (UploadPartCopy)", crate::MAX_BODY));

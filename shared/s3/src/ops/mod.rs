@@ -113,6 +113,36 @@ pub(crate) async fn readable<P: Platform>(cx: &Cx<P>, bucket: &str, key: &str) -
     }
 }
 
+/// A copy's source (CopyObject, UploadPartCopy): one of the caller's available objects
+/// (`x-amz-copy-source`, no version but `null`), after its `x-amz-copy-source-if-*`
+/// preconditions, any of which failing is `412 PreconditionFailed` (never a 304).
+pub(crate) async fn copy_source<P: Platform>(
+    cx: &Cx<P>,
+    source: &s3s::dto::CopySource,
+    if_match: Option<&s3s::dto::ETagCondition>,
+    if_none_match: Option<&s3s::dto::ETagCondition>,
+    if_modified_since: Option<&Timestamp>,
+    if_unmodified_since: Option<&Timestamp>,
+) -> S3Result<(P::Metadata, vaultx_api::objects::Object)> {
+    let s3s::dto::CopySource::Bucket { bucket, key, version_id } = source else {
+        return Err(s3s::s3_error!(NotImplemented, "copying from an access point is not supported"));
+    };
+    if version_id.as_deref().is_some_and(|v| v != "null") {
+        return Err(s3s::s3_error!(NoSuchVersion, "The specified version does not exist."));
+    }
+    let (db, o) = readable(cx, bucket, key).await?;
+    preconditions(&o, if_match, if_none_match, if_modified_since, if_unmodified_since)
+        .map_err(|e| if *e.code() == s3s::S3ErrorCode::NotModified { s3s::s3_error!(PreconditionFailed, "At least one of the pre-conditions you specified did not hold") } else { e })?;
+    Ok((db, o))
+}
+
+/// A part number as S3 takes it: 1 to 10,000.
+pub(crate) fn part_number(n: i32) -> S3Result<u32> {
+    u32::try_from(n).ok().filter(|n| (1..=vaultx_api::multipart::MAX_PARTS).contains(n)).ok_or_else(|| {
+        s3s::s3_error!(InvalidArgument, "Part number must be an integer between 1 and 10000, inclusive")
+    })
+}
+
 /// Bytes `first..=last` of an available object, read whole: a copy's source (CopyObject,
 /// UploadPartCopy), which the callers bound to 64 MiB.
 pub(crate) async fn read_range<P: Platform>(cx: &Cx<P>, source: &vaultx_api::objects::Object, first: u64, last: u64) -> S3Result<Vec<u8>> {

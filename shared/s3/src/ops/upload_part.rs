@@ -11,9 +11,7 @@ use crate::errors::from_problem;
 
 pub async fn run<P: Platform>(cx: &Cx<P>, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
     let input = req.input;
-    let number = u32::try_from(input.part_number).ok().filter(|n| (1..=vaultx_api::multipart::MAX_PARTS).contains(n)).ok_or_else(|| {
-        s3s::s3_error!(InvalidArgument, "Part number must be an integer between 1 and 10000, inclusive")
-    })?;
+    let number = super::part_number(input.part_number)?;
     let (db, _bucket, upload) = upload_of(cx, &input.bucket, &input.key, &input.upload_id).await?;
     let body = super::read_body(input.body).await?;
     let md5 = super::check_md5(&body, input.content_md5.as_deref())?;

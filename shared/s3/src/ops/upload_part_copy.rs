@@ -4,30 +4,20 @@
 //! `x-amz-copy-source-if-*` preconditions. aws-cli and boto3 copy objects above their multipart
 //! threshold this way. Its ETag is the part's MD5, as for `UploadPart`.
 
-use s3s::dto::{CopyPartResult, CopySource, UploadPartCopyInput, UploadPartCopyOutput};
+use s3s::dto::{CopyPartResult, UploadPartCopyInput, UploadPartCopyOutput};
 use s3s::{S3Request, S3Response, S3Result};
 use vaultx_api::multipart;
 use vaultx_core::ports::Platform;
 
-use super::{etag, readable, timestamp, upload_of};
+use super::{etag, timestamp, upload_of};
 use crate::Cx;
 use crate::errors::from_problem;
 
 pub async fn run<P: Platform>(cx: &Cx<P>, req: S3Request<UploadPartCopyInput>) -> S3Result<S3Response<UploadPartCopyOutput>> {
     let input = req.input;
-    let number = u32::try_from(input.part_number).ok().filter(|n| (1..=multipart::MAX_PARTS).contains(n)).ok_or_else(|| {
-        s3s::s3_error!(InvalidArgument, "Part number must be an integer between 1 and 10000, inclusive")
-    })?;
-    let CopySource::Bucket { bucket: source_bucket, key: source_key, version_id } = &input.copy_source else {
-        return Err(s3s::s3_error!(NotImplemented, "copying from an access point is not supported"));
-    };
-    if version_id.as_deref().is_some_and(|v| v != "null") {
-        return Err(s3s::s3_error!(NoSuchVersion, "The specified version does not exist."));
-    }
+    let number = super::part_number(input.part_number)?;
     let (db, _bucket, upload) = upload_of(cx, &input.bucket, &input.key, &input.upload_id).await?;
-    let (_, source) = readable(cx, source_bucket, source_key).await?;
-    super::preconditions(&source, input.copy_source_if_match.as_ref(), input.copy_source_if_none_match.as_ref(), input.copy_source_if_modified_since.as_ref(), input.copy_source_if_unmodified_since.as_ref())
-        .map_err(|e| if *e.code() == s3s::S3ErrorCode::NotModified { s3s::s3_error!(PreconditionFailed, "At least one of the pre-conditions you specified did not hold") } else { e })?;
+    let (_, source) = super::copy_source(cx, &input.copy_source, input.copy_source_if_match.as_ref(), input.copy_source_if_none_match.as_ref(), input.copy_source_if_modified_since.as_ref(), input.copy_source_if_unmodified_since.as_ref()).await?;
     let (first, last) = match input.copy_source_range.as_deref() {
         None => (0, source.file.size.saturating_sub(1)),
         Some(range) => copy_range(range, source.file.size)?,
